@@ -1,0 +1,9 @@
+// Package audit owns imedge's audit stream: the record written for every
+// rejected callback and every refused TLS handshake, the closed list of
+// reason codes, per-key sampling so a flood cannot turn the audit log into
+// the attack, and a log file that can be reopened after rotation.
+//
+// It imports nothing of imedge's own; the TLS layer and the receiver both
+// write to it. It never sees secrets: callers pass fingerprints, hashes and
+// sizes, never tokens, keys or bodies.
+package audit

@@ -1,0 +1,72 @@
+package audit
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Record is one audit entry. Zero fields are left out of the output.
+type Record struct {
+	Reason      Reason // required
+	Status      int    // HTTP status answered; 0 for a refused handshake
+	Detail      string // short fixed text written by imedge, never echoed input
+	RemoteAddr  string // TCP peer, host:port
+	ClientIP    string // the ClientIP query parameter as received (at most 64 bytes kept)
+	SdkAppid    string // as received (at most 64 bytes kept)
+	Command     string // CallbackCommand as received (at most 64 bytes kept)
+	RequestID   string // imedge's id for the request, also sent as X-Request-Id
+	IMRequestID string // IM's RequestId query parameter, when present (at most 64 bytes kept)
+	CertSubject string // presented client certificate subject
+	CertSerial  string // its serial, hex
+	CertSHA256  string // SHA-256 of the DER certificate, hex
+	BodySHA256  string // SHA-256 of the body bytes read, hex
+	BodySize    int64  // bytes of body read; -1 when unknown
+	TLSVersion  string // offered or negotiated TLS version, for handshake refusals
+}
+
+// maxField bounds attacker-controlled strings copied into a record.
+const maxField = 64
+
+func clip(s string) string {
+	if len(s) > maxField {
+		return s[:maxField] + "…"
+	}
+	return s
+}
+
+func (r Record) attrs(t time.Time) []slog.Attr {
+	a := make([]slog.Attr, 0, 16)
+	a = append(a, slog.String("reason", string(r.Reason)))
+	if r.Status != 0 {
+		a = append(a, slog.Int("status", r.Status))
+	}
+	str := func(k, v string) {
+		if v != "" {
+			a = append(a, slog.String(k, v))
+		}
+	}
+	str("detail", r.Detail)
+	str("remote_addr", r.RemoteAddr)
+	str("client_ip", clip(r.ClientIP))
+	str("sdkappid", clip(r.SdkAppid))
+	str("command", clip(r.Command))
+	str("request_id", r.RequestID)
+	str("im_request_id", clip(r.IMRequestID))
+	str("cert_subject", clip4(r.CertSubject))
+	str("cert_serial", r.CertSerial)
+	str("cert_sha256", r.CertSHA256)
+	str("body_sha256", r.BodySHA256)
+	if r.BodySHA256 != "" || r.BodySize > 0 {
+		a = append(a, slog.Int64("body_size", r.BodySize))
+	}
+	str("tls_version", r.TLSVersion)
+	return a
+}
+
+// clip4 allows a longer subject (distinguished names run long) but still bounds it.
+func clip4(s string) string {
+	if len(s) > 4*maxField {
+		return s[:4*maxField] + "…"
+	}
+	return s
+}

@@ -1,0 +1,56 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Event is one accepted callback, handed to the Sink. Body is the exact
+// bytes IM sent; the Sink must not modify it.
+type Event struct {
+	ID          string    // hex SHA-256 of SdkAppid, 0x00, CallbackCommand, 0x00, body (see EventID)
+	AppID       string    // SdkAppid
+	Command     string    // CallbackCommand
+	ClientIP    string    // ClientIP query parameter, canonical form
+	OptPlatform string    // OptPlatform as sent (may be empty or an undocumented value)
+	Identity    string    // verified client-certificate identity (see IdentityOf); empty in token-only mode
+	CertSHA256  string    // SHA-256 of the client certificate (DER), hex; empty in token-only mode
+	RequestID   string    // imedge's request id
+	ReceivedAt  time.Time // when the request arrived
+	Body        []byte
+}
+
+// Sink takes accepted events. Accept must return only once the event is safe
+// (durably stored, or delivered); a nil error means imedge answers OK.
+// Implementations are safe for concurrent use.
+type Sink interface {
+	Accept(ctx context.Context, ev Event) error
+}
+
+// ErrSinkFull is returned (wrapped) by a Sink that is at capacity; the
+// receiver answers 503 with reason outbox_full. Any other Sink error is
+// answered 503 with reason outbox_error.
+var ErrSinkFull = errors.New("receiver: sink full")
+
+// Seen de-duplicates accepted events by key (the event id). The receiver
+// calls Claim after authentication and validation; when Claim returns true
+// the caller owns the key and must call Settle with the outcome of Sink.Accept.
+// *dedupe.Set implements it.
+type Seen interface {
+	// Claim returns true when key is new and now held by the caller, false
+	// when key was already accepted within the window (a duplicate). If
+	// another request holds key, Claim waits for its outcome: accepted gives
+	// false, failed gives an error, as does ctx ending.
+	Claim(ctx context.Context, key string) (bool, error)
+	// Settle releases a key returned by Claim: accepted marks it seen for
+	// the window; not accepted forgets it so a retry goes through.
+	Settle(key string, accepted bool)
+}
+
+// Limiter decides whether a callback for clientIP may pass now. When it may
+// not, it returns how long until it could. *ClientLimiter implements it.
+type Limiter interface {
+	Allow(clientIP netip.Addr) (ok bool, retryAfter time.Duration)
+}
