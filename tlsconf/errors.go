@@ -1,0 +1,50 @@
+package tlsconf
+
+import "errors"
+
+// ErrNoClientCA reports that client certificates are required but no
+// client-CA bundle (Options.ClientCAFile) was given.
+var ErrNoClientCA = errors.New("tlsconf: client certificates are required but no client CA bundle is configured")
+
+// ErrEmptyBundle reports a client-CA bundle file that holds no certificate.
+var ErrEmptyBundle = errors.New("tlsconf: client CA bundle holds no certificate")
+
+// ErrCRLIssuer reports a CRL that is not signed by any CA of the client-CA
+// bundle, or that cannot be used because there is no bundle.
+var ErrCRLIssuer = errors.New("tlsconf: CRL is not signed by a CA of the client CA bundle")
+
+// ErrBadCRL reports a CRL file that cannot be parsed (neither PEM "X509 CRL"
+// nor DER).
+var ErrBadCRL = errors.New("tlsconf: CRL cannot be parsed")
+
+// ErrServerCertExpired reports a server certificate past its NotAfter.
+var ErrServerCertExpired = errors.New("tlsconf: server certificate has expired")
+
+// ErrBadAllowEntry reports an Options.AllowedClients entry that does not
+// parse. The wrapping error names the entry.
+var ErrBadAllowEntry = errors.New("tlsconf: bad allowed-client entry")
+
+// ErrAllowListWithoutClientAuth reports an allow-list configured while
+// client certificates are not requested (ClientAuthNone), where it could
+// never be enforced.
+var ErrAllowListWithoutClientAuth = errors.New("tlsconf: allowed clients are set but client certificates are not requested")
+
+// ErrBadClientAuth reports a client-auth mode name that ParseClientAuth does
+// not know.
+var ErrBadClientAuth = errors.New("tlsconf: unknown client auth mode")
+
+// ErrMissingFile reports a required option naming a file (CertFile, KeyFile)
+// left empty.
+var ErrMissingFile = errors.New("tlsconf: required file not configured")
+
+// ErrClosed reports a Reload on a Source after Close.
+var ErrClosed = errors.New("tlsconf: source is closed")
+
+// ErrClientRefused is wrapped by the handshake error returned when a client
+// certificate (or its absence) is refused; the audit record carries the
+// precise reason.
+var ErrClientRefused = errors.New("tlsconf: client refused")
+
+// ErrTLSVersion is wrapped by the handshake error returned when a client
+// offers no TLS version at or above 1.2.
+var ErrTLSVersion = errors.New("tlsconf: client offers no TLS version >= 1.2")
