@@ -1,0 +1,129 @@
+package dedupe_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/imedge/imedge/dedupe"
+)
+
+// BenchmarkSet_ClaimSettle measures the path of a new event: Claim returns
+// true and Settle marks the key seen. Keys repeat only after their window
+// ended, so every Claim is new (and drops one expired key).
+func BenchmarkSet_ClaimSettle(b *testing.B) {
+	const ring = 1 << 12
+	keys := make([]string, ring)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	var now time.Time
+	s, err := dedupe.New(dedupe.Options{TTL: time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		now = now.Add(time.Millisecond) // a key comes back after 4 s > TTL
+		k := keys[i%ring]
+		ok, err := s.Claim(ctx, k)
+		if err != nil || !ok {
+			b.Fatalf("Claim = %v, %v; want true, nil", ok, err)
+		}
+		s.Settle(k, true)
+		i++
+	}
+}
+
+// BenchmarkSet_ClaimDuplicate measures the path of a retried event: Claim
+// finds the key seen and returns false.
+func BenchmarkSet_ClaimDuplicate(b *testing.B) {
+	const ring = 1 << 12
+	s, err := dedupe.New(dedupe.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	keys := make([]string, ring)
+	for i := range keys {
+		keys[i] = key(i)
+		if _, err := s.Claim(ctx, keys[i]); err != nil {
+			b.Fatal(err)
+		}
+		s.Settle(keys[i], true)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if ok, err := s.Claim(ctx, keys[i%ring]); err != nil || ok {
+			b.Fatalf("Claim = %v, %v; want false, nil", ok, err)
+		}
+		i++
+	}
+}
+
+// BenchmarkMemory_1MKeys reports the live heap (and, on Linux, the growth of
+// the resident set) of a Set holding 2²⁰ accepted keys (64-character hex, as
+// the receiver uses). Run with -benchtime=1x.
+func BenchmarkMemory_1MKeys(b *testing.B) {
+	const n = 1 << 20
+	ctx := context.Background()
+	var perKey, total, rss float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		rss0 := rssBytes()
+
+		s, err := dedupe.New(dedupe.Options{Size: n})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			k := key(i)
+			if _, err := s.Claim(ctx, k); err != nil {
+				b.Fatal(err)
+			}
+			s.Settle(k, true)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		rss = rssBytes() - rss0
+		if got := s.Stats().Len; got != n {
+			b.Fatalf("Len = %d, want %d", got, n)
+		}
+		runtime.KeepAlive(s)
+		total = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		perKey = total / n
+	}
+	b.ReportMetric(total/(1<<20), "heap-MiB")
+	b.ReportMetric(perKey, "heap-B/key")
+	if rss > 0 {
+		b.ReportMetric(rss/(1<<20), "rss-MiB")
+	}
+}
+
+// rssBytes returns the resident set size of the process from
+// /proc/self/status, or 0 where that is unavailable.
+func rssBytes() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(b) {
+		if f := bytes.Fields(line); len(f) == 3 && string(f[0]) == "VmRSS:" {
+			kb, err := strconv.ParseFloat(string(f[1]), 64)
+			if err != nil {
+				return 0
+			}
+			return kb * 1024
+		}
+	}
+	return 0
+}

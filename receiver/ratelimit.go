@@ -1,0 +1,311 @@
+package receiver
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+)
+
+// Limiter defaults. A ClientIP is the address of one end user's device. A
+// person deleting friends by hand causes well under one callback a second,
+// and even a scripted bulk delete from one device is split into calls of at
+// most 100 friends (spec §2), so 20 callbacks a second with bursts of 40
+// never limits a real user while still capping what one address (or one
+// IPv6 /64) can push through. Deployments whose deletions all come from one
+// address (the app's own REST API callers) list it in
+// [LimiterOptions.Exempt].
+const (
+	// DefaultLimiterRate is the sustained callbacks per second per key.
+	DefaultLimiterRate rate.Limit = 20
+	// DefaultLimiterBurst is the bucket size per key.
+	DefaultLimiterBurst = 40
+	// DefaultLimiterIPv6Prefix is the prefix length IPv6 ClientIPs are keyed by.
+	DefaultLimiterIPv6Prefix = 64
+	// DefaultLimiterMaxKeys is the number of keys tracked. One key costs
+	// about 230 bytes of heap (BenchmarkLimiterMemory_1MKeys), so a full
+	// default table is about 23 MiB.
+	DefaultLimiterMaxKeys = 100_000
+)
+
+// ErrBadLimiterOptions is returned (wrapped) by [NewClientLimiter] when a
+// field of [LimiterOptions] is out of range.
+var ErrBadLimiterOptions = errors.New("receiver: invalid limiter options")
+
+// LimiterOptions configures a [ClientLimiter]. The zero value is valid and
+// gives the defaults.
+type LimiterOptions struct {
+	// Rate is the sustained number of callbacks per second allowed per key.
+	// Zero means [DefaultLimiterRate]; +Inf disables limiting; negative is an
+	// error. (A plain float64, so callers need not import x/time/rate.)
+	Rate float64
+	// Burst is the bucket size per key. Zero means [DefaultLimiterBurst]; negative
+	// is an error.
+	Burst int
+	// IPv6Prefix is the prefix length by which IPv6 addresses are keyed
+	// (IPv4 addresses are keyed by the address). Zero means
+	// [DefaultLimiterIPv6Prefix]; it must otherwise be 1 to 128.
+	IPv6Prefix int
+	// MaxKeys bounds the number of keys tracked; the least recently used is
+	// evicted. Zero means [DefaultLimiterMaxKeys]; negative is an error.
+	MaxKeys int
+	// Exempt lists networks whose ClientIPs are never limited. IPv4-mapped
+	// IPv6 prefixes are treated as IPv4.
+	Exempt []netip.Prefix
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// LimiterStats is a snapshot of a [ClientLimiter]'s counters.
+type LimiterStats struct {
+	// Keys is the number of keys currently tracked (at most MaxKeys).
+	Keys int
+	// Evictions counts keys pushed out of the table. Steady growth means
+	// MaxKeys is too small for the number of distinct clients (or that the
+	// table is being flooded).
+	Evictions uint64
+	// Limited counts refused calls to Allow.
+	Limited uint64
+	// Exempt counts calls to Allow that bypassed the limit.
+	Exempt uint64
+}
+
+// ClientLimiter is a token-bucket rate limiter per ClientIP, built on
+// golang.org/x/time/rate, with its buckets kept in a bounded LRU so memory
+// stays bounded whatever the number of distinct clients. It implements
+// [Limiter].
+//
+// # Evicted keys do not come back with a full bucket
+//
+// A plain bounded table of limiters has a hole: flood it with distinct keys
+// until an over-limit key is evicted, and that key returns with a fresh, full
+// bucket. ClientLimiter closes it with an eviction horizon H: the greatest
+// last-use time of any evicted key. Because the table evicts in order of
+// last use, every key not in the table was either never seen or last used at
+// or before H. A key entering the table therefore starts with the bucket it
+// would have if it had been empty at H: min(Burst, Rate·(now−H)) tokens
+// (a full bucket while nothing has been evicted). Had the key stayed in the
+// table, its bucket would hold at least that much (it was last used at or
+// before H, with at least zero tokens), so an eviction never gives a key
+// more than it would have had: flooding the table buys nothing.
+//
+// The cost falls on keys that are new while the table churns faster than a
+// bucket refills: if the table turns over in less than Burst/Rate (2 s with
+// the defaults, i.e. more than 50,000 new keys a second at the default
+// MaxKeys), new clients start with only Rate·(turnover time) tokens and are
+// held to the sustained rate. The flood's own keys are throttled the same
+// way. Under normal churn, a new key gets a full bucket.
+//
+// A ClientLimiter is created with [NewClientLimiter]; the zero value is not
+// usable. It is safe for concurrent use, holds no goroutines and needs no
+// Close.
+type ClientLimiter struct {
+	rate   rate.Limit
+	burst  int
+	v6bits int
+	exempt []netip.Prefix
+	now    func() time.Time
+
+	exempted atomic.Uint64
+
+	mu        sync.Mutex
+	table     *lru.Cache[clientKey, *bucket]
+	horizon   int64 // greatest lastUsed of an evicted key; zero if none
+	evictions uint64
+	limited   uint64
+}
+
+// Compile-time check that ClientLimiter implements Limiter.
+var _ Limiter = (*ClientLimiter)(nil)
+
+// clientKey is an IPv4 address in its IPv4-mapped IPv6 form, or an IPv6
+// address masked to the configured prefix. The two never collide: a masked
+// IPv6 key cannot fall inside ::ffff:0:0/96 because mapped addresses are
+// unmapped before keying.
+type clientKey [16]byte
+
+// bucket is one key's token bucket. lim is embedded by value so a key costs
+// one allocation.
+type bucket struct {
+	lim      rate.Limiter
+	lastUsed int64 // time of the last Allow for this key, Unix nanoseconds
+}
+
+// NewClientLimiter returns a ClientLimiter configured by o. It fails,
+// wrapping [ErrBadLimiterOptions], when a field is out of range.
+func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
+	var errs []error
+	if o.Rate < 0 || math.IsNaN(o.Rate) {
+		errs = append(errs, fmt.Errorf("rate %v must not be negative: %w", o.Rate, ErrBadLimiterOptions))
+	}
+	if o.Burst < 0 {
+		errs = append(errs, fmt.Errorf("burst %d must not be negative: %w", o.Burst, ErrBadLimiterOptions))
+	}
+	if o.IPv6Prefix < 0 || o.IPv6Prefix > 128 {
+		errs = append(errs, fmt.Errorf("ipv6 prefix /%d must be 1 to 128: %w", o.IPv6Prefix, ErrBadLimiterOptions))
+	}
+	if o.MaxKeys < 0 {
+		errs = append(errs, fmt.Errorf("max keys %d must not be negative: %w", o.MaxKeys, ErrBadLimiterOptions))
+	}
+	exempt := make([]netip.Prefix, 0, len(o.Exempt))
+	for _, p := range o.Exempt {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("exempt prefix %q is not valid: %w", p.String(), ErrBadLimiterOptions))
+			continue
+		}
+		exempt = append(exempt, unmapPrefix(p))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("checking limiter options: %w", errors.Join(errs...))
+	}
+	if o.Rate == 0 {
+		o.Rate = float64(DefaultLimiterRate)
+	}
+	if o.Burst == 0 {
+		o.Burst = DefaultLimiterBurst
+	}
+	if o.IPv6Prefix == 0 {
+		o.IPv6Prefix = DefaultLimiterIPv6Prefix
+	}
+	if o.MaxKeys == 0 {
+		o.MaxKeys = DefaultLimiterMaxKeys
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	l := &ClientLimiter{
+		rate:   rate.Limit(o.Rate),
+		burst:  o.Burst,
+		v6bits: o.IPv6Prefix,
+		exempt: exempt,
+		now:    o.Now,
+	}
+	t, err := lru.NewWithEvict[clientKey, *bucket](o.MaxKeys, l.onEvict)
+	if err != nil {
+		return nil, fmt.Errorf("creating limiter table: %w", err)
+	}
+	l.table = t
+	return l, nil
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 prefix into the IPv4 prefix it
+// covers, and masks the prefix.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	a := p.Addr().WithZone("")
+	if a.Is4In6() {
+		bits := max(p.Bits()-96, 0)
+		return netip.PrefixFrom(a.Unmap(), bits).Masked()
+	}
+	return netip.PrefixFrom(a, p.Bits()).Masked()
+}
+
+// onEvict runs synchronously inside table.Add (the ClientLimiter never
+// removes entries itself), so always with l.mu held.
+func (l *ClientLimiter) onEvict(_ clientKey, b *bucket) {
+	l.evictions++
+	l.horizon = max(l.horizon, b.lastUsed)
+}
+
+// keyOf returns the table key of a client address: the address for IPv4
+// (including IPv4-mapped IPv6), the address masked to the configured prefix
+// for IPv6. The zone is ignored. The invalid zero Addr keys like "::".
+func (l *ClientLimiter) keyOf(a netip.Addr) clientKey {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(l.v6bits); err == nil {
+			a = p.Addr()
+		}
+	}
+	return a.As16()
+}
+
+// isExempt reports whether a (already unmapped and zone-free) falls inside
+// an exempt prefix.
+func (l *ClientLimiter) isExempt(a netip.Addr) bool {
+	for _, p := range l.exempt {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Allow reports whether a callback for clientIP may pass now, taking one
+// token from its key's bucket if so. When it may not, it returns how long
+// until one token is available (for Retry-After). It never blocks beyond a
+// short critical section.
+func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
+	if len(l.exempt) > 0 && l.isExempt(clientIP.Unmap().WithZone("")) {
+		l.exempted.Add(1)
+		return true, 0
+	}
+	if l.rate == rate.Inf {
+		return true, 0
+	}
+	k := l.keyOf(clientIP)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b, ok := l.table.Get(k)
+	if !ok {
+		b = &bucket{}
+		l.table.Add(k, b) // may evict, which may advance the horizon: fill b after
+		l.fill(b)
+	}
+	b.lastUsed = now.UnixNano()
+	if b.lim.AllowN(now, 1) {
+		return true, 0
+	}
+	l.limited++
+	return false, l.untilOneToken(b, now)
+}
+
+// fill sets up the bucket of a key that has just entered the table (after
+// any eviction its insertion caused): empty at the eviction horizon, so
+// holding min(Burst, Rate·(now−horizon)) tokens now, or full if nothing was
+// evicted yet (the horizon is then the zero time, centuries ago). See
+// ClientLimiter for why this is sound. l.mu must be held.
+func (l *ClientLimiter) fill(b *bucket) {
+	var h time.Time // zero: nothing evicted yet
+	if l.horizon != 0 {
+		h = time.Unix(0, l.horizon)
+	}
+	// The zero rate.Limiter has no tokens; setting the limit and burst "at"
+	// h makes h the time of its last update.
+	b.lim.SetLimitAt(h, l.rate)
+	b.lim.SetBurstAt(h, l.burst)
+}
+
+// untilOneToken returns how long until b holds one token, rounded up to a
+// whole nanosecond and capped at an hour (far beyond any sane Retry-After).
+func (l *ClientLimiter) untilOneToken(b *bucket, now time.Time) time.Duration {
+	const maxWait = time.Hour
+	missing := 1 - b.lim.TokensAt(now)
+	if missing <= 0 {
+		return 0
+	}
+	secs := missing / float64(l.rate)
+	if secs >= maxWait.Seconds() {
+		return maxWait
+	}
+	return time.Duration(math.Ceil(secs * float64(time.Second)))
+}
+
+// Stats returns a snapshot of the limiter's counters.
+func (l *ClientLimiter) Stats() LimiterStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LimiterStats{
+		Keys:      l.table.Len(),
+		Evictions: l.evictions,
+		Limited:   l.limited,
+		Exempt:    l.exempted.Load(),
+	}
+}
