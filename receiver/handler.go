@@ -1,0 +1,472 @@
+package receiver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/certs"
+)
+
+// Handler is the callback endpoint: an [http.Handler] that checks each
+// request against IM's protocol and hands accepted events to the Sink. It is
+// safe for concurrent use and holds no goroutines; it needs no Close.
+type Handler struct {
+	o Options
+
+	okBody     []byte
+	failBodies map[audit.Reason][]byte         // read-only after New
+	rejected   map[audit.Reason]*atomic.Uint64 // read-only map after New
+
+	accepted   atomic.Uint64
+	duplicates atomic.Uint64
+	empty      atomic.Uint64
+
+	idPrefix string
+	idSeq    atomic.Uint64
+
+	scanners sync.Pool // *scanner
+	jsonType []string  // shared Content-Type value; len == cap so appends copy
+}
+
+// Stats are the Handler's counters since New.
+type Stats struct {
+	Accepted   uint64                  // events the Sink accepted
+	Duplicates uint64                  // valid callbacks answered OK as duplicates, not forwarded
+	Empty      uint64                  // valid callbacks with an empty PairList, answered OK, not forwarded
+	Rejected   map[audit.Reason]uint64 // refusals by reason; reasons never used are absent
+}
+
+// New checks o and returns a Handler. Errors wrap the sentinels of this
+// package (ErrNoAppID, ErrBadAppID, ErrNoSink, ErrBadPath, ErrNegativeLimit).
+func New(o Options) (*Handler, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("configuring receiver: %w", err)
+	}
+	var prefix [6]byte
+	_, _ = rand.Read(prefix[:]) // never fails (crypto/rand documents so since Go 1.24)
+	h := &Handler{
+		o:          o,
+		okBody:     []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`),
+		failBodies: make(map[audit.Reason][]byte),
+		rejected:   make(map[audit.Reason]*atomic.Uint64),
+		idPrefix:   hex.EncodeToString(prefix[:]) + "-",
+		jsonType:   []string{"application/json"},
+	}
+	for _, r := range audit.Reasons() {
+		h.failBodies[r] = []byte(`{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"` + string(r) + `"}`)
+		h.rejected[r] = new(atomic.Uint64)
+	}
+	h.scanners.New = func() any { return new(scanner) }
+	return h, nil
+}
+
+// Stats returns a snapshot of the counters. Safe for concurrent use.
+func (h *Handler) Stats() Stats {
+	s := Stats{
+		Accepted:   h.accepted.Load(),
+		Duplicates: h.duplicates.Load(),
+		Empty:      h.empty.Load(),
+		Rejected:   make(map[audit.Reason]uint64),
+	}
+	for r, c := range h.rejected {
+		if n := c.Load(); n > 0 {
+			s.Rejected[r] = n
+		}
+	}
+	return s
+}
+
+// request is the state of one request, for the reply, the audit record and
+// the access line.
+type request struct {
+	id     string
+	start  time.Time
+	remote string
+	q      query
+	cert   *x509.Certificate
+
+	body     []byte
+	bodyRead bool
+
+	claimed string // de-duplication key held and not yet settled
+
+	replied bool
+	status  int
+	reason  audit.Reason
+}
+
+// ServeHTTP answers one callback. See the package documentation for the
+// order of the checks.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rq := request{id: h.nextRequestID(), start: h.o.Now(), remote: r.RemoteAddr}
+	w.Header()["X-Request-Id"] = []string{rq.id}
+	defer h.finish(w, r, &rq)
+	h.serve(w, r, &rq)
+}
+
+// finish recovers a panic (answering 500 internal_error), releases a
+// de-duplication key left held, and writes the access line.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
+	if p := recover(); p != nil {
+		if p == http.ErrAbortHandler { // let net/http abort the connection quietly
+			h.settleHeld(rq)
+			panic(p)
+		}
+		h.o.Logger.Error("panic serving callback", slog.String("request_id", rq.id),
+			slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+		if !rq.replied {
+			h.refuse(w, rq, audit.Internal, http.StatusInternalServerError, "panic recovered")
+		}
+	}
+	h.settleHeld(rq)
+	ctx := r.Context()
+	if h.o.Logger.Enabled(ctx, slog.LevelDebug) {
+		h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "callback",
+			slog.String("request_id", rq.id),
+			slog.String("remote_addr", rq.remote),
+			slog.String("method", r.Method),
+			slog.Int("status", rq.status),
+			slog.String("reason", string(rq.reason)),
+			slog.String("client_id", IdentityOf(rq.cert)),
+			slog.Duration("duration", h.o.Now().Sub(rq.start)))
+	}
+}
+
+func (h *Handler) settleHeld(rq *request) {
+	if rq.claimed != "" && h.o.Seen != nil {
+		h.o.Seen.Settle(rq.claimed, false)
+		rq.claimed = ""
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
+	if r.Method != http.MethodPost {
+		w.Header()["Allow"] = []string{http.MethodPost}
+		h.refuse(w, rq, audit.BadMethod, http.StatusMethodNotAllowed, "method not POST")
+		return
+	}
+	if r.URL.Path != h.o.Path {
+		h.refuse(w, rq, audit.BadPath, http.StatusNotFound, "path not served")
+		return
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		rq.cert = r.TLS.PeerCertificates[0]
+	}
+	if rq.cert == nil && (h.o.RequireClientCert || h.o.Token == nil) {
+		h.refuse(w, rq, audit.NoIdentity, http.StatusForbidden, "no client certificate")
+		return
+	}
+
+	if detail, ok := parseQuery(r.URL.RawQuery, &rq.q); !ok {
+		h.refuse(w, rq, audit.BadQuery, http.StatusBadRequest, detail)
+		return
+	}
+	q := &rq.q
+	if appID, ok := q.get(paramAppID); !ok || appID != h.o.AppID {
+		h.refuse(w, rq, audit.BadAppID, http.StatusForbidden, "SdkAppid missing or not ours")
+		return
+	}
+	command, _ := q.get(paramCommand)
+	spec, ok := commandFor(command)
+	if !ok {
+		h.refuse(w, rq, audit.UnsupportedCommand, http.StatusBadRequest, "CallbackCommand missing or not served")
+		return
+	}
+	if ct, ok := q.get(paramContentType); ok && !equalFoldASCIIString(ct, "json") {
+		h.refuse(w, rq, audit.BadContentType, http.StatusUnsupportedMediaType, "contenttype not json")
+		return
+	}
+	rawIP, _ := q.get(paramClientIP)
+	clientIP, ok := parseClientIP(rawIP)
+	if !ok {
+		h.refuse(w, rq, audit.BadClientIP, http.StatusBadRequest, "ClientIP missing or not an address")
+		return
+	}
+	platform, _ := q.get(paramPlatform)
+	platform = normalisePlatform(platform)
+	if h.o.Token != nil {
+		if reason, detail := h.checkSign(q, rq.start); reason != "" {
+			h.refuse(w, rq, reason, http.StatusUnauthorized, detail)
+			return
+		}
+	}
+
+	if h.o.Limiter != nil {
+		if ok, wait := h.o.Limiter.Allow(clientIP); !ok {
+			w.Header()["Retry-After"] = []string{retryAfter(wait)}
+			h.refuse(w, rq, audit.RateLimited, http.StatusTooManyRequests, "ClientIP over its rate")
+			return
+		}
+	}
+
+	if !h.readBody(w, r, rq) {
+		return
+	}
+
+	s := h.scanners.Get().(*scanner)
+	v := spec.validate(s, rq.body, limits{maxAccount: h.o.MaxAccountBytes})
+	h.putScanner(s)
+	if v.reason != "" {
+		h.refuse(w, rq, v.reason, http.StatusBadRequest, v.detail)
+		return
+	}
+	if v.empty {
+		h.empty.Add(1)
+		h.reply(w, rq, http.StatusOK, h.okBody)
+		return
+	}
+
+	ctx := r.Context()
+	id := EventID(h.o.AppID, spec.name, rq.body)
+	if h.o.Seen != nil {
+		fresh, err := h.o.Seen.Claim(ctx, id)
+		if err != nil {
+			h.refuse(w, rq, audit.OutboxError, http.StatusServiceUnavailable, "identical request in flight failed")
+			return
+		}
+		if !fresh {
+			h.duplicates.Add(1)
+			h.reply(w, rq, http.StatusOK, h.okBody)
+			return
+		}
+		rq.claimed = id
+	}
+	ev := Event{
+		ID:          id,
+		AppID:       h.o.AppID,
+		Command:     spec.name,
+		ClientIP:    clientIP.String(),
+		OptPlatform: platform,
+		RequestID:   rq.id,
+		ReceivedAt:  rq.start,
+		Body:        rq.body,
+	}
+	if rq.cert != nil {
+		ev.Identity = IdentityOf(rq.cert)
+		ev.CertSHA256 = certs.CertFingerprint(rq.cert)
+	}
+	err := h.o.Sink.Accept(ctx, ev)
+	if h.o.Seen != nil {
+		h.o.Seen.Settle(id, err == nil)
+		rq.claimed = ""
+	}
+	if err != nil {
+		h.sinkFailed(ctx, w, rq, err)
+		return
+	}
+	h.accepted.Add(1)
+	h.reply(w, rq, http.StatusOK, h.okBody)
+}
+
+func (h *Handler) sinkFailed(ctx context.Context, w http.ResponseWriter, rq *request, err error) {
+	reason, detail := audit.OutboxError, "sink write failed"
+	if errors.Is(err, ErrSinkFull) {
+		reason, detail = audit.OutboxFull, "sink at capacity"
+	}
+	h.o.Logger.LogAttrs(ctx, slog.LevelWarn, "event not accepted by sink",
+		slog.String("request_id", rq.id), slog.String("reason", string(reason)), slog.Any("err", err))
+	h.refuse(w, rq, reason, http.StatusServiceUnavailable, detail)
+}
+
+// maxPooledScratch bounds the buffers a pooled scanner keeps.
+const maxPooledScratch = 64 << 10
+
+func (h *Handler) putScanner(s *scanner) {
+	s.release()
+	if cap(s.arena) > maxPooledScratch || cap(s.buf) > maxPooledScratch || cap(s.keys) > maxPooledScratch/8 {
+		return
+	}
+	h.scanners.Put(s)
+}
+
+// checkSign verifies Sign and RequestTime against the token: RequestTime
+// within SignWindow of now, and Sign the lowercase hex SHA-256 of the token
+// followed by the RequestTime string, compared in constant time.
+func (h *Handler) checkSign(q *query, now time.Time) (audit.Reason, string) {
+	sign, okS := q.get(paramSign)
+	rt, okT := q.get(paramRequestTime)
+	if !okS || !okT || sign == "" || rt == "" {
+		return audit.MissingSign, "Sign or RequestTime missing"
+	}
+	if len(rt) > 18 || !isDecimal(rt) {
+		return audit.BadSign, "RequestTime not a decimal number"
+	}
+	t, _ := strconv.ParseInt(rt, 10, 64) // 18 digits cannot overflow
+	d := now.Unix() - t
+	if d < 0 {
+		d = -d
+	}
+	if d > int64(h.o.SignWindow/time.Second) {
+		return audit.StaleSign, "RequestTime outside the window"
+	}
+	var got [sha256.Size]byte
+	if len(sign) != 2*sha256.Size || !decodeLowerHex(got[:], sign) {
+		return audit.BadSign, "Sign does not match"
+	}
+	want := signDigest(h.o.Token, rt)
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		return audit.BadSign, "Sign does not match"
+	}
+	return "", ""
+}
+
+// signDigest returns sha256(token + requestTime).
+func signDigest(token []byte, requestTime string) [sha256.Size]byte {
+	var buf [256]byte
+	if len(token)+len(requestTime) <= len(buf) {
+		n := copy(buf[:], token)
+		n += copy(buf[n:], requestTime)
+		return sha256.Sum256(buf[:n])
+	}
+	d := sha256.New()
+	d.Write(token)
+	io.WriteString(d, requestTime)
+	var sum [sha256.Size]byte
+	d.Sum(sum[:0])
+	return sum
+}
+
+// decodeLowerHex decodes s, which must be lowercase hex of len(dst) bytes.
+// Upper case is refused: IM sends lower case, and one spelling per digest
+// keeps the comparison exact.
+func decodeLowerHex(dst []byte, s string) bool {
+	for i := range dst {
+		hi, lo := s[2*i], s[2*i+1]
+		if !isLowerHex(hi) || !isLowerHex(lo) {
+			return false
+		}
+		dst[i] = unhex(hi)<<4 | unhex(lo)
+	}
+	return true
+}
+
+func isLowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
+
+// retryAfter renders d as whole seconds, rounded up, at least 1.
+func retryAfter(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.FormatInt(secs, 10)
+}
+
+// readBody reads the body into rq.body within MaxBody, refusing (and
+// returning false) when it is larger or unreadable.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	limit := h.o.MaxBody
+	if r.ContentLength > limit {
+		w.Header()["Connection"] = []string{"close"}
+		h.refuse(w, rq, audit.BodyTooLarge, http.StatusRequestEntityTooLarge, "Content-Length over the cap")
+		return false
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var (
+		buf []byte
+		err error
+	)
+	if r.ContentLength >= 0 {
+		buf = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(body, buf)
+	} else {
+		buf, err = readAllBounded(body, limit)
+	}
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.refuse(w, rq, audit.BodyTooLarge, http.StatusRequestEntityTooLarge, "body over the cap")
+			return false
+		}
+		h.refuse(w, rq, audit.BadJSON, http.StatusBadRequest, "body unreadable")
+		return false
+	}
+	rq.body, rq.bodyRead = buf, true
+	return true
+}
+
+// readAllBounded reads r to its end; r is bounded by MaxBytesReader, and
+// limit only sizes the first buffer.
+func readAllBounded(r io.Reader, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(limit+1, 4096))
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// refuse answers a refusal and writes its audit record.
+func (h *Handler) refuse(w http.ResponseWriter, rq *request, reason audit.Reason, status int, detail string) {
+	if c := h.rejected[reason]; c != nil {
+		c.Add(1)
+	}
+	rec := audit.Record{
+		Reason:      reason,
+		Status:      status,
+		Detail:      detail,
+		RemoteAddr:  rq.remote,
+		ClientIP:    rq.q.vals[paramClientIP],
+		SdkAppid:    rq.q.vals[paramAppID],
+		Command:     rq.q.vals[paramCommand],
+		RequestID:   rq.id,
+		IMRequestID: rq.q.imRequestID,
+	}
+	if c := rq.cert; c != nil {
+		rec.CertSubject = c.Subject.String()
+		rec.CertSerial = certs.SerialHex(c)
+		rec.CertSHA256 = certs.CertFingerprint(c)
+	}
+	if rq.bodyRead {
+		sum := sha256.Sum256(rq.body)
+		rec.BodySHA256 = hex.EncodeToString(sum[:])
+		rec.BodySize = int64(len(rq.body))
+	}
+	h.o.Audit.Log(rec)
+	rq.reason = reason
+	body := h.failBodies[reason]
+	if body == nil { // a reason outside audit.Reasons; cannot happen
+		body = []byte(`{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"internal_error"}`)
+	}
+	h.reply(w, rq, status, body)
+}
+
+// reply writes a JSON answer.
+func (h *Handler) reply(w http.ResponseWriter, rq *request, status int, body []byte) {
+	rq.replied, rq.status = true, status
+	w.Header()["Content-Type"] = h.jsonType
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// nextRequestID returns a new request id: the Handler's random prefix and a
+// counter, unique per process run with overwhelming probability.
+func (h *Handler) nextRequestID() string {
+	var buf [40]byte
+	b := append(buf[:0], h.idPrefix...)
+	b = strconv.AppendUint(b, h.idSeq.Add(1), 16)
+	return string(b)
+}
