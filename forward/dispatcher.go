@@ -1,0 +1,350 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DispatcherOptions configures [NewDispatcher]. Outbox and Deliverer are
+// required; every other zero value selects the documented default.
+type DispatcherOptions struct {
+	// Outbox is drained by the dispatcher. Only one Dispatcher may use an
+	// Outbox at a time.
+	Outbox *Outbox
+	// Deliverer posts events, usually a *Client.
+	Deliverer Deliverer
+	// Concurrency is the number of deliveries in flight at most. Zero means 4.
+	Concurrency int
+	// BackoffBase is the first retry's backoff ceiling; it doubles with each
+	// failed attempt. Zero means 500 ms.
+	BackoffBase time.Duration
+	// BackoffMax caps the backoff ceiling and any Retry-After. Zero means 5 min.
+	BackoffMax time.Duration
+	// MaxAttempts dead-letters an event after this many failed attempts.
+	// Zero means unlimited (MaxAge still applies).
+	MaxAttempts int
+	// MaxAge dead-letters an event whose attempt fails when it was accepted
+	// at least this long ago. Zero means 72 h.
+	MaxAge time.Duration
+	// DrainTimeout is how long deliveries in flight when Run's context ends
+	// may still finish; after it they are abandoned and stay pending. Zero
+	// means 5 s; negative abandons them at once.
+	DrainTimeout time.Duration
+	// Logger receives operational messages; nil discards them. Bodies and
+	// secrets are never logged.
+	Logger *slog.Logger
+	// Now is the clock for scheduling and ages; nil means time.Now.
+	Now func() time.Time
+	// Rand returns a uniform random integer in [0, n) for backoff jitter;
+	// nil means math/rand/v2's Int64N.
+	Rand func(n int64) int64
+}
+
+// DispatcherStats is a snapshot of a Dispatcher's counters since it was
+// created.
+type DispatcherStats struct {
+	Attempts     uint64    // delivery attempts started
+	Successes    uint64    // attempts answered 2xx
+	Failures     uint64    // attempts that failed (abandoned ones excluded)
+	DeadLettered uint64    // events moved to the dead letters
+	Abandoned    uint64    // attempts cut short by a stop; their events stay pending
+	InFlight     int       // attempts in progress now
+	LastError    string    // text of the last failure; empty if none
+	LastErrorAt  time.Time // when it happened
+}
+
+// Dispatcher drains an [Outbox]: it posts due events, oldest first, with at
+// most Concurrency in flight; deletes an event only after a 2xx; retries
+// failures with exponential backoff and full jitter (honouring Retry-After
+// on 429 and 503); and dead-letters permanent failures (4xx other than 408
+// and 429), events past MaxAge and events past MaxAttempts. Attempt counts,
+// next-attempt times and last errors are persisted, so a restart respects
+// them.
+//
+// A Dispatcher is safe for concurrent use. Run it once at a time; it owns
+// its goroutines and stops them before Run returns.
+type Dispatcher struct {
+	out         *Outbox
+	deliverer   Deliverer
+	concurrency int
+	base, ceil  time.Duration
+	maxAttempts int
+	maxAge      time.Duration
+	drain       time.Duration
+	log         *slog.Logger
+	now         func() time.Time
+	rand        func(int64) int64
+	wake        chan struct{}
+	running     atomic.Bool
+
+	attempts, successes, failures, dead atomic.Uint64
+	abandoned                           atomic.Uint64
+	inflight                            atomic.Int64
+	errMu                               sync.Mutex
+	lastErr                             string
+	lastErrAt                           time.Time
+}
+
+// NewDispatcher checks o and returns a Dispatcher; call Run to start it.
+func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
+	if o.Outbox == nil || o.Deliverer == nil {
+		return nil, fmt.Errorf("creating dispatcher: %w: Outbox and Deliverer are required", ErrInvalidOptions)
+	}
+	d := &Dispatcher{
+		out:         o.Outbox,
+		deliverer:   o.Deliverer,
+		concurrency: 4,
+		base:        500 * time.Millisecond,
+		ceil:        5 * time.Minute,
+		maxAttempts: max(o.MaxAttempts, 0),
+		maxAge:      72 * time.Hour,
+		drain:       5 * time.Second,
+		log:         o.Logger,
+		now:         time.Now,
+		rand:        rand.Int64N,
+		wake:        make(chan struct{}, 1),
+	}
+	if o.Concurrency > 0 {
+		d.concurrency = o.Concurrency
+	}
+	if o.BackoffBase > 0 {
+		d.base = o.BackoffBase
+	}
+	if o.BackoffMax > 0 {
+		d.ceil = o.BackoffMax
+	}
+	if d.base > d.ceil {
+		return nil, fmt.Errorf("creating dispatcher: %w: BackoffBase %s exceeds BackoffMax %s", ErrInvalidOptions, d.base, d.ceil)
+	}
+	if o.MaxAge > 0 {
+		d.maxAge = o.MaxAge
+	}
+	if o.DrainTimeout != 0 {
+		d.drain = o.DrainTimeout
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now != nil {
+		d.now = o.Now
+	}
+	if o.Rand != nil {
+		d.rand = o.Rand
+	}
+	return d, nil
+}
+
+// Notify tells the dispatcher that events were appended. Outbox.Append
+// already does this; Notify is for callers that change the store another
+// way. It never blocks.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Dispatcher) Stats() DispatcherStats {
+	s := DispatcherStats{
+		Attempts:     d.attempts.Load(),
+		Successes:    d.successes.Load(),
+		Failures:     d.failures.Load(),
+		DeadLettered: d.dead.Load(),
+		Abandoned:    d.abandoned.Load(),
+		InFlight:     int(d.inflight.Load()),
+	}
+	d.errMu.Lock()
+	s.LastError, s.LastErrorAt = d.lastErr, d.lastErrAt
+	d.errMu.Unlock()
+	return s
+}
+
+// Run delivers events until ctx ends, then stops claiming new ones, lets
+// deliveries in flight finish for up to DrainTimeout, abandons the rest
+// (they stay pending) and returns nil once every goroutine has stopped. It
+// returns ErrRunning if already running and ErrClosed if the Outbox is
+// closed under it.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer d.running.Store(false)
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+
+	d.log.Info("dispatcher started", "concurrency", d.concurrency)
+	var wg sync.WaitGroup
+	err := d.loop(ctx, dctx, &wg)
+	if d.drain > 0 {
+		t := time.AfterFunc(d.drain, cancel)
+		defer t.Stop()
+	} else {
+		cancel()
+	}
+	wg.Wait()
+	d.log.Info("dispatcher stopped", "abandoned", d.abandoned.Load())
+	return err
+}
+
+// loop claims due events and starts a delivery for each while a slot is free.
+func (d *Dispatcher) loop(ctx, dctx context.Context, wg *sync.WaitGroup) error {
+	slots := make(chan struct{}, d.concurrency)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		case <-d.out.done:
+			return ErrClosed
+		}
+		seq, ok, err := d.next(ctx, timer)
+		if !ok {
+			return err
+		}
+		wg.Go(func() {
+			var once sync.Once
+			free := func() { once.Do(func() { <-slots }) }
+			defer free()
+			d.deliver(dctx, seq, free)
+		})
+	}
+}
+
+// next waits until an event is due and claims it. ok is false when ctx
+// ended (err nil) or the outbox closed (ErrClosed).
+func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, ok bool, err error) {
+	for {
+		seq, wait, ok := d.out.claim(d.now())
+		if ok {
+			return seq, true, nil
+		}
+		var due <-chan time.Time
+		if wait >= 0 {
+			timer.Reset(wait)
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false, nil
+		case <-d.out.done:
+			return 0, false, ErrClosed
+		case <-d.out.wake:
+		case <-d.wake:
+		case <-due:
+		}
+		timer.Stop()
+	}
+}
+
+// deliver makes one attempt for a claimed event and records its outcome.
+// It calls free as soon as the attempt is over, so the next attempt can
+// start while the outcome is written (the event stays claimed until then).
+func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
+	ev, st, acceptedAt, err := d.out.loadEntry(seq)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			d.out.forget(seq)
+			return
+		}
+		d.log.Error("reading event from outbox", "seq", seq, "err", err)
+		d.out.finishAt(seq, d.now().Add(d.ceil))
+		return
+	}
+	attempt := st.Attempts + 1
+	d.attempts.Add(1)
+	d.inflight.Add(1)
+	err = d.deliverer.Deliver(ctx, ev, attempt)
+	d.inflight.Add(-1)
+	free()
+	now := d.now()
+	if err == nil {
+		d.successes.Add(1)
+		if cerr := d.out.complete(seq, now.Add(d.ceil)); cerr != nil {
+			d.log.Error("removing delivered event", "event_id", ev.ID, "seq", seq, "err", cerr)
+			return
+		}
+		d.log.Debug("event delivered", "event_id", ev.ID, "seq", seq, "attempt", attempt)
+		return
+	}
+	if ctx.Err() != nil {
+		// Stopping: the attempt was cut short; the event stays as it was.
+		d.abandoned.Add(1)
+		d.out.release(seq)
+		return
+	}
+	d.failures.Add(1)
+	msg := err.Error()
+	d.errMu.Lock()
+	d.lastErr, d.lastErrAt = msg, now
+	d.errMu.Unlock()
+
+	st.Attempts = attempt
+	st.LastAttempt = now
+	st.LastError = msg
+	var de *DeliveryError
+	var retryAfter time.Duration
+	permanent := false
+	if errors.As(err, &de) {
+		permanent, retryAfter = de.Permanent, de.RetryAfter
+	}
+	delay := d.backoff(attempt, retryAfter)
+	var reason string
+	switch {
+	case permanent:
+		reason = "permanent failure"
+	case d.maxAttempts > 0 && attempt >= d.maxAttempts:
+		reason = fmt.Sprintf("gave up after %d attempts", attempt)
+	case now.Sub(acceptedAt) >= d.maxAge:
+		reason = "gave up: older than max age " + d.maxAge.String()
+	}
+	if reason != "" {
+		st.LastError = msg + "; " + reason
+		st.DeadAt = now
+		st.NextAttempt = time.Time{}
+		if berr := d.out.bury(seq, st, now.Add(delay)); berr != nil {
+			d.log.Error("dead-lettering event", "event_id", ev.ID, "seq", seq, "err", berr)
+			return
+		}
+		d.dead.Add(1)
+		d.log.Warn("event dead-lettered", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", st.LastError)
+		return
+	}
+	st.NextAttempt = now.Add(delay)
+	if rerr := d.out.reschedule(seq, st); rerr != nil {
+		d.log.Error("recording failed attempt", "event_id", ev.ID, "seq", seq, "err", rerr)
+	}
+	d.log.Debug("delivery failed", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", msg, "retry_in", delay)
+}
+
+// backoff returns the wait after the given number of failed attempts: a
+// uniform draw from [0, min(BackoffMax, BackoffBase * 2^(failures-1))]
+// (full jitter), but at least retryAfter capped at BackoffMax.
+func (d *Dispatcher) backoff(failures int, retryAfter time.Duration) time.Duration {
+	ceil := d.base
+	for i := 1; i < failures && ceil < d.ceil; i++ {
+		if ceil > d.ceil/2 {
+			ceil = d.ceil
+			break
+		}
+		ceil *= 2
+	}
+	ceil = min(ceil, d.ceil)
+	delay := ceil
+	if n := int64(ceil) + 1; n > 0 {
+		delay = time.Duration(d.rand(n))
+	}
+	if retryAfter > 0 {
+		delay = max(delay, min(retryAfter, d.ceil))
+	}
+	return delay
+}

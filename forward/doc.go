@@ -1,0 +1,71 @@
+// Package forward owns what happens to a callback after imedge accepted it:
+// a durable outbox on local disk and the delivery of each stored event to
+// the internal URL.
+//
+// # Outbox
+//
+// [Outbox] is an embedded bbolt store (one file, [FileName], in its
+// directory; directory 0700, file 0600). [Outbox.Append] returns only after
+// the event is committed and fsynced; concurrent Appends share one
+// transaction and one fsync (bbolt's Batch). An event is stored under a
+// monotonically increasing sequence number, so the same event id may be
+// stored twice (for example after the dedupe window). The outbox is bounded
+// in events and bytes, counting pending events and dead letters together;
+// when it is full, Append fails with [ErrFull] and stores nothing, and any
+// write failure (disk full, read-only store) is returned too, so the caller
+// never acknowledges an event that was not stored. Ids of accepted events
+// are also kept for a while (RememberFor), delivered or not, so a dedupe
+// window can be reloaded at start with [Outbox.AcceptedSince].
+//
+// After kill -9 or a power cut, reopening the directory gives every event
+// whose Append had returned nil: bbolt's copy-on-write pages and its two
+// checksummed meta pages make a torn last write fall back to the previous
+// commit. Only one process may open a directory; another gets [ErrLocked]
+// ("stop it first"). Operator commands (stats, list, show, replay, purge)
+// are methods of Outbox and therefore need the server stopped.
+//
+// # Delivery
+//
+// [Dispatcher] claims due events, oldest first (lowest sequence among those
+// whose backoff ended), and hands each to a [Deliverer], normally [Client].
+// It deletes an event only after a 2xx. Failures are retried with
+// exponential backoff and full jitter, at least the Retry-After of a 429 or
+// 503; a 4xx other than 408 and 429, an event older than MaxAge, or one past
+// MaxAttempts is moved to the dead letters with its last error (status and
+// reason, never a body). Attempt counts, next-attempt times and errors are
+// persisted, so a restart respects them. Delivery is at least once: an event
+// may arrive twice if imedge stops between the internal service's answer
+// and the delete; the internal service de-duplicates on the event id.
+//
+// # Headers
+//
+// [Client] POSTs the original body bytes, unchanged, with these headers:
+//
+//	Content-Type                 application/json
+//	X-Imedge-Event-Id            event id (hex SHA-256 of SdkAppid, command, body)
+//	X-Imedge-Sdkappid            SdkAppid
+//	X-Imedge-Command             CallbackCommand
+//	X-Imedge-Client-Ip           ClientIP
+//	X-Imedge-Opt-Platform        OptPlatform (omitted when empty)
+//	X-Imedge-Client-Identity     verified client-certificate identity (omitted when empty)
+//	X-Imedge-Client-Cert-Sha256  SHA-256 of the client certificate (omitted when empty)
+//	X-Imedge-Request-Id          imedge's request id
+//	X-Imedge-Received-At         arrival time, RFC 3339 with nanoseconds, UTC
+//	X-Imedge-Attempt             attempt number, from 1
+//	User-Agent                   imedge
+//
+// and, when a signing secret is configured, Standard Webhooks headers:
+//
+//	webhook-id         the event id
+//	webhook-timestamp  Unix seconds of this attempt
+//	webhook-signature  "v1," + base64(HMAC-SHA256(secret, id + "." + timestamp + "." + body))
+//
+// The secret is given as "whsec_" + base64 or as raw bytes; it and the body
+// are never logged.
+//
+// # Not here
+//
+// The package does not validate callbacks, authenticate IM or de-duplicate
+// (receiver and dedupe do), and it imports neither: cmd/imedge converts
+// receiver.Event to [Event] and maps [ErrFull] to the receiver's 503.
+package forward
