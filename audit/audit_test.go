@@ -74,7 +74,7 @@ func TestLogger_SamplingWritesSummary(t *testing.T) {
 	got := lines(t, buf.Bytes())
 	require.Len(t, got, 5)
 	s := got[4]
-	assert.Equal(t, "audit records suppressed", s["msg"])
+	assert.Equal(t, "audit summary", s["msg"])
 	assert.Equal(t, "1.2.3.4", s["key"])
 	assert.Equal(t, float64(7), s["suppressed"])
 	w, sup := l.Stats()

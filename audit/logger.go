@@ -93,7 +93,7 @@ func (l *Logger) Log(r Record) {
 		l.written++
 		l.mu.Unlock()
 	}
-	l.write(now, "callback rejected", r.attrs(now))
+	l.write(now, "audit", r.attrs(now))
 }
 
 // Flush writes the summary records of a finished window. Call it
@@ -142,7 +142,7 @@ func (l *Logger) rollLocked(now time.Time) {
 func (l *Logger) summariseLocked(now time.Time) {
 	for k, n := range l.counts {
 		if n > l.opts.Burst {
-			l.write(now, "audit records suppressed", []slog.Attr{
+			l.write(now, "audit summary", []slog.Attr{
 				slog.String("reason", string(k.reason)),
 				slog.String("key", k.key),
 				slog.Int("suppressed", n-l.opts.Burst),

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const module = "github.com/imedge/imedge"
+
+// allowedDeps lists, per package of ours, which packages of ours it may
+// import. The dependency direction of the style guide: tlsconf and receiver
+// meet only in cmd; dedupe, audit and certs are leaves.
+var allowedDeps = map[string][]string{
+	"cmd/imedge":      {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs"},
+	"tlsconf":         {"certs", "audit"},
+	"receiver":        {"certs", "audit"},
+	"forward":         {"certs", "audit"},
+	"dedupe":          {},
+	"audit":           {},
+	"certs":           {},
+	"certs/certstest": {"certs"},
+}
+
+// restrictedThirdParty names third-party import prefixes that only the
+// listed packages of ours may use.
+var restrictedThirdParty = map[string][]string{
+	"github.com/caddyserver/certmagic": {"tlsconf"},
+	"go.uber.org/zap":                  {"tlsconf"},
+	"golang.org/x/time/rate":           {"receiver"},
+	"go.etcd.io/bbolt":                 {"forward"},
+}
+
+func TestDeps_ImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").CombinedOutput()
+	require.NoError(t, err, "go list: %s", out)
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
+		allowed, known := allowedDeps[pkg]
+		if !assert.True(t, known, "package %s is not in the allow-table of deps_test.go; add it with its allowed imports", pkg) {
+			continue
+		}
+		seen++
+		for _, imp := range fields[1:] {
+			if rest, ok := strings.CutPrefix(imp, module+"/"); ok {
+				assert.Contains(t, allowed, rest, "%s must not import %s", pkg, rest)
+				continue
+			}
+			for prefix, owners := range restrictedThirdParty {
+				if strings.HasPrefix(imp, prefix) {
+					assert.Contains(t, owners, pkg, "only %v may import %s, not %s", owners, prefix, pkg)
+				}
+			}
+		}
+	}
+	assert.GreaterOrEqual(t, seen, len(allowedDeps)-1, "go list saw the packages")
+}
