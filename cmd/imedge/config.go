@@ -75,6 +75,12 @@ type Config struct {
 
 	Dev    bool
 	DevDir string
+
+	// Feature groups, each with its own flags, defaults and checks in its
+	// own file (config_*.go).
+	Admin adminConfig
+	Edge  edgeConfig
+	ACME  acmeConfig
 }
 
 // defaultConfig holds the built-in defaults documented in the README.
@@ -200,6 +206,9 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 	fs.StringVar(&c.DevDir, "dev-dir", c.DevDir, "where --dev keeps its PKI and state")
+	c.Admin.register(fs)
+	c.Edge.register(fs)
+	c.ACME.register(fs)
 	return fs, sf
 }
 
@@ -427,6 +436,9 @@ func (c Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("--log-format %q: want json or text", c.LogFormat)
 	}
+	errs = append(errs, c.Admin.validate()...)
+	errs = append(errs, c.Edge.validate(c)...)
+	errs = append(errs, c.ACME.validate(c)...)
 	if len(errs) == 0 {
 		return nil
 	}

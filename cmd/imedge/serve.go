@@ -111,11 +111,13 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	if err != nil {
 		return err
 	}
-	src, err := tlsconf.New(ctx, tlsconf.Options{
+	tlsOpts := tlsconf.Options{
 		CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
 		ClientCRLFiles: cfg.ClientCRLFiles, CRLFailClosed: cfg.CRLFailClosed, ClientAuth: ca,
 		AllowedClients: cfg.AllowClients, ServerName: cfg.ServerName, Audit: aud, Logger: logger,
-	})
+	}
+	cfg.ACME.apply(&tlsOpts)
+	src, err := tlsconf.New(ctx, tlsOpts)
 	if err != nil {
 		return err
 	}
@@ -178,9 +180,17 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		return err
 	}
 
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopBG(); wg.Wait() }()
+	adm, err := startAdmin(bg, &wg, cfg, adminDeps{tls: src, outbox: box, dispatcher: disp, receiver: h,
+		seen: seen, limiter: limiter, audit: aud}, logger)
+	if err != nil {
+		return err
+	}
+
 	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         src.ServerConfig(),
+		Handler:           adm.instrument(h),
 		ReadHeaderTimeout: cfg.ReadHeaderTO,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -189,9 +199,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	configureEdgeServer(srv, cfg)
+	ln, err := listenEdge(cfg, src.ServerConfig(), aud, logger)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		return err
+	}
+	if err := applySandbox(cfg, logger); err != nil {
+		ln.Close()
+		return err
 	}
 	st := src.Status()
 	logger.Info("listening", "addr", ln.Addr().String(), "path", cfg.Path, "sdkappid", cfg.SdkAppid,
@@ -201,9 +216,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		logger.Warn("client certificates are NOT required: only the IM token authenticates callers")
 	}
 
-	var wg sync.WaitGroup
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() { stopBG(); wg.Wait() }()
 	wg.Go(func() {
 		if err := disp.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("delivery workers stopped", "err", err)
@@ -241,7 +253,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	})
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.Serve(ln) }()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -251,6 +263,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
+	adm.setDraining()
 	logger.Info("draining", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
