@@ -155,6 +155,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	c := &sf.cfg
 	fs := flag.NewFlagSet("imedge serve", flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.String(configFlag, "", "YAML config file whose keys are these flag names; flags override it")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTPS listen address (host:port)")
 	fs.StringVar(&c.Path, "path", c.Path, "URL path IM posts to")
 	fs.StringVar(&c.CertFile, "cert", "", "server certificate chain, PEM")
@@ -172,7 +173,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&sf.maxBody, "max-body", "1MiB", "largest callback body (bytes, or with KiB/MiB)")
 	fs.IntVar(&c.MaxAccountBytes, "max-account-bytes", c.MaxAccountBytes, "largest From_Account/To_Account in bytes")
 	fs.StringVar(&c.ForwardURL, "forward-url", "", "internal URL that receives accepted events (http or https)")
-	fs.StringVar(&c.ForwardCA, "forward-ca", "", "extra CA bundle to trust for an https forward URL")
+	fs.StringVar(&c.ForwardCA, "forward-ca", "", "CA bundle trusted for an https forward URL (replaces the system roots)")
 	fs.StringVar(&c.ForwardCert, "forward-cert", "", "client certificate to present to the forward URL")
 	fs.StringVar(&c.ForwardKey, "forward-key", "", "private key for --forward-cert")
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "timeout of one delivery attempt")
@@ -212,16 +213,28 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	return fs, sf
 }
 
+// parseServeFlags builds serve's flag set, applies the --config file and
+// then the command line, which wins.
+func parseServeFlags(args []string, out io.Writer) (*flag.FlagSet, *serveFlags, bool, error) {
+	fs, sf := newServeFlagSet(out)
+	if path := configArg(args); path != "" {
+		if err := applyConfigFile(fs, path); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	help, err := parseFlags(fs, args)
+	return fs, sf, help, err
+}
+
 // parseServeConfig turns serve's arguments and environment into a Config.
 // It reads the secret files; it does not validate (see Config.Validate).
-func parseServeConfig(args []string, getenv func(string) string, out io.Writer) (Config, bool, error) {
-	fs, sf := newServeFlagSet(out)
-	help, err := parseFlags(fs, args)
+func parseServeConfig(args []string, getenv func(string) string, out io.Writer) (Config, *flag.FlagSet, bool, error) {
+	fs, sf, help, err := parseServeFlags(args, out)
 	if help || err != nil {
-		return Config{}, help, err
+		return Config{}, nil, help, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, false, fmt.Errorf("serve: unexpected argument %q (flags start with --)", fs.Arg(0))
+		return Config{}, nil, false, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
 	c := sf.cfg
 	set := map[string]bool{}
@@ -250,7 +263,7 @@ func parseServeConfig(args []string, getenv func(string) string, out io.Writer) 
 	if c.ForwardSecret, _, err = readSecret(sf.secretFile, "IMEDGE_FORWARD_SECRET", getenv); err != nil {
 		errs = append(errs, fmt.Errorf("--forward-secret-file: %w", err))
 	}
-	return c, false, errors.Join(errs...)
+	return c, fs, false, errors.Join(errs...)
 }
 
 // readSecret takes a secret from file (trailing newline trimmed) or from the

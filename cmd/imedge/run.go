@@ -17,6 +17,7 @@ const usage = `imedge: the mutual-TLS edge receiver for Tencent Cloud IM webhook
 Usage:
   imedge serve [flags]          receive callbacks and deliver them to the internal URL
   imedge serve --dev            run with a throwaway PKI and a built-in sink (try it first)
+  imedge check-config [flags]   validate a configuration (--config FILE and/or flags) and print it
   imedge certs SUBCOMMAND       create a CA, issue and inspect certificates
   imedge outbox SUBCOMMAND      inspect, replay and purge the durable outbox (server stopped)
   imedge version                print the version
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "check-config":
+		return runCheckConfig(ctx, args[1:], getenv, stdout, stderr)
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
 	case "outbox":

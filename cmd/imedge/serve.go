@@ -23,7 +23,7 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, help, err := parseServeConfig(args, getenv, stderr)
+	cfg, _, help, err := parseServeConfig(args, getenv, stderr)
 	if help {
 		return nil
 	}

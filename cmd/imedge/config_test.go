@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+func noEnv(string) string { return "" }
+
+func TestConfigFile_FlagsOverrideFile(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := writeFile(t, dir, "imedge.yaml", `
+listen: "127.0.0.1:9000"
+sdkappid: "1400000000"
+rate: 5
+client-crl: [a.crl, b.crl]
+allow-client:
+  - cn:im
+  - dns:im.example.com
+dedupe-window: 2m
+max-body: 512KiB
+`)
+	c, _, help, err := parseServeConfig([]string{"--config", cfgFile, "--rate", "7", "--client-crl", "c.crl"}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	require.False(t, help)
+	assert.Equal(t, "127.0.0.1:9000", c.Listen, "file value kept")
+	assert.Equal(t, "1400000000", c.SdkAppid)
+	assert.Equal(t, float64(7), c.Rate, "the flag overrides the file")
+	assert.Equal(t, []string{"c.crl"}, c.ClientCRLFiles, "a repeatable flag replaces the file's list")
+	assert.Equal(t, []string{"cn:im", "dns:im.example.com"}, c.AllowClients)
+	assert.Equal(t, 2*time.Minute, c.DedupeWindow)
+	assert.Equal(t, int64(512<<10), c.MaxBody)
+}
+
+func TestConfigFile_Errors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "listen: x:1\nlisten-addr: y\n", `line 2: key "listen-addr": unknown key`},
+		{"typo suggestion", "Client_CA: ca.pem\n", `did you mean "client-ca"?`},
+		{"bad duration", "sign-window: soon\n", `key "sign-window"`},
+		{"bad number", "rate: fast\n", `key "rate"`},
+		{"list for a scalar", "listen: [a, b]\n", `key "listen": takes a single value, not a list`},
+		{"mapping value", "rate:\n  per: second\n", `key "rate": want a value or a list`},
+		{"null value", "rate:\n", `key "rate": no value`},
+		{"secret as a plain key", "token: s3cret\n", `key "token": unknown key`},
+		{"not a mapping", "- a\n- b\n", "want a mapping"},
+		{"duplicate key", "rate: 1\nrate: 2\n", `key "rate": given twice`},
+		{"bad yaml", "rate: [1\n", "config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, t.TempDir(), "c.yaml", tc.yaml)
+			_, _, _, err := parseServeConfig([]string{"--config", p}, noEnv, &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "s3cret", "a rejected secret is not echoed")
+		})
+	}
+	_, _, _, err := parseServeConfig([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, noEnv, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "missing.yaml")
+}
+
+func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
+	c := defaultConfig()
+	c.Listen = "nope"
+	c.Path = "im"
+	c.SdkAppid = "abc"
+	c.ClientAuth = "maybe"
+	c.ForwardURL = "ftp://x"
+	c.ForwardCert = "only-cert.pem"
+	c.RetryBase, c.RetryMax = time.Second, time.Millisecond
+	c.MaxAccountBytes = 0
+	c.MaxBody = 0
+	c.MaxHeaderBytes = 10
+	c.ForwardConcurrency = 0
+	c.MaxAttempts = -1
+	c.OutboxMaxEvents = 0
+	c.DedupeSize = 0
+	c.Rate, c.Burst = 1, 0
+	c.RateIPv6Prefix = 129
+	c.RateMaxKeys = 0
+	c.AuditBurst = 0
+	c.LogLevel = "loud"
+	c.LogFormat = "xml"
+	c.SignWindow = 0
+	err := c.Validate()
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{"--listen", "--path", "--sdkappid", "--cert is required", "--key is required",
+		"--client-auth", "--forward-url", "--forward-cert and --forward-key", "--retry-max", "--max-account-bytes",
+		"--max-body", "--max-header-bytes", "--forward-concurrency", "--max-attempts", "--outbox-max-events",
+		"--dedupe-size", "--burst", "--rate-ipv6-prefix", "--rate-max-keys", "--audit-burst", "--log-level",
+		"--log-format", "--sign-window"} {
+		assert.Contains(t, msg, want)
+	}
+	assert.NotContains(t, msg, "\n", "one line for the operator")
+}
+
+func TestCheckConfig_PrintsEffectiveConfigWithoutSecrets(t *testing.T) {
+	p := newPKI(t)
+	dir := t.TempDir()
+	tokenFile := writeFile(t, dir, "token", "xxxxyyyy-super-secret\n")
+	cfgFile := writeFile(t, dir, "imedge.yaml", strings.Join([]string{
+		"cert: " + p.certFile, "key: " + p.keyFile, "client-ca: " + p.caFile,
+		"sdkappid: \"1400000000\"", "forward-url: http://127.0.0.1:8080/im?k=v", "token-file: " + tokenFile,
+		"state-dir: " + filepath.Join(dir, "state"), "rate: 3",
+	}, "\n"))
+	var out, errOut bytes.Buffer
+	env := func(k string) string {
+		if k == "IMEDGE_FORWARD_SECRET" {
+			return "whsec_c2VjcmV0LXNpZ25pbmcta2V5"
+		}
+		return ""
+	}
+	err := run(context.Background(), []string{"check-config", "--config", cfgFile, "--rate", "9"}, env, &out, &errOut)
+	require.NoError(t, err, errOut.String())
+	got := out.String()
+	assert.Contains(t, got, "configuration OK")
+	assert.Contains(t, got, "\nrate: 9\n", "flags override the file")
+	assert.Contains(t, got, "token-file: "+tokenFile)
+	assert.Contains(t, got, "IM token: file "+tokenFile)
+	assert.NotContains(t, got, "super-secret")
+	assert.NotContains(t, got, "c2VjcmV0", "the forward secret never appears")
+
+	// The printed configuration is itself a valid config file.
+	reprinted := writeFile(t, dir, "effective.yaml", got)
+	c, _, _, err := parseServeConfig([]string{"--config", reprinted}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, float64(9), c.Rate)
+	assert.Equal(t, p.certFile, c.CertFile)
+
+	// A key that does not match its certificate is caught by check-config.
+	other := newPKI(t)
+	err = run(context.Background(), []string{"check-config", "--config", cfgFile, "--key", other.keyFile}, env, &out, &errOut)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), other.keyFile)
+}
+
+func TestConfigArg(t *testing.T) {
+	assert.Equal(t, "a.yaml", configArg([]string{"--rate", "1", "--config", "a.yaml"}))
+	assert.Equal(t, "b.yaml", configArg([]string{"-config=b.yaml"}))
+	assert.Equal(t, "", configArg([]string{"--", "--config", "c.yaml"}))
+	assert.Equal(t, "", configArg([]string{"--configx", "d"}))
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite imedge.example.yaml from the flag definitions")
+
+const examplePath = "../../imedge.example.yaml"
+
+const exampleHeader = `# imedge.example.yaml: every setting of "imedge serve" with its default.
+# Keys are the flag names; flags given on the command line override this file.
+# Secrets never go here: token-file and forward-secret-file name files that hold them
+# (or set IMEDGE_TOKEN / IMEDGE_FORWARD_SECRET). Regenerate with:
+#   go test ./cmd/imedge -run TestExampleConfig -update
+`
+
+// TestExampleConfig keeps imedge.example.yaml true: it documents every key
+// with its default and parses as a config file.
+func TestExampleConfig(t *testing.T) {
+	fs, _ := newServeFlagSet(&bytes.Buffer{})
+	want := exampleHeader + effectiveConfig(fs, Config{})
+	if *update {
+		require.NoError(t, os.WriteFile(examplePath, []byte(want), 0o644))
+	}
+	got, err := os.ReadFile(examplePath)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(got), "imedge.example.yaml is stale: run go test ./cmd/imedge -run TestExampleConfig -update")
+
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == configFlag || f.Name == "dev" || f.Name == "dev-dir" {
+			return
+		}
+		assert.Contains(t, string(got), "\n"+f.Name+":", "key %s documented", f.Name)
+	})
+	copyPath := filepath.Join(t.TempDir(), "example.yaml")
+	require.NoError(t, os.WriteFile(copyPath, got, 0o600))
+	c, _, _, err := parseServeConfig([]string{"--config", copyPath}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err, "the example parses")
+	assert.Equal(t, defaultConfig().Listen, c.Listen)
+	assert.True(t, strings.HasPrefix(string(got), "# imedge.example.yaml"))
+}
