@@ -1,0 +1,214 @@
+package edge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/edge"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// records parses the audit lines written so far.
+func (s *syncBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	data := bytes.Clone(s.b.Bytes())
+	s.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "audit line is JSON: %s", sc.Text())
+		out = append(out, m)
+	}
+	return out
+}
+
+// withReason returns the records with the given reason.
+func (s *syncBuffer) withReason(t *testing.T, r audit.Reason) []map[string]any {
+	var out []map[string]any
+	for _, m := range s.records(t) {
+		if m["reason"] == string(r) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// env is a PKI, a TLS server config requiring client certificates, and an
+// audit buffer.
+type env struct {
+	ca        *certstest.CA
+	serverCfg *tls.Config
+	client    tls.Certificate
+	auditBuf  *syncBuffer
+	aud       *audit.Logger
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ca := certstest.NewCA(t)
+	srv := certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("localhost", "127.0.0.1")))
+	cli := certstest.TLSCertificate(t, ca.Issue(t, certstest.Client("spiffe://im/test")))
+	buf := &syncBuffer{}
+	return &env{
+		ca: ca,
+		serverCfg: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{srv},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    certstest.Pool(ca),
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+		client:   cli,
+		auditBuf: buf,
+		aud:      audit.New(buf, audit.Options{}),
+	}
+}
+
+func (e *env) clientConfig() *tls.Config {
+	return &tls.Config{RootCAs: certstest.Pool(e.ca), Certificates: []tls.Certificate{e.client},
+		ServerName: "localhost", NextProtos: []string{"http/1.1"}}
+}
+
+// listen starts an edge Listener on 127.0.0.1 with o (TLSConfig and Audit
+// filled in when empty). The listener is closed at cleanup.
+func (e *env) listen(t *testing.T, o edge.Options) *edge.Listener {
+	t.Helper()
+	if o.TLSConfig == nil {
+		o.TLSConfig = e.serverCfg
+	}
+	if o.Audit == nil {
+		o.Audit = e.aud
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l, err := edge.New(inner, o)
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// serveHTTP runs an http.Server on l wired the way imedge wires it and
+// returns it; it is shut down at cleanup.
+func serveHTTP(t *testing.T, l *edge.Listener, h http.Handler, tune func(*http.Server)) *http.Server {
+	t.Helper()
+	srv := &http.Server{
+		Handler:           edge.Observe(h),
+		ConnContext:       edge.ConnContext,
+		ConnState:         edge.ConnState,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       10 * time.Second,
+	}
+	if tune != nil {
+		tune(srv)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-errc
+	})
+	return srv
+}
+
+// dialFrom opens a TCP connection to addr from the loopback address src.
+func dialFrom(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// handshakeFrom completes a TLS handshake from src with cfg.
+func handshakeFrom(t *testing.T, src, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	t.Helper()
+	c := dialFrom(t, src, addr)
+	tc := tls.Client(c, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return tc, tc.HandshakeContext(ctx)
+}
+
+// closedByPeer reports whether the server closed c within d (a read returns
+// EOF or a reset rather than timing out).
+func closedByPeer(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if err == nil {
+		return true // EOF
+	}
+	if ok := asNetErr(err, &ne); ok && ne.Timeout() {
+		return false
+	}
+	return true
+}
+
+func asNetErr(err error, target *net.Error) bool {
+	ne, ok := err.(net.Error)
+	if ok {
+		*target = ne
+	}
+	return ok
+}
+
+// eventually polls cond every 10ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(msg, args...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func okHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ActionStatus":"OK"}`)
+	})
+}
+
+// httpClient makes an HTTP/1.1 client presenting e's client certificate
+// from the loopback address src.
+func (e *env) httpClient(src string, keepAlive bool) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: d.DialContext, TLSClientConfig: e.clientConfig(), DisableKeepAlives: !keepAlive,
+		ForceAttemptHTTP2: false,
+	}}
+}
