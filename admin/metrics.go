@@ -1,0 +1,235 @@
+package admin
+
+import (
+	"runtime"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imedge/imedge/audit"
+)
+
+// collector turns the components' Stats snapshots into metrics at scrape
+// time. Counters come straight from the components' own monotonic counters,
+// so a scrape never misses an increment and the callback path never touches
+// Prometheus.
+type collector struct {
+	s *Server
+	d descs
+}
+
+// descs are the metric descriptions, built once per collector.
+type descs struct {
+	buildInfo, ready, draining *prometheus.Desc
+
+	requests, rejected, handshakeFailures, auditRecords, auditWritten, auditSuppressed *prometheus.Desc
+
+	limiterKeys, limiterEvictions, limiterLimited, limiterExempt *prometheus.Desc
+
+	dedupeKeys, dedupeInFlight, dedupeHits, dedupeEvictions *prometheus.Desc
+
+	outboxPending, outboxPendingBytes, outboxDead, outboxDeadBytes, outboxOldestAge, outboxMaxEvents, outboxMaxBytes *prometheus.Desc
+
+	deliveryAttempts, deliverySuccesses, deliveryFailures, deliveryDead, deliveryAbandoned, deliveryInFlight *prometheus.Desc
+
+	certExpiry, crlNextUpdate, reloads, lastReloadOK, loadedAt *prometheus.Desc
+}
+
+func newDescs() descs {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("imedge_"+name, help, labels, nil)
+	}
+	return descs{
+		buildInfo: d("build_info", "Always 1; labels carry the imedge version and the Go version.", "version", "goversion"),
+		ready:     d("ready", "1 when /readyz answers 200 (TLS material loaded, outbox writable, not draining), else 0."),
+		draining:  d("draining", "1 once SIGTERM started the drain, else 0."),
+
+		requests:          d("requests_total", "Callbacks answered, by outcome: accepted (stored in the outbox), duplicate, empty (PairList empty) or rejected.", "outcome"),
+		rejected:          d("requests_rejected_total", "Callbacks refused at the HTTP level, by audit reason code.", "reason"),
+		handshakeFailures: d("tls_handshake_failures_total", "TLS handshakes refused, by audit reason code (counted before audit sampling).", "reason"),
+		auditRecords:      d("audit_records_total", "Records passed to the audit log, by reason code, counted before sampling.", "reason"),
+		auditWritten:      d("audit_written_total", "Audit records written to the audit log."),
+		auditSuppressed:   d("audit_suppressed_total", "Audit records left out by sampling (reported in summary lines)."),
+
+		limiterKeys:      d("ratelimit_keys", "ClientIP buckets held by the rate limiter."),
+		limiterEvictions: d("ratelimit_evictions_total", "ClientIP buckets evicted from the rate limiter's table (steady growth: raise --rate-max-keys)."),
+		limiterLimited:   d("ratelimit_limited_total", "Callbacks refused by the rate limiter."),
+		limiterExempt:    d("ratelimit_exempt_total", "Callbacks from exempt ClientIPs that bypassed the limit."),
+
+		dedupeKeys:      d("dedupe_keys", "Event ids remembered by the de-duplication set."),
+		dedupeInFlight:  d("dedupe_in_flight", "Event ids claimed by a request and not yet settled."),
+		dedupeHits:      d("dedupe_hits_total", "Callbacks recognised as duplicates."),
+		dedupeEvictions: d("dedupe_evictions_total", "Event ids pushed out by --dedupe-size before their window ended (should stay 0)."),
+
+		outboxPending:      d("outbox_pending_events", "Events stored and not yet delivered."),
+		outboxPendingBytes: d("outbox_pending_bytes", "Stored size of the pending events."),
+		outboxDead:         d("outbox_dead_letters", "Events in the dead-letter list."),
+		outboxDeadBytes:    d("outbox_dead_letter_bytes", "Stored size of the dead letters."),
+		outboxOldestAge:    d("outbox_oldest_pending_age_seconds", "Age of the oldest pending event; 0 when none is pending."),
+		outboxMaxEvents:    d("outbox_max_events", "Outbox event limit (pending plus dead letters)."),
+		outboxMaxBytes:     d("outbox_max_bytes", "Outbox byte limit (pending plus dead letters)."),
+
+		deliveryAttempts:  d("delivery_attempts_total", "Delivery attempts to the internal URL started."),
+		deliverySuccesses: d("delivery_successes_total", "Delivery attempts answered 2xx."),
+		deliveryFailures:  d("delivery_failures_total", "Delivery attempts that failed (retried or dead-lettered)."),
+		deliveryDead:      d("delivery_dead_lettered_total", "Events moved to the dead-letter list."),
+		deliveryAbandoned: d("delivery_abandoned_total", "Delivery attempts cut short by a shutdown; their events stay pending."),
+		deliveryInFlight:  d("delivery_in_flight", "Delivery attempts in progress."),
+
+		certExpiry:    d("certificate_expiry_seconds", "Seconds until the certificate's NotAfter (negative once expired): the served certificate (role server) and each client CA (role client_ca).", "role", "subject", "sha256"),
+		crlNextUpdate: d("crl_next_update_seconds", "Seconds until a client CRL's NextUpdate (negative once stale).", "issuer", "file"),
+		reloads:       d("tls_reloads_total", "Reloads of certificates, CA bundle and CRLs, by result (success: new material served; failure: previous material kept).", "result"),
+		lastReloadOK:  d("tls_last_reload_success", "1 when the last reload succeeded, 0 when it failed; absent before the first reload."),
+		loadedAt:      d("tls_loaded_timestamp_seconds", "Unix time the TLS material in use was read."),
+	}
+}
+
+// Describe implements prometheus.Collector. It lists every description,
+// including those of metrics a given scrape may leave out.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	d := &c.d
+	for _, desc := range []*prometheus.Desc{
+		d.buildInfo, d.ready, d.draining,
+		d.requests, d.rejected, d.handshakeFailures, d.auditRecords, d.auditWritten, d.auditSuppressed,
+		d.limiterKeys, d.limiterEvictions, d.limiterLimited, d.limiterExempt,
+		d.dedupeKeys, d.dedupeInFlight, d.dedupeHits, d.dedupeEvictions,
+		d.outboxPending, d.outboxPendingBytes, d.outboxDead, d.outboxDeadBytes, d.outboxOldestAge, d.outboxMaxEvents, d.outboxMaxBytes,
+		d.deliveryAttempts, d.deliverySuccesses, d.deliveryFailures, d.deliveryDead, d.deliveryAbandoned, d.deliveryInFlight,
+		d.certExpiry, d.crlNextUpdate, d.reloads, d.lastReloadOK, d.loadedAt,
+	} {
+		ch <- desc
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s, d := c.s, &c.d
+	now := s.o.Now()
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+
+	gauge(d.buildInfo, 1, s.o.Version, runtime.Version())
+	gauge(d.ready, b2f(s.readiness().Ready))
+	gauge(d.draining, b2f(s.draining.Load()))
+
+	// Callbacks. Every reason is exported from the start (at 0), so rate()
+	// and alerts work before the first refusal.
+	if s.o.Receiver != nil {
+		r := s.o.Receiver.Stats()
+		var rejected uint64
+		for _, reason := range audit.Reasons() {
+			if isHandshake(reason) {
+				continue
+			}
+			counter(d.rejected, r.Rejected[reason], string(reason))
+			rejected += r.Rejected[reason]
+		}
+		for reason, n := range r.Rejected { // reasons added after this list was written
+			if !known(reason) {
+				counter(d.rejected, n, string(reason))
+				rejected += n
+			}
+		}
+		counter(d.requests, r.Accepted, "accepted")
+		counter(d.requests, r.Duplicates, "duplicate")
+		counter(d.requests, r.Empty, "empty")
+		counter(d.requests, rejected, "rejected")
+	}
+	if s.o.Audit != nil {
+		counts := s.o.Audit.Counts()
+		for _, reason := range audit.Reasons() {
+			if isHandshake(reason) {
+				counter(d.handshakeFailures, counts[reason], string(reason))
+			}
+			counter(d.auditRecords, counts[reason], string(reason))
+		}
+		for reason, n := range counts { // reasons added after this list was written
+			if !known(reason) {
+				counter(d.auditRecords, n, string(reason))
+			}
+		}
+		w, sup := s.o.Audit.Stats()
+		counter(d.auditWritten, w)
+		counter(d.auditSuppressed, sup)
+	}
+	if s.o.Limiter != nil {
+		l := s.o.Limiter.Stats()
+		gauge(d.limiterKeys, float64(l.Keys))
+		counter(d.limiterEvictions, l.Evictions)
+		counter(d.limiterLimited, l.Limited)
+		counter(d.limiterExempt, l.Exempt)
+	}
+	if s.o.Dedupe != nil {
+		st := s.o.Dedupe.Stats()
+		gauge(d.dedupeKeys, float64(st.Len))
+		gauge(d.dedupeInFlight, float64(st.InFlight))
+		counter(d.dedupeHits, st.Hits)
+		counter(d.dedupeEvictions, st.Evictions)
+	}
+	if ob, err := s.o.Outbox.Stats(); err == nil {
+		gauge(d.outboxPending, float64(ob.Pending))
+		gauge(d.outboxPendingBytes, float64(ob.PendingBytes))
+		gauge(d.outboxDead, float64(ob.Dead))
+		gauge(d.outboxDeadBytes, float64(ob.DeadBytes))
+		age := 0.0
+		if !ob.OldestPending.IsZero() {
+			age = max(now.Sub(ob.OldestPending).Seconds(), 0)
+		}
+		gauge(d.outboxOldestAge, age)
+		gauge(d.outboxMaxEvents, float64(ob.MaxEvents))
+		gauge(d.outboxMaxBytes, float64(ob.MaxBytes))
+	}
+	if s.o.Dispatcher != nil {
+		ds := s.o.Dispatcher.Stats()
+		counter(d.deliveryAttempts, ds.Attempts)
+		counter(d.deliverySuccesses, ds.Successes)
+		counter(d.deliveryFailures, ds.Failures)
+		counter(d.deliveryDead, ds.DeadLettered)
+		counter(d.deliveryAbandoned, ds.Abandoned)
+		gauge(d.deliveryInFlight, float64(ds.InFlight))
+	}
+
+	ts := s.o.TLS.Status()
+	if ts.ServerCert.SHA256 != "" {
+		gauge(d.certExpiry, ts.ServerCert.NotAfter.Sub(now).Seconds(), "server", ts.ServerCert.Subject, ts.ServerCert.SHA256)
+	}
+	for _, ca := range ts.ClientCAs {
+		gauge(d.certExpiry, ca.NotAfter.Sub(now).Seconds(), "client_ca", ca.Subject, ca.SHA256)
+	}
+	for _, crl := range ts.CRLs {
+		if !crl.NextUpdate.IsZero() {
+			gauge(d.crlNextUpdate, crl.NextUpdate.Sub(now).Seconds(), crl.Issuer, crl.File)
+		}
+	}
+	counter(d.reloads, ts.ReloadSuccesses, "success")
+	counter(d.reloads, ts.ReloadFailures, "failure")
+	if !ts.LastReload.At.IsZero() {
+		gauge(d.lastReloadOK, b2f(ts.LastReload.OK))
+	}
+	if !ts.LoadedAt.IsZero() {
+		gauge(d.loadedAt, float64(ts.LoadedAt.UnixNano())/1e9)
+	}
+}
+
+// isHandshake reports whether reason is a TLS handshake refusal; audit names
+// all of them tls_*.
+func isHandshake(r audit.Reason) bool { return strings.HasPrefix(string(r), "tls_") }
+
+func known(r audit.Reason) bool {
+	for _, k := range audit.Reasons() {
+		if k == r {
+			return true
+		}
+	}
+	return false
+}

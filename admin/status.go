@@ -1,0 +1,132 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/tlsconf"
+)
+
+// statusReply is the /status document. Its shape is documented in the
+// README ("Admin endpoint and metrics"); rotation scripts read
+// .tls.server_cert.sha256, so field names only ever get added.
+type statusReply struct {
+	Version       string          `json:"version"`
+	StartedAt     time.Time       `json:"started_at"`
+	UptimeSeconds float64         `json:"uptime_seconds"`
+	Ready         bool            `json:"ready"`
+	Draining      bool            `json:"draining"`
+	Checks        []check         `json:"checks"`
+	TLS           tlsconf.Status  `json:"tls"`
+	Outbox        outboxStatus    `json:"outbox"`
+	Delivery      *deliveryStatus `json:"delivery,omitempty"`
+	Callbacks     *callbackStatus `json:"callbacks,omitempty"`
+	Dedupe        *dedupeStatus   `json:"dedupe,omitempty"`
+	RateLimiter   *limiterStatus  `json:"rate_limiter"` // null when rate limiting is off
+	Audit         *auditStatus    `json:"audit,omitempty"`
+}
+
+type outboxStatus struct {
+	Error                   string     `json:"error,omitempty"` // Stats failed; the counts are then zero
+	Pending                 int        `json:"pending"`
+	PendingBytes            int64      `json:"pending_bytes"`
+	DeadLetters             int        `json:"dead_letters"`
+	DeadLetterBytes         int64      `json:"dead_letter_bytes"`
+	OldestPending           *time.Time `json:"oldest_pending"` // null when nothing is pending
+	OldestPendingAgeSeconds float64    `json:"oldest_pending_age_seconds"`
+	MaxEvents               int        `json:"max_events"`
+	MaxBytes                int64      `json:"max_bytes"`
+}
+
+type deliveryStatus struct {
+	Attempts     uint64     `json:"attempts"`
+	Successes    uint64     `json:"successes"`
+	Failures     uint64     `json:"failures"`
+	DeadLettered uint64     `json:"dead_lettered"`
+	Abandoned    uint64     `json:"abandoned"`
+	InFlight     int        `json:"in_flight"`
+	LastError    string     `json:"last_error,omitempty"`
+	LastErrorAt  *time.Time `json:"last_error_at,omitempty"`
+}
+
+type callbackStatus struct {
+	Accepted   uint64                  `json:"accepted"`
+	Duplicates uint64                  `json:"duplicates"`
+	Empty      uint64                  `json:"empty"`
+	Rejected   map[audit.Reason]uint64 `json:"rejected"`
+}
+
+type dedupeStatus struct {
+	Keys      int    `json:"keys"`
+	InFlight  int    `json:"in_flight"`
+	Hits      uint64 `json:"hits"`
+	Evictions uint64 `json:"evictions"`
+}
+
+type limiterStatus struct {
+	Keys      int    `json:"keys"`
+	Evictions uint64 `json:"evictions"`
+	Limited   uint64 `json:"limited"`
+	Exempt    uint64 `json:"exempt"`
+}
+
+type auditStatus struct {
+	Written    uint64                  `json:"written"`
+	Suppressed uint64                  `json:"suppressed"`
+	ByReason   map[audit.Reason]uint64 `json:"by_reason"`
+}
+
+func (s *Server) status() statusReply {
+	now := s.o.Now()
+	rd := s.readiness()
+	st := statusReply{
+		Version:       s.o.Version,
+		StartedAt:     s.start.UTC(),
+		UptimeSeconds: now.Sub(s.start).Seconds(),
+		Ready:         rd.Ready,
+		Draining:      s.draining.Load(),
+		Checks:        rd.Checks,
+		TLS:           s.o.TLS.Status(),
+	}
+	if ob, err := s.o.Outbox.Stats(); err != nil {
+		st.Outbox.Error = err.Error()
+	} else {
+		st.Outbox = outboxStatus{
+			Pending: ob.Pending, PendingBytes: ob.PendingBytes, DeadLetters: ob.Dead, DeadLetterBytes: ob.DeadBytes,
+			MaxEvents: ob.MaxEvents, MaxBytes: ob.MaxBytes,
+		}
+		if !ob.OldestPending.IsZero() {
+			t := ob.OldestPending.UTC()
+			st.Outbox.OldestPending = &t
+			st.Outbox.OldestPendingAgeSeconds = max(now.Sub(t).Seconds(), 0)
+		}
+	}
+	if s.o.Dispatcher != nil {
+		d := s.o.Dispatcher.Stats()
+		st.Delivery = &deliveryStatus{
+			Attempts: d.Attempts, Successes: d.Successes, Failures: d.Failures, DeadLettered: d.DeadLettered,
+			Abandoned: d.Abandoned, InFlight: d.InFlight, LastError: d.LastError,
+		}
+		if !d.LastErrorAt.IsZero() {
+			t := d.LastErrorAt.UTC()
+			st.Delivery.LastErrorAt = &t
+		}
+	}
+	if s.o.Receiver != nil {
+		r := s.o.Receiver.Stats()
+		st.Callbacks = &callbackStatus{Accepted: r.Accepted, Duplicates: r.Duplicates, Empty: r.Empty, Rejected: r.Rejected}
+	}
+	if s.o.Dedupe != nil {
+		d := s.o.Dedupe.Stats()
+		st.Dedupe = &dedupeStatus{Keys: d.Len, InFlight: d.InFlight, Hits: d.Hits, Evictions: d.Evictions}
+	}
+	if s.o.Limiter != nil {
+		l := s.o.Limiter.Stats()
+		st.RateLimiter = &limiterStatus{Keys: l.Keys, Evictions: l.Evictions, Limited: l.Limited, Exempt: l.Exempt}
+	}
+	if s.o.Audit != nil {
+		w, sup := s.o.Audit.Stats()
+		st.Audit = &auditStatus{Written: w, Suppressed: sup, ByReason: s.o.Audit.Counts()}
+	}
+	return st
+}
