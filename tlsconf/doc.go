@@ -16,8 +16,18 @@
 // polls the files) validates everything and swaps it atomically, keeping
 // the previous material on any error. Status reports what is served.
 //
+// The server certificate can instead come from an ACME CA (Options
+// ACMEDomains and friends, then Source.StartACME once the listener is
+// open): certmagic's ACMEIssuer obtains and renews it with TLS-ALPN-01
+// only, keeping the account and certificates in a directory of the
+// operator's choosing. A ClientHello whose ALPN list is exactly
+// ["acme-tls/1"] gets a configuration of its own that requests no client
+// certificate, has session tickets disabled and serves only the challenge
+// certificate; net/http closes such connections after the handshake, so
+// nothing on them reaches the HTTP handler. Client authentication stays
+// mandatory for every other handshake.
+//
 // The package does not own the listener, the HTTP server, signals or the
-// request-level checks (package receiver reads the peer from r.TLS); it
-// does not implement ACME yet (the seam is marked in configForClient). It
-// is the only imedge package that imports certmagic and zap.
+// request-level checks (package receiver reads the peer from r.TLS). It is
+// the only imedge package that imports certmagic and zap.
 package tlsconf

@@ -48,3 +48,25 @@ var ErrClientRefused = errors.New("tlsconf: client refused")
 // ErrTLSVersion is wrapped by the handshake error returned when a client
 // offers no TLS version at or above 1.2.
 var ErrTLSVersion = errors.New("tlsconf: client offers no TLS version >= 1.2")
+
+// ErrACMEWithCertFiles reports ACME domains configured together with a
+// certificate or key file: the server certificate comes from one or the
+// other.
+var ErrACMEWithCertFiles = errors.New("tlsconf: ACME domains and certificate files are exclusive")
+
+// ErrACMEBadCA reports an ACME directory URL that is not https.
+var ErrACMEBadCA = errors.New("tlsconf: ACME directory must be an https URL")
+
+// ErrACMEBadDomain reports an ACME domain that TLS-ALPN-01 cannot validate
+// or that is not a DNS name.
+var ErrACMEBadDomain = errors.New("tlsconf: bad ACME domain")
+
+// ErrACMENotConfigured reports StartACME on a Source without ACME domains.
+var ErrACMENotConfigured = errors.New("tlsconf: ACME is not configured")
+
+// ErrACMEStarted reports a second StartACME call.
+var ErrACMEStarted = errors.New("tlsconf: ACME management already started")
+
+// ErrACMENotStarted is returned to handshakes that arrive before StartACME,
+// and to acme-tls/1 handshakes that are not TLS-ALPN-01 validations.
+var ErrACMENotStarted = errors.New("tlsconf: no ACME certificate available")

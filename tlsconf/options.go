@@ -48,15 +48,32 @@ func ParseClientAuth(s string) (ClientAuth, error) {
 	return 0, fmt.Errorf("parsing client auth mode %q: %w (want require or none)", s, ErrBadClientAuth)
 }
 
-// Options configures a Source. CertFile and KeyFile are required;
-// ClientCAFile is required unless ClientAuth is ClientAuthNone. New copies
-// the Options; changing them afterwards has no effect. Every file is
-// re-read by Reload.
+// Options configures a Source. CertFile and KeyFile are required unless
+// ACMEDomains is set (then they must be empty); ClientCAFile is required
+// unless ClientAuth is ClientAuthNone. New copies the Options; changing
+// them afterwards has no effect. Every file is re-read by Reload.
 type Options struct {
 	// CertFile is the server certificate chain, PEM, leaf first.
 	CertFile string
 	// KeyFile is the server private key, PEM (PKCS#8, PKCS#1 or SEC 1).
 	KeyFile string
+	// ACMEDomains, when set, makes the server certificate come from an ACME
+	// CA (one certificate per name, obtained and renewed by certmagic with
+	// TLS-ALPN-01 only) instead of CertFile/KeyFile. See Source.StartACME.
+	ACMEDomains []string
+	// ACMEEmail is the contact address of the ACME account; empty registers
+	// without one.
+	ACMEEmail string
+	// ACMECA is the ACME directory URL (https); empty means DefaultACMECA,
+	// Let's Encrypt production.
+	ACMECA string
+	// ACMEStorage is the directory (created, mode 0700) where the ACME
+	// account and the obtained certificates and keys are kept across
+	// restarts. Required with ACMEDomains.
+	ACMEStorage string
+	// ACMERootsFile is a PEM bundle of the roots trusted for the ACME
+	// server's own HTTPS (a private ACME CA); empty means the system roots.
+	ACMERootsFile string
 	// ClientCAFile is a PEM bundle of the CAs allowed to issue client
 	// certificates; several CAs are allowed.
 	ClientCAFile string

@@ -62,6 +62,11 @@ type Source struct {
 	failCount atomic.Uint64
 	lastMu    sync.Mutex // guards last
 	last      ReloadStatus
+
+	acme *acmeManager // nil unless Options.ACMEDomains is set
+	// challengeCert serves acme-tls/1 hellos; acmeGetCertificate unless a
+	// test of this package replaces it before serving.
+	challengeCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // state is one generation of loaded material. It is immutable once stored
@@ -75,7 +80,7 @@ type state struct {
 	crlList    []*crlEntry // file order, for Status
 	allow      allowList
 	failClosed bool
-	leaf       *x509.Certificate
+	leaf       *x509.Certificate // nil with ACME: the certmagic cache holds it
 	loadedAt   time.Time
 	sums       map[string][sha256.Size]byte // watched file → SHA-256 of the bytes loaded
 }
@@ -85,18 +90,32 @@ type state struct {
 // chain) or option, and wrap the matching sentinel of this package. ctx
 // bounds the load (OCSP stapling may reach the network when the server
 // certificate names a responder); it is not retained.
+//
+// With Options.ACMEDomains set, the server certificate comes from ACME
+// instead of files: New prepares the storage and makes no network call;
+// call StartACME once the listener is open.
 func New(ctx context.Context, o Options) (*Source, error) {
-	if o.CertFile == "" {
-		return nil, fmt.Errorf("configuring server certificate: %w: CertFile is empty", ErrMissingFile)
-	}
-	if o.KeyFile == "" {
-		return nil, fmt.Errorf("configuring server key: %w: KeyFile is empty", ErrMissingFile)
+	var acme *acmeManager
+	if len(o.ACMEDomains) > 0 {
+		m, err := newACME(&o)
+		if err != nil {
+			return nil, err
+		}
+		acme = m
+	} else {
+		if o.CertFile == "" {
+			return nil, fmt.Errorf("configuring server certificate: %w: CertFile is empty", ErrMissingFile)
+		}
+		if o.KeyFile == "" {
+			return nil, fmt.Errorf("configuring server key: %w: KeyFile is empty", ErrMissingFile)
+		}
 	}
 	if o.ClientAuth != ClientAuthRequire && o.ClientAuth != ClientAuthNone {
 		return nil, fmt.Errorf("configuring client auth: %w: %d", ErrBadClientAuth, int(o.ClientAuth))
 	}
 	o.ClientCRLFiles = append([]string(nil), o.ClientCRLFiles...)
 	o.AllowedClients = append([]string(nil), o.AllowedClients...)
+	o.ACMEDomains = append([]string(nil), o.ACMEDomains...)
 	s := &Source{
 		opts:    o,
 		log:     o.logger(),
@@ -104,6 +123,11 @@ func New(ctx context.Context, o Options) (*Source, error) {
 		now:     o.now(),
 		storage: newMemStorage(),
 		done:    make(chan struct{}),
+		acme:    acme,
+	}
+	if acme != nil {
+		s.challengeCert = s.acmeGetCertificate
+		acme.alpn = s.newACMEChallengeConfig()
 	}
 	s.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) {
@@ -158,9 +182,12 @@ func (s *Source) Reload(ctx context.Context) error {
 
 // install publishes a loaded generation and drops the previous server
 // certificate from the certmagic cache. Called with mu held (or before the
-// Source is shared).
+// Source is shared). A nil magic (ACME: StartACME owns the config) keeps
+// the current one.
 func (s *Source) install(st *state, magic *certmagic.Config, hash string) {
-	s.magic.Store(magic)
+	if magic != nil {
+		s.magic.Store(magic)
+	}
 	s.cur.Store(st)
 	if old := s.leafHash; old != "" && old != hash {
 		s.cache.Remove([]string{old})
@@ -179,14 +206,21 @@ func (s *Source) setLast(ok bool, err error) {
 }
 
 func (s *Source) summary(st *state) []any {
-	return []any{
-		slog.String("server_cert_sha256", certs.CertFingerprint(st.leaf)),
-		slog.Time("server_cert_not_after", st.leaf.NotAfter),
+	var server []any
+	if st.leaf != nil {
+		server = []any{
+			slog.String("server_cert_sha256", certs.CertFingerprint(st.leaf)),
+			slog.Time("server_cert_not_after", st.leaf.NotAfter),
+		}
+	} else {
+		server = []any{slog.String("server_cert", "acme"), slog.Any("acme_domains", s.acme.domains)}
+	}
+	return append(server,
 		slog.Int("client_cas", len(st.cas)),
 		slog.Int("client_crls", len(st.crlList)),
 		slog.Int("allowed_clients", st.allow.n),
 		slog.String("client_auth", st.mode.String()),
-	}
+	)
 }
 
 // load reads and validates everything and caches the new server
@@ -247,6 +281,12 @@ func (s *Source) load(ctx context.Context) (*state, *certmagic.Config, string, e
 		}
 	}
 
+	if s.acme != nil {
+		// The server certificate is certmagic's to obtain and renew.
+		st.inner = s.innerConfig(s.acmeGetCertificate)
+		return st, nil, "", nil
+	}
+
 	// Server certificate and key: read once, validate, and cache the very
 	// same bytes in certmagic so a file replaced in between cannot slip in
 	// unvalidated.
@@ -297,10 +337,18 @@ func (s *Source) load(ctx context.Context) (*state, *certmagic.Config, string, e
 		return nil, nil, "", &certs.FileError{Path: o.CertFile, Op: "caching server certificate", Err: err}
 	}
 
+	st.inner = s.innerConfig(magic.GetCertificate)
+	return st, magic, hash, nil
+}
+
+// innerConfig builds the per-generation handshake template around
+// getCert.
+func (s *Source) innerConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	o := &s.opts
 	inner := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		CipherSuites:   tls12Suites(),
-		GetCertificate: magic.GetCertificate,
+		GetCertificate: getCert,
 		// net/http's ServeTLS adds these to the outer config only; a
 		// per-client config must carry them itself.
 		NextProtos: []string{"h2", "http/1.1"},
@@ -318,8 +366,7 @@ func (s *Source) load(ctx context.Context) (*state, *certmagic.Config, string, e
 	} else {
 		inner.ClientAuth = tls.NoClientCert
 	}
-	st.inner = inner
-	return st, magic, hash, nil
+	return inner
 }
 
 // loadBundle reads a PEM bundle of CA certificates. Errors are
@@ -381,12 +428,13 @@ func (s *Source) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	}
 	st := s.cur.Load()
 
-	// ACME seam: a ClientHello whose ALPN list is exactly ["acme-tls/1"]
-	// (TLS-ALPN-01 validation) would be answered here with a config that
-	// requests no client certificate, disables session tickets and only
-	// serves certmagic's challenge certificate, and nothing from such a
-	// connection may reach the HTTP handler. Not implemented: today such a
-	// hello gets the normal configuration below.
+	// TLS-ALPN-01: a ClientHello whose ALPN list is exactly ["acme-tls/1"]
+	// gets a config that requests no client certificate, has session
+	// tickets disabled and serves only certmagic's challenge certificate;
+	// net/http closes such a connection after the handshake.
+	if s.acme != nil && isACMEHello(hello) {
+		return s.acmeChallengeConfig(), nil
+	}
 
 	if st.mode == ClientAuthNone {
 		return st.inner, nil
@@ -442,5 +490,9 @@ func (s *Source) Close() {
 	}
 	s.closed = true
 	close(s.done)
+	if s.acme != nil && s.acme.cancel != nil {
+		s.acme.cancel()
+		s.acme.wg.Wait()
+	}
 	s.cache.Stop()
 }

@@ -13,7 +13,7 @@ import (
 // nothing was loaded.
 type Status struct {
 	ClientAuth      string       `json:"client_auth"`      // "require" or "none"
-	ServerCert      CertStatus   `json:"server_cert"`      // the served leaf
+	ServerCert      CertStatus   `json:"server_cert"`      // the served leaf; zero while ACME has none yet
 	ClientCAs       []CertStatus `json:"client_cas"`       // the bundle, in file order
 	CRLs            []CRLStatus  `json:"crls"`             // in file order
 	CRLFailClosed   bool         `json:"crl_fail_closed"`  // stale CRLs refuse clients
@@ -22,6 +22,7 @@ type Status struct {
 	LastReload      ReloadStatus `json:"last_reload"`      // zero until the first Reload
 	ReloadSuccesses uint64       `json:"reload_successes"` // Reload calls that swapped material (New not counted)
 	ReloadFailures  uint64       `json:"reload_failures"`  // Reload calls that kept the old material
+	ACME            *ACMEStatus  `json:"acme,omitempty"`   // set when the server certificate comes from ACME
 }
 
 // CertStatus describes one certificate.
@@ -66,7 +67,6 @@ func (s *Source) Status() Status {
 	now := s.now()
 	out := Status{
 		ClientAuth:      st.mode.String(),
-		ServerCert:      certStatus(st.leaf),
 		ClientCAs:       make([]CertStatus, 0, len(st.cas)),
 		CRLs:            make([]CRLStatus, 0, len(st.crlList)),
 		CRLFailClosed:   st.failClosed,
@@ -74,6 +74,13 @@ func (s *Source) Status() Status {
 		LoadedAt:        st.loadedAt,
 		ReloadSuccesses: s.okCount.Load(),
 		ReloadFailures:  s.failCount.Load(),
+	}
+	leaf := st.leaf
+	if s.acme != nil {
+		out.ACME, leaf = s.acmeStatus()
+	}
+	if leaf != nil {
+		out.ServerCert = certStatus(leaf)
 	}
 	for _, c := range st.cas {
 		out.ClientCAs = append(out.ClientCAs, certStatus(c))

@@ -54,7 +54,10 @@ func (s *Source) Watch(ctx context.Context, interval time.Duration) {
 
 // watchedFiles lists the files a reload reads.
 func (s *Source) watchedFiles() []string {
-	files := []string{s.opts.CertFile, s.opts.KeyFile}
+	var files []string
+	if s.acme == nil {
+		files = append(files, s.opts.CertFile, s.opts.KeyFile)
+	}
 	if s.opts.ClientCAFile != "" {
 		files = append(files, s.opts.ClientCAFile)
 	}

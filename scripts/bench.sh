@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: imedge against nginx, side by side, on this machine.
+#
+# Usage:
+#   scripts/bench.sh [--quick] [--rounds N] [--duration SECONDS]
+#                    [--forward-batch N] [--out FILE] [--keep]
+#
+# Builds imedge (or uses $IMEDGE_BIN), makes a PKI with `imedge certs`,
+# starts a counting sink (`imedge sink`, HTTP on loopback), imedge
+# (--rate-limit-exempt for the load's ClientIP, state in a temporary
+# directory) and nginx (configured as Tencent's IM guide does, with
+# ssl_verify_client on and ssl_client_certificate, but TLS 1.2+, proxying to
+# the same sink with upstream keep-alive, worker_processes auto). nginx is
+# installed with apt-get when missing (as root).
+#
+# Then, alternating the servers' order each round, for --rounds rounds of
+# --duration seconds each (`imedge load` is the client):
+#   keepalive  64 keep-alive connections
+#   new-conn   32 workers, a new connection with a full TLS handshake per request
+#              (this and resume run for half of --duration)
+#   resume     32 workers, a new connection per request resuming a TLS session
+# and for imedge alone:
+#   sinkdown   keepalive load while the sink is stopped (answers while events
+#              pile up in the outbox), then the sink is restarted and the
+#              outbox drains
+#   dedupe     keepalive load where half of the requests repeat a body
+#   1m-ips     1 000 000 requests from 1 000 000 distinct ClientIPs, each with
+#              a new body (1 M limiter keys and 1 M dedupe keys), on a fresh
+#              imedge with --rate-max-keys 1000000; then its RSS
+# With --forward-batch N, a second imedge that delivers N events per request
+# (imedge-bN) joins the three main scenarios.
+#
+# Output: a table of, per scenario and server (medians over rounds):
+#   ok/s        callbacks answered OK per second (new connections per second
+#               for new-conn and resume)
+#   deliv/s     events delivered TO THE SINK per second: the clock stops when
+#               the sink has counted every event imedge accepted (its outbox
+#               drained), not when the load ends
+#   cpu_us/ev   server CPU (utime+stime from /proc/PID/stat; nginx: master and
+#               workers) per delivered event, over the same interval
+#   p50/p99     answer latency seen by the client, ms
+#   rss_MiB     peak RSS (VmHWM; nginx: sum over its processes)
+# and the imedge/nginx ratios. --out FILE also writes the per-round rows (TSV).
+#
+# --quick makes every round 1 s, one round, and 1m-ips 5 000 requests: a
+# smoke test of the whole script (well under a minute). Everything listens
+# on 127.0.0.1 only; every process started is stopped by its PID on exit.
+set -euo pipefail
+
+QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --forward-batch) BATCH=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+MILLION=1000000
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=1 DURATION=1 MILLION=5000
+fi
+HS_DURATION=$(((DURATION + 1) / 2)) # handshake rates settle quickly
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imedge-bench.XXXXXX")
+PIDS=()
+SINK_PID=""
+
+stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  if [ "$KEEP" = 1 ]; then echo "bench.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# --- tools -----------------------------------------------------------------
+command -v curl >/dev/null || die "curl is needed"
+NGINX=$(command -v nginx || true)
+[ -z "$NGINX" ] && [ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx
+if [ -z "$NGINX" ]; then
+  [ "$(id -u)" = 0 ] || die "nginx is not installed (apt-get install nginx, as root)"
+  log "installing nginx"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >&2
+  NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+[ -x "$NGINX" ] || die "nginx not found after installing it"
+
+IMEDGE=${IMEDGE_BIN:-}
+if [ -z "$IMEDGE" ]; then
+  log "building imedge"
+  (cd "$ROOT" && go build -o "$WORK/imedge" ./cmd/imedge)
+  IMEDGE=$WORK/imedge
+fi
+
+# --- PKI -----------------------------------------------------------------
+P=$WORK/pki
+mkdir -p "$P"
+"$IMEDGE" certs ca --out-cert "$P/ca.pem" --out-key "$P/ca-key.pem" --cn "bench IM CA" >/dev/null
+"$IMEDGE" certs issue --ca-cert "$P/ca.pem" --ca-key "$P/ca-key.pem" --server --dns localhost --ip 127.0.0.1 \
+  --out-cert "$P/server.pem" --out-key "$P/server-key.pem" >/dev/null
+"$IMEDGE" certs issue --ca-cert "$P/ca.pem" --ca-key "$P/ca-key.pem" --client --cn im-callback \
+  --uri spiffe://tencent-im/callback --out-cert "$P/client.pem" --out-key "$P/client-key.pem" >/dev/null
+APPID=1400000000
+
+# --- process helpers ---------------------------------------------------------
+wait_for() { # wait_for SECONDS CMD...: poll CMD every 50 ms
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+children_of() { # PIDs whose parent is $1
+  local f
+  if [ -r "/proc/$1/task/$1/children" ]; then
+    cat "/proc/$1/task/$1/children"
+    return
+  fi
+  for f in /proc/[0-9]*/stat; do
+    sed 's/^.*) //' "$f" 2>/dev/null | awk -v pp="$1" -v f="$f" '$2 == pp { split(f, a, "/"); print a[3] }'
+  done
+}
+cpu_ticks() { # summed utime+stime of the PIDs given
+  local t=0 p v
+  for p in "$@"; do
+    v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+hwm_kib() { # summed VmHWM of the PIDs given, KiB
+  local t=0 p v
+  for p in "$@"; do
+    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$p/status" 2>/dev/null) || v=0
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+free_port() {
+  local p
+  for ((;;)); do
+    p=$((20000 + RANDOM % 30000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+now_ns() { date +%s%N; }
+
+start_sink() { # start_sink [ADDR]: sets SINK_PID and SINK
+  local out=$WORK/sink.$RANDOM.out
+  "$IMEDGE" sink --listen "${1:-127.0.0.1:0}" >"$out" 2>&1 &
+  SINK_PID=$!
+  PIDS+=("$SINK_PID")
+  wait_for 10 grep -q "sink listening on" "$out" || die "the sink did not start: $(cat "$out")"
+  SINK=$(sed -n 's/^sink listening on //p' "$out")
+}
+sink_events() { curl -fsS --max-time 5 "http://$SINK/count" | sed 's/.*"events":\([0-9]*\).*/\1/'; }
+# shellcheck disable=SC2317 # called through wait_for
+sink_reached() { # sink_reached BASE WANT: the sink counted WANT events since BASE
+  local n
+  n=$(sink_events) || return 1
+  [ $((n - $1)) -ge "$2" ]
+}
+
+declare -A ADDR PIDOF ADMIN
+# shellcheck disable=SC2317 # called through wait_for
+listening() { # listening PID LOG: the log says so; also true once PID exited
+  kill -0 "$1" 2>/dev/null || return 0
+  grep -q '"msg":"listening"' "$2"
+}
+start_imedge() { # start_imedge NAME EXTRA-SERVE-FLAGS...
+  local name=$1; shift
+  local logf=$WORK/$name.log
+  ADMIN[$name]=127.0.0.1:$(free_port)
+  "$IMEDGE" serve --admin-listen "${ADMIN[$name]}" --listen 127.0.0.1:0 --cert "$P/server.pem" --key "$P/server-key.pem" \
+    --client-ca "$P/ca.pem" --sdkappid "$APPID" --forward-url "http://$SINK/events" \
+    --state-dir "$WORK/state-$name" --audit-log "$WORK/$name-audit.log" \
+    --outbox-max-events 3000000 --outbox-max-bytes 4GiB --retry-base 50ms --retry-max 1s \
+    "$@" 2>"$logf" &
+  local pid=$!
+  PIDS+=("$pid")
+  if ! wait_for 30 listening "$pid" "$logf" || ! kill -0 "$pid" 2>/dev/null; then
+    die "imedge $name did not start: $(tail -5 "$logf")"
+  fi
+  ADDR[$name]=$(grep '"msg":"listening"' "$logf" | head -1 | sed 's/.*"addr":"\([^"]*\)".*/\1/')
+  PIDOF[$name]=$pid
+  verify "$name"
+}
+
+start_nginx() {
+  local port d=$WORK/nginx
+  port=$(free_port)
+  mkdir -p "$d/tmp" "$d/logs"
+  cat >"$d/nginx.conf" <<EOF
+# As in Tencent's IM guide (ssl_verify_client on, ssl_client_certificate),
+# but TLS 1.2+, proxying to the sink with upstream keep-alive.
+worker_processes auto;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  upstream sink { server $SINK; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port ssl;
+    server_name localhost;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $P/server.pem;
+    ssl_certificate_key $P/server-key.pem;
+    ssl_verify_client on;
+    ssl_client_certificate $P/ca.pem;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    location / {
+      proxy_pass http://sink;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  "$NGINX" -p "$d" -c "$d/nginx.conf" >"$d/logs/stdout" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  ADDR[nginx]=127.0.0.1:$port
+  PIDOF[nginx]=$pid
+  wait_for 10 verify nginx || die "nginx did not start: $(cat "$d/logs/error.log" "$d/logs/stdout")"
+}
+server_pids() { # the PIDs whose CPU and memory count for a server
+  local kids=""
+  [ "$1" = nginx ] && kids=$(children_of "${PIDOF[nginx]}" | tr '\n' ' ')
+  echo "${PIDOF[$1]} $kids"
+}
+
+sim() { # sim SERVER ARGS...: imedge send/load against a server
+  local cmd=$1 server=$2; shift 2
+  "$IMEDGE" "$cmd" --addr "${ADDR[$server]}" --server-name localhost --cert "$P/client.pem" \
+    --key "$P/client-key.pem" --cacert "$P/ca.pem" --sdkappid "$APPID" "$@"
+}
+verify() { sim send "$1" --client-ip 10.0.0.1 --from "verify-$RANDOM$RANDOM" >/dev/null; }
+jnum() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2"; }
+
+RESULTS=$WORK/results.tsv
+printf 'scenario\tserver\tround\tok_per_s\tdelivered_per_s\tcpu_us_per_event\tp50_ms\tp99_ms\trss_mib\tfailed\thandshakes\tresumed\n' >"$RESULTS"
+
+# run_case SCENARIO SERVER ROUND LOAD-FLAGS...: one measured run. The clock
+# and the CPU account run from the start of the load until the sink counted
+# every event the server accepted.
+run_case() {
+  local scen=$1 server=$2 round=$3; shift 3
+  local out=$WORK/$scen-$server-$round.json pids c0 c1 t0 t1 s0 want got
+  read -ra pids < <(server_pids "$server")
+  s0=$(sink_events)
+  c0=$(cpu_ticks "${pids[@]}")
+  t0=$(now_ns)
+  sim load "$server" --json --run-id "${scen:0:2}$round${server:0:1}$RANDOM" "$@" >"$out" ||
+    die "load against $server failed: $(cat "$out")"
+  want=$(jnum fresh "$out")
+  [ "$server" = nginx ] && want=$(jnum ok "$out") # nginx forwards every request
+  wait_for 120 sink_reached "$s0" "$want" || log "$scen/$server: sink got $(($(sink_events) - s0)) of $want events"
+  t1=$(now_ns)
+  c1=$(cpu_ticks "${pids[@]}")
+  got=$(($(sink_events) - s0))
+  record "$scen" "$server" "$round" "$out" "$got" "$((t1 - t0))" "$((c1 - c0))" "$(hwm_kib "${pids[@]}")"
+}
+record() { # record SCEN SERVER ROUND LOADJSON DELIVERED NS TICKS HWM_KIB
+  local hz
+  hz=$(getconf CLK_TCK)
+  awk -v s="$1" -v sv="$2" -v r="$3" -v okps="$(jnum ok_per_s "$4")" -v d="$5" -v ns="$6" -v t="$7" -v hz="$hz" \
+    -v p50="$(jnum p50 "$4")" -v p99="$(jnum p99 "$4")" -v hwm="$8" -v f="$(jnum failed "$4")" \
+    -v hs="$(jnum handshakes "$4")" -v rs="$(jnum resumed "$4")" 'BEGIN {
+      dps = (ns > 0) ? d / (ns / 1e9) : 0
+      cpu = (d > 0) ? (t / hz * 1e6) / d : 0
+      printf "%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.3f\t%.3f\t%.1f\t%d\t%d\t%d\n", s, sv, r, okps, dps, cpu, p50, p99, hwm / 1024, f, hs, rs
+    }' >>"$RESULTS"
+  tail -1 "$RESULTS" | awk -F'\t' '{ printf "bench: %-9s %-10s round %s: %s ok/s, %s delivered/s, %s us/event, p99 %s ms, %s failed\n", $1, $2, $3, $4, $5, $6, $8, $10 }' >&2
+}
+
+# --- the servers -------------------------------------------------------------
+start_sink
+log "sink on $SINK"
+SERVERS=(imedge nginx)
+start_imedge imedge --rate-limit-exempt 10.0.0.1
+if [ "$BATCH" -gt 1 ]; then
+  start_imedge "imedge-b$BATCH" --rate-limit-exempt 10.0.0.1 --forward-batch "$BATCH"
+  SERVERS=(imedge "imedge-b$BATCH" nginx)
+fi
+start_nginx
+log "imedge on ${ADDR[imedge]}, nginx on ${ADDR[nginx]} ($NGINX, $("$NGINX" -v 2>&1 | sed 's/.*: //'))"
+
+# --- main scenarios, servers alternating -------------------------------------
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=("${SERVERS[@]}")
+  if ((r % 2 == 0)); then mapfile -t order < <(printf '%s\n' "${SERVERS[@]}" | tac); fi
+  for scen in keepalive new-conn resume; do
+    for s in "${order[@]}"; do
+      case $scen in
+        keepalive) run_case "$scen" "$s" "$r" --mode keepalive --concurrency 64 --duration "${DURATION}s" ;;
+        *) run_case "$scen" "$s" "$r" --mode "$scen" --concurrency 32 --duration "${HS_DURATION}s" ;;
+      esac
+    done
+  done
+done
+
+# --- imedge alone ---------------------------------------------------------------
+run_case dedupe imedge 1 --mode keepalive --concurrency 64 --duration "${DURATION}s" --duplicates 0.5
+
+# Sink down: answers while events pile up, then the drain once it is back.
+sink_addr=$SINK
+stop_pid "$SINK_PID"
+out=$WORK/sinkdown.json
+read -ra pids < <(server_pids imedge)
+c0=$(cpu_ticks "${pids[@]}")
+t0=$(now_ns)
+sim load imedge --json --run-id "dn$RANDOM" --mode keepalive --concurrency 64 --duration "${DURATION}s" >"$out" ||
+  die "load with the sink down failed: $(cat "$out")"
+start_sink "$sink_addr"
+want=$(jnum fresh "$out")
+tu=$(now_ns)
+wait_for 300 sink_reached 0 "$want" || log "sinkdown: sink got $(sink_events) of $want events"
+t1=$(now_ns)
+record sinkdown imedge 1 "$out" "$(sink_events)" "$((t1 - t0))" "$(($(cpu_ticks "${pids[@]}") - c0))" "$(hwm_kib "${pids[@]}")"
+DRAIN_S=$(awk -v a="$tu" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+DRAIN_N=$want
+
+# 1 M distinct ClientIPs and 1 M new bodies on a fresh imedge.
+stop_pid "${PIDOF[imedge]}"
+start_imedge imedge-1m --rate 20 --burst 40 --rate-max-keys "$MILLION" --dedupe-size "$MILLION"
+run_case 1m-ips imedge-1m 1 --mode keepalive --concurrency 64 --duration 0 --requests "$MILLION" --distinct-client-ips "$MILLION"
+RSS_1M=$(($(rss_kib "${PIDOF[imedge-1m]}") / 1024))
+
+# --- the table ------------------------------------------------------------------
+echo
+echo "imedge vs nginx on $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(date -u +%Y-%m-%d)"
+echo "rounds: $ROUNDS x ${DURATION}s; medians; ok/s = answered per second (new-conn/resume: connections per second)"
+awk -F'\t' '
+  function median(key,   n, i, j, v, t) {
+    n = split(vals[key], v, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  NR == 1 { next }
+  {
+    k = $1 SUBSEP $2
+    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    for (c = 4; c <= 10; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
+  }
+  END {
+    printf "%-9s %-12s %9s %9s %10s %8s %8s %8s %7s\n", "scenario", "server", "ok/s", "deliv/s", "cpu_us/ev", "p50_ms", "p99_ms", "rss_MiB", "failed"
+    for (i = 1; i <= n; i++) {
+      split(order[i], kk, SUBSEP)
+      for (c = 4; c <= 10; c++) m[order[i] SUBSEP c] = median(order[i] SUBSEP c)
+      printf "%-9s %-12s %9.0f %9.0f %10.1f %8.2f %8.2f %8.1f %7d\n", kk[1], kk[2], m[order[i] SUBSEP 4], m[order[i] SUBSEP 5],
+        m[order[i] SUBSEP 6], m[order[i] SUBSEP 7], m[order[i] SUBSEP 8], m[order[i] SUBSEP 9], m[order[i] SUBSEP 10]
+    }
+    print ""
+    printf "%-9s %-12s %9s %9s %10s\n", "ratios", "vs nginx", "ok/s", "deliv/s", "cpu/ev"
+    for (i = 1; i <= n; i++) {
+      split(order[i], kk, SUBSEP)
+      ng = kk[1] SUBSEP "nginx"
+      if (kk[2] == "nginx" || !(ng in seen)) continue
+      printf "%-9s %-12s %8.2fx %8.2fx %9.2fx\n", kk[1], kk[2], m[order[i] SUBSEP 4] / m[ng SUBSEP 4],
+        m[order[i] SUBSEP 5] / m[ng SUBSEP 5], m[order[i] SUBSEP 6] / m[ng SUBSEP 6]
+    }
+  }' "$RESULTS"
+echo
+awk -F'\t' '$1 == "resume" { h[$2] += $11; r[$2] += $12 }
+  END { printf "resumption:"; for (s in h) printf " %s %d of %d connections resumed;", s, r[s], r[s] + h[s]; print "" }' "$RESULTS"
+echo "sinkdown: $DRAIN_N events drained in ${DRAIN_S}s once the sink was back"
+echo "1m-ips: imedge RSS after $MILLION distinct ClientIPs and $MILLION dedupe keys: ${RSS_1M} MiB"
+[ -n "$OUT" ] && cp "$RESULTS" "$OUT"
+exit 0

@@ -1,0 +1,341 @@
+package scripts_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/certs"
+	"github.com/imedge/imedge/certs/certstest"
+)
+
+// binPath is the imedge binary built once by TestMain; the scripts run it
+// through $IMEDGE.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "imedge-scripts-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	binPath = filepath.Join(dir, "imedge")
+	out, err := exec.Command("go", "build", "-race", "-o", binPath, "github.com/imedge/imedge/cmd/imedge").CombinedOutput()
+	if err != nil {
+		// -race needs cgo; fall back to a plain build.
+		out, err = exec.Command("go", "build", "-o", binPath, "github.com/imedge/imedge/cmd/imedge").CombinedOutput()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building imedge: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const appID = "1400000001"
+
+// cliRace is the race detector setting for short-lived imedge commands:
+// its default waits a second at every exit.
+const cliRace = "GORACE=halt_on_error=1 atexit_sleep_ms=0"
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fixture is a PKI on disk laid out as an operator would keep it: the
+// files imedge serves, a client-CA bundle, a CRL of the client CA.
+type fixture struct {
+	dir      string
+	serverCA *certstest.CA
+	clientCA *certstest.CA
+	certFile string // live server certificate
+	keyFile  string // live server key
+	bundle   string // live client-CA bundle
+	crl      string // live client CRL (no entries at start); "" runs imedge without one
+	client   *certs.Issued
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), serverCA: certstest.NewCA(t), clientCA: certstest.NewCA(t, certstest.CommonName("client CA 1"))}
+	f.certFile = filepath.Join(f.dir, "server.pem")
+	f.keyFile = filepath.Join(f.dir, "server-key.pem")
+	f.bundle = filepath.Join(f.dir, "client-ca.pem")
+	f.crl = filepath.Join(f.dir, "client.crl")
+	require.NoError(t, certs.WriteIssued(f.serverCA.Issue(t, certstest.Server("localhost", "127.0.0.1")), f.certFile, f.keyFile))
+	f.clientCA.WriteCA(t, f.bundle)
+	writeCRL(t, f.crl, f.clientCA.CRL(t))
+	f.client = f.clientCA.Issue(t, certstest.Client("spiffe://tencent-im/callback"))
+	return f
+}
+
+func writeCRL(t *testing.T, path string, der []byte) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644))
+}
+
+// stage writes an issued certificate and key to new files in a fresh
+// directory and returns their paths.
+func stage(t *testing.T, i *certs.Issued) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	c, k := filepath.Join(dir, "new.pem"), filepath.Join(dir, "new-key.pem")
+	require.NoError(t, certs.WriteIssued(i, c, k))
+	return c, k
+}
+
+// proc is a running imedge.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	addr   string // callback listener
+	admin  string // admin listener
+	audit  string // audit log file
+	done   chan error
+}
+
+// startImedge runs `imedge serve` for the fixture with extra flags and
+// waits until both listeners are up.
+func startImedge(t *testing.T, f *fixture, extra ...string) *proc {
+	t.Helper()
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(sink.Close)
+	state := t.TempDir()
+	p := &proc{stderr: &syncBuffer{}, audit: filepath.Join(state, "audit.log"), done: make(chan error, 1)}
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--cert", f.certFile, "--key", f.keyFile, "--client-ca", f.bundle,
+		"--sdkappid", appID, "--forward-url", sink.URL, "--state-dir", state, "--audit-log", p.audit,
+		"--audit-sample-interval", "0", "--rate", "0"}
+	if f.crl != "" {
+		args = append(args, "--client-crl", f.crl)
+	}
+	args = append(args, extra...)
+	p.cmd = exec.Command(binPath, args...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	require.NoError(t, p.cmd.Start())
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() { p.stop(t) })
+	deadline := time.Now().Add(30 * time.Second)
+	for p.addr == "" || p.admin == "" {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("imedge exited before listening: %v\n%s", err, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		require.False(t, time.Now().After(deadline), "imedge did not start listening; stderr:\n%s", p.stderr.String())
+		p.addr, p.admin = logAddr(p.stderr.String(), "listening"), logAddr(p.stderr.String(), "admin listening")
+	}
+	return p
+}
+
+// logAddr returns the addr of the first JSON log line with message msg.
+func logAddr(logs, msg string) string {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			s, _ := m["addr"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// stop ends imedge with SIGTERM (SIGKILL after 20s) and checks the race
+// detector stayed quiet.
+func (p *proc) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		err := <-p.done
+		p.done <- err
+	}
+	if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
+		t.Errorf("imedge reported a data race:\n%s", p.stderr.String())
+	}
+}
+
+func (p *proc) pid() string { return fmt.Sprint(p.cmd.Process.Pid) }
+
+// status returns the tls member of /status, through `imedge certs status --json`.
+func (p *proc) status(t *testing.T) map[string]any {
+	t.Helper()
+	cmd := exec.Command(binPath, "certs", "status", "--addr", p.admin, "--json")
+	cmd.Env = append(os.Environ(), cliRace)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "certs status: %s", out)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(out, &m), "%s", out)
+	return m
+}
+
+// servedSHA256 is the served server certificate's fingerprint per /status.
+func (p *proc) servedSHA256(t *testing.T) string {
+	t.Helper()
+	sc, _ := p.status(t)["server_cert"].(map[string]any)
+	s, _ := sc["sha256"].(string)
+	return s
+}
+
+// clientCAs are the client-CA fingerprints per /status.
+func (p *proc) clientCAs(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	list, _ := p.status(t)["client_cas"].([]any)
+	for _, c := range list {
+		m, _ := c.(map[string]any)
+		s, _ := m["sha256"].(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// auditReasons returns the records of the audit log.
+func (p *proc) auditRecords(t *testing.T) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(p.audit)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(line, &m), "audit line: %s", line)
+		out = append(out, m)
+	}
+	return out
+}
+
+// runScript runs scripts/NAME with bash as a real process, with $IMEDGE
+// set, and returns its combined output and exit code.
+func runScript(t *testing.T, name string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{name}, args...)...)
+	cmd.Env = append(os.Environ(), "IMEDGE="+binPath, cliRace)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		require.True(t, ok, "running %s: %v\n%s", name, err, out)
+		code = ee.ExitCode()
+	}
+	t.Logf("%s %s → exit %d\n%s", name, strings.Join(args, " "), code, out)
+	return string(out), code
+}
+
+// callbackURL is a valid callback URL for imedge at addr.
+func callbackURL(addr, clientIP string) string {
+	return "https://" + addr + "/?SdkAppid=" + appID +
+		"&CallbackCommand=Sns.CallbackFriendDelete&contenttype=json&ClientIP=" + clientIP
+}
+
+func friendDeleteBody(from, to string) string {
+	return `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"` + from + `","To_Account":"` + to + `"}]}`
+}
+
+// clientTLS trusts roots and presents cert.
+func clientTLS(t *testing.T, roots *x509.CertPool, cert *certs.Issued) *tls.Config {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{certstest.TLSCertificate(t, cert)}
+	}
+	return cfg
+}
+
+// post sends one callback over a new connection and returns the status
+// code, or the error (a refused handshake).
+func post(t *testing.T, addr string, cfg *tls.Config, n int) (int, error) {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Post(callbackURL(addr, "203.0.113.9"), "application/json",
+		strings.NewReader(friendDeleteBody(fmt.Sprintf("alice-%d-%d", n, time.Now().UnixNano()), "bob")))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// servedLeaf makes one handshake (no HTTP) and returns the server's leaf.
+func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, cfg)
+	require.NoError(t, err)
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
+// eventually polls cond every 20ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(msg, args...)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# rotate-server-cert.sh: put a new server certificate and key into service
+# on a running imedge, without dropping a callback, and prove it is served.
+#
+# Usage:
+#   rotate-server-cert.sh --cert LIVE.pem --key LIVE-key.pem
+#                         --new-cert NEW.pem --new-key NEW-key.pem
+#                         (--pid PID | --pid-file FILE) [--admin HOST:PORT]
+#                         [--root CA.pem] [--name NAME]... [--min-validity 720h]
+#                         [--timeout SECONDS] [--imedge PATH]
+#
+#   --cert, --key          the files imedge serves (its --cert and --key)
+#   --new-cert, --new-key  the staged certificate chain (leaf first) and key
+#   --pid, --pid-file      the imedge process to signal (SIGHUP)
+#   --admin                imedge's admin listener (default 127.0.0.1:9443)
+#   --root, --name,        passed to `imedge certs check`: chain to this root,
+#   --min-validity         cover these names, have this much validity left
+#   --timeout              seconds to wait for imedge to serve the new
+#                          certificate (default 30)
+#   --imedge               the imedge binary (default $IMEDGE, else imedge)
+#
+# Steps: 1. `imedge certs check` the staged set (a failure changes nothing);
+# 2. note the served fingerprint (`imedge certs status`); 3. back the live
+# files up as FILE.bak.TIMESTAMP; 4. replace key then certificate, each by
+# an atomic rename (key mode 0600, certificate 0644, owner kept when run as
+# root); 5. SIGHUP imedge; 6. poll `imedge certs status` until the new
+# fingerprint is served. If it is not served in time, the backups are put
+# back, imedge is signalled again and the old fingerprint is confirmed.
+#
+# Output: one line per step on stdout, errors on stderr. Exit status: 0 the
+# new certificate is served; 1 refused (nothing changed) or rolled back;
+# 2 bad command line.
+set -euo pipefail
+PROG=rotate-server-cert.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+LIVE_CERT=''
+LIVE_KEY=''
+NEW_CERT=''
+NEW_KEY=''
+check_args=()
+while (($#)); do
+  case $1 in
+  -h | --help)
+    print_usage
+    exit 0
+    ;;
+  --cert | --key | --new-cert | --new-key | --root | --name | --min-validity | --pid | --pid-file | --admin | --timeout | --imedge)
+    (($# >= 2)) || usage_error "$1 needs a value"
+    case $1 in
+    --cert) LIVE_CERT=$2 ;;
+    --key) LIVE_KEY=$2 ;;
+    --new-cert) NEW_CERT=$2 ;;
+    --new-key) NEW_KEY=$2 ;;
+    --root | --name | --min-validity) check_args+=("$1" "$2") ;;
+    *) parse_common "$1" "$2" ;;
+    esac
+    shift 2
+    ;;
+  *) usage_error "unknown argument '$1'" ;;
+  esac
+done
+[[ -n $LIVE_CERT && -n $LIVE_KEY && -n $NEW_CERT && -n $NEW_KEY ]] ||
+  usage_error "--cert, --key, --new-cert and --new-key are required"
+check_common
+need_file "$LIVE_CERT" --cert
+need_file "$LIVE_KEY" --key
+need_file "$NEW_CERT" --new-cert
+need_file "$NEW_KEY" --new-key
+
+log "checking the staged set $NEW_CERT + $NEW_KEY"
+if ! "$IMEDGE" certs check --cert "$NEW_CERT" --key "$NEW_KEY" "${check_args[@]}"; then
+  die "staged set refused by imedge certs check; nothing was changed"
+fi
+new_sha=$(cert_sha256s "$NEW_CERT" | head -n 1)
+old_sha=$(status_values server_cert_sha256 | head -n 1) ||
+  die "cannot read the served certificate from the admin listener $ADMIN; nothing was changed"
+[[ -n $old_sha ]] || die "the admin listener $ADMIN reports no server certificate; nothing was changed"
+log "serving $old_sha; new certificate $new_sha"
+if [[ $new_sha == "$old_sha" ]]; then
+  log "the new certificate is already served; nothing to do"
+  exit 0
+fi
+
+mark_reloads
+bak_cert=$(backup_file "$LIVE_CERT")
+bak_key=$(backup_file "$LIVE_KEY")
+log "backed up the live files to $bak_cert and $bak_key"
+
+install_file "$NEW_KEY" "$LIVE_KEY" 600
+install_file "$NEW_CERT" "$LIVE_CERT" 644
+log "replaced $LIVE_KEY (0600) and $LIVE_CERT (0644)"
+signal_reload
+
+# shellcheck disable=SC2317 # called through wait_for
+serving() { [[ $(status_values server_cert_sha256 2>/dev/null | head -n 1) == "$1" ]]; }
+rc=0
+wait_for_reload serving "$new_sha" || rc=$?
+if ((rc == 0)); then
+  log "confirmed: imedge serves $new_sha (not after $(status_line server_cert_not_after))"
+  exit 0
+fi
+
+explain_wait "$rc" certificate
+log "rolling back"
+install_file "$bak_key" "$LIVE_KEY" 600
+install_file "$bak_cert" "$LIVE_CERT" 644
+log "restored $LIVE_KEY and $LIVE_CERT from the backups"
+signal_reload
+if wait_for serving "$old_sha"; then
+  die "rolled back: imedge serves the previous certificate $old_sha again"
+fi
+die "rolled back the files, but imedge does not report the previous certificate $old_sha: check its log"
