@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/imedge/imedge/certs"
@@ -103,6 +105,8 @@ type Client struct {
 	safeURL string // scheme://host/path, for error text
 	hc      *http.Client
 	tr      *http.Transport
+	tmpl    *http.Request // the request every delivery copies; never modified
+	bufs    sync.Pool     // *[]byte batch bodies, reused once a request is over
 	secret  []byte
 	timeout time.Duration
 	now     func() time.Time
@@ -210,6 +214,10 @@ func NewClient(o ClientOptions) (*Client, error) {
 		MaxIdleConnsPerHost:   conns,
 		ForceAttemptHTTP2:     true,
 	}
+	c.bufs.New = func() any { return new([]byte) }
+	if c.tmpl, err = http.NewRequest(http.MethodPost, c.url, nil); err != nil {
+		return nil, fmt.Errorf("checking forward URL: %w: %w", ErrInvalidOptions, err)
+	}
 	c.hc = &http.Client{
 		Transport: c.tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -245,37 +253,76 @@ func Sign(secret []byte, id string, timestamp int64, body []byte) string {
 	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
+// Canonical spellings of the Standard Webhooks headers, as http.Header.Set
+// would store them.
+const (
+	canonicalWebhookID        = "Webhook-Id"
+	canonicalWebhookTimestamp = "Webhook-Timestamp"
+	canonicalWebhookSignature = "Webhook-Signature"
+)
+
 // Deliver posts ev once. It returns nil on a 2xx answer and a
 // *DeliveryError otherwise. The attempt is bounded by the client's Timeout
 // and by ctx.
 func (c *Client) Deliver(ctx context.Context, ev Event, attempt int) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(ev.Body))
-	if err != nil {
-		return &DeliveryError{Err: fmt.Errorf("building request: %w", err), url: c.safeURL}
+	// The header map is built directly with canonical keys, its values
+	// sharing one backing array: this runs once per event.
+	h := make(http.Header, 16)
+	vals := make([]string, 0, 16)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "imedge")
-	h.Set(HeaderEventID, ev.ID)
-	h.Set(HeaderSdkAppID, ev.AppID)
-	h.Set(HeaderCommand, ev.Command)
-	h.Set(HeaderClientIP, ev.ClientIP)
-	setIf(h, HeaderOptPlatform, ev.OptPlatform)
-	setIf(h, HeaderClientIdentity, ev.Identity)
-	setIf(h, HeaderClientCertSHA256, ev.CertSHA256)
-	h.Set(HeaderRequestID, ev.RequestID)
+	set("Content-Type", "application/json")
+	set("User-Agent", "imedge")
+	set(HeaderEventID, ev.ID)
+	set(HeaderSdkAppID, ev.AppID)
+	set(HeaderCommand, ev.Command)
+	set(HeaderClientIP, ev.ClientIP)
+	if ev.OptPlatform != "" {
+		set(HeaderOptPlatform, ev.OptPlatform)
+	}
+	if ev.Identity != "" {
+		set(HeaderClientIdentity, ev.Identity)
+	}
+	if ev.CertSHA256 != "" {
+		set(HeaderClientCertSHA256, ev.CertSHA256)
+	}
+	set(HeaderRequestID, ev.RequestID)
 	if !ev.ReceivedAt.IsZero() {
-		h.Set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
+		set(HeaderReceivedAt, ev.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	}
-	h.Set(HeaderAttempt, strconv.Itoa(attempt))
+	set(HeaderAttempt, strconv.Itoa(attempt))
 	if c.secret != nil {
 		ts := c.now().Unix()
-		h.Set(HeaderWebhookID, ev.ID)
-		h.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
-		h.Set(HeaderWebhookSignature, Sign(c.secret, ev.ID, ts, ev.Body))
+		set(canonicalWebhookID, ev.ID)
+		set(canonicalWebhookTimestamp, strconv.FormatInt(ts, 10))
+		set(canonicalWebhookSignature, Sign(c.secret, ev.ID, ts, ev.Body))
 	}
+	return c.post(ctx, h, ev.Body, nil)
+}
+
+// post sends one request with headers h and body, and classifies the
+// answer. With open set, every reader of body handed to the transport counts
+// itself in open until the transport closes it.
+func (c *Client) post(ctx context.Context, h http.Header, body []byte, open *atomic.Int32) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	newBody := func() io.ReadCloser {
+		if len(body) == 0 {
+			return http.NoBody
+		}
+		if open == nil {
+			return io.NopCloser(bytes.NewReader(body))
+		}
+		open.Add(1)
+		return &trackedBody{Reader: bytes.NewReader(body), open: open}
+	}
+	req := c.tmpl.WithContext(ctx)
+	req.Header = h
+	req.ContentLength = int64(len(body))
+	req.Body = newBody()
+	req.GetBody = func() (io.ReadCloser, error) { return newBody(), nil }
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -298,12 +345,6 @@ func (c *Client) Deliver(ctx context.Context, ev Event, attempt int) error {
 		de.Permanent = true
 	}
 	return de
-}
-
-func setIf(h http.Header, k, v string) {
-	if v != "" {
-		h.Set(k, v)
-	}
 }
 
 func statusText(resp *http.Response) string {

@@ -21,6 +21,12 @@ type DispatcherOptions struct {
 	Deliverer Deliverer
 	// Concurrency is the number of deliveries in flight at most. Zero means 4.
 	Concurrency int
+	// BatchSize, when above 1, makes each delivery carry up to this many
+	// due events in one request (a JSON array, see the package
+	// documentation); the Deliverer must implement [BatchDeliverer]. At
+	// most [MaxBatch]. Zero or one delivers one event per request.
+	// [DispatcherStats] count events either way, not requests.
+	BatchSize int
 	// BackoffBase is the first retry's backoff ceiling; it doubles with each
 	// failed attempt. Zero means 500 ms.
 	BackoffBase time.Duration
@@ -57,6 +63,9 @@ type DispatcherStats struct {
 	InFlight     int       // attempts in progress now
 	LastError    string    // text of the last failure; empty if none
 	LastErrorAt  time.Time // when it happened
+	// PausedUntil is set while the internal URL is unreachable: no new
+	// attempt starts before it. Zero when deliveries flow.
+	PausedUntil time.Time
 }
 
 // Dispatcher drains an [Outbox]: it posts due events, oldest first, with at
@@ -73,6 +82,8 @@ type Dispatcher struct {
 	out         *Outbox
 	deliverer   Deliverer
 	concurrency int
+	batch       int            // events per delivery; 1: Deliverer.Deliver per event
+	batcher     BatchDeliverer // set when batch > 1
 	base, ceil  time.Duration
 	maxAttempts int
 	maxAge      time.Duration
@@ -86,6 +97,8 @@ type Dispatcher struct {
 	attempts, successes, failures, dead atomic.Uint64
 	abandoned                           atomic.Uint64
 	inflight                            atomic.Int64
+	downStreak                          atomic.Int32 // attempts in a row that got no answer
+	pauseUntil                          atomic.Int64 // Unix ns; no new attempt before it
 	errMu                               sync.Mutex
 	lastErr                             string
 	lastErrAt                           time.Time
@@ -100,6 +113,7 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		out:         o.Outbox,
 		deliverer:   o.Deliverer,
 		concurrency: 4,
+		batch:       1,
 		base:        500 * time.Millisecond,
 		ceil:        5 * time.Minute,
 		maxAttempts: max(o.MaxAttempts, 0),
@@ -112,6 +126,16 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	}
 	if o.Concurrency > 0 {
 		d.concurrency = o.Concurrency
+	}
+	if o.BatchSize > MaxBatch {
+		return nil, fmt.Errorf("creating dispatcher: %w: BatchSize %d above %d", ErrInvalidOptions, o.BatchSize, MaxBatch)
+	}
+	if o.BatchSize > 1 {
+		b, ok := o.Deliverer.(BatchDeliverer)
+		if !ok {
+			return nil, fmt.Errorf("creating dispatcher: %w: BatchSize needs a Deliverer that implements BatchDeliverer", ErrInvalidOptions)
+		}
+		d.batch, d.batcher = o.BatchSize, b
 	}
 	if o.BackoffBase > 0 {
 		d.base = o.BackoffBase
@@ -163,7 +187,69 @@ func (d *Dispatcher) Stats() DispatcherStats {
 	d.errMu.Lock()
 	s.LastError, s.LastErrorAt = d.lastErr, d.lastErrAt
 	d.errMu.Unlock()
+	if p := d.pausedFor(); p > 0 {
+		s.PausedUntil = time.Now().Add(p)
+	}
 	return s
+}
+
+// maxPause caps the pause after the internal URL was unreachable: it is
+// probed again at least this often, so deliveries resume within it once
+// the service is back.
+const maxPause = 2 * time.Second
+
+// unreachable records a failed attempt. One that got no answer at all
+// (connection refused, DNS, TLS, timeout) means the internal URL is down,
+// and trying every other pending event against it would only burn CPU and
+// outbox writes (each failure is recorded) while callbacks keep arriving.
+// New attempts then pause for BackoffBase, doubling with each such failure
+// in a row, at most min(BackoffMax, 2 s); the attempts that failed are
+// recorded as usual. An answer of any status ends the pause.
+func (d *Dispatcher) unreachable(err error) {
+	var de *DeliveryError
+	if !errors.As(err, &de) {
+		return
+	}
+	if de.StatusCode != 0 {
+		d.reachable() // it answered: a failure of this event, not an outage
+		return
+	}
+	n := d.downStreak.Add(1)
+	p := d.base
+	for i := int32(1); i < n && p < maxPause; i++ {
+		p *= 2
+	}
+	p = min(p, d.ceil, maxPause)
+	until := time.Now().Add(p).UnixNano()
+	for {
+		old := d.pauseUntil.Load()
+		if old >= until || d.pauseUntil.CompareAndSwap(old, until) {
+			break
+		}
+	}
+	if n == 1 {
+		d.log.Warn("internal URL unreachable; pausing deliveries", "err", err.Error(), "retry_in", p)
+	}
+}
+
+// reachable records an answered attempt: a pause ends.
+func (d *Dispatcher) reachable() {
+	if d.downStreak.Load() == 0 {
+		return
+	}
+	if d.downStreak.Swap(0) > 0 {
+		d.pauseUntil.Store(0)
+		d.log.Info("internal URL reachable again; deliveries resume")
+	}
+}
+
+// pausedFor returns how long new attempts still wait; zero when none.
+func (d *Dispatcher) pausedFor() time.Duration {
+	until := d.pauseUntil.Load()
+	if until == 0 {
+		return 0
+	}
+	return min(time.Duration(until-time.Now().UnixNano()), maxPause)
 }
 
 // Run delivers events until ctx ends, then stops claiming new ones, lets
@@ -211,6 +297,16 @@ func (d *Dispatcher) loop(ctx, dctx context.Context, wg *sync.WaitGroup) error {
 		if !ok {
 			return err
 		}
+		if d.batch > 1 {
+			seqs := d.claimMore(seq)
+			wg.Go(func() {
+				var once sync.Once
+				free := func() { once.Do(func() { <-slots }) }
+				defer free()
+				d.deliverBatch(dctx, seqs, free)
+			})
+			continue
+		}
 		wg.Go(func() {
 			var once sync.Once
 			free := func() { once.Do(func() { <-slots }) }
@@ -220,10 +316,39 @@ func (d *Dispatcher) loop(ctx, dctx context.Context, wg *sync.WaitGroup) error {
 	}
 }
 
+// claimMore returns first and up to batch-1 more events that are due now,
+// claimed, oldest first. It does not wait for more to become due: under
+// load batches fill by themselves while every slot is busy, and a lone
+// event leaves at once.
+func (d *Dispatcher) claimMore(first uint64) []uint64 {
+	seqs := make([]uint64, 1, d.batch)
+	seqs[0] = first
+	now := d.now()
+	for len(seqs) < d.batch {
+		seq, _, ok := d.out.claim(now)
+		if !ok {
+			break
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs
+}
+
 // next waits until an event is due and claims it. ok is false when ctx
 // ended (err nil) or the outbox closed (ErrClosed).
 func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, ok bool, err error) {
 	for {
+		if p := d.pausedFor(); p > 0 {
+			timer.Reset(p)
+			select {
+			case <-ctx.Done():
+				return 0, false, nil
+			case <-d.out.done:
+				return 0, false, ErrClosed
+			case <-timer.C:
+			}
+			continue
+		}
 		seq, wait, ok := d.out.claim(d.now())
 		if ok {
 			return seq, true, nil
@@ -268,6 +393,7 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 	free()
 	now := d.now()
 	if err == nil {
+		d.reachable()
 		d.successes.Add(1)
 		if cerr := d.out.complete(seq, now.Add(d.ceil)); cerr != nil {
 			d.log.Error("removing delivered event", "event_id", ev.ID, "seq", seq, "err", cerr)
@@ -283,7 +409,29 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 		return
 	}
 	d.failures.Add(1)
-	msg := err.Error()
+	d.unreachable(err)
+	f, msg := d.failure(err, st, acceptedAt, attempt, now)
+	if f.dead {
+		if berr := d.out.bury(seq, f.st, f.retryAt); berr != nil {
+			d.log.Error("dead-lettering event", "event_id", ev.ID, "seq", seq, "err", berr)
+			return
+		}
+		d.dead.Add(1)
+		d.log.Warn("event dead-lettered", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", f.st.LastError)
+		return
+	}
+	if rerr := d.out.reschedule(seq, f.st); rerr != nil {
+		d.log.Error("recording failed attempt", "event_id", ev.ID, "seq", seq, "err", rerr)
+	}
+	d.log.Debug("delivery failed", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", msg, "retry_in", f.st.NextAttempt.Sub(now))
+}
+
+// failure records err as the last error and works out what a failed attempt
+// means for an event: its new state, and whether it goes to the dead letters
+// (permanent failure, MaxAttempts reached, older than MaxAge). msg is the
+// error text.
+func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, attempt int, now time.Time) (f failedEntry, msg string) {
+	msg = err.Error()
 	d.errMu.Lock()
 	d.lastErr, d.lastErrAt = msg, now
 	d.errMu.Unlock()
@@ -311,19 +459,82 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 		st.LastError = msg + "; " + reason
 		st.DeadAt = now
 		st.NextAttempt = time.Time{}
-		if berr := d.out.bury(seq, st, now.Add(delay)); berr != nil {
-			d.log.Error("dead-lettering event", "event_id", ev.ID, "seq", seq, "err", berr)
-			return
-		}
-		d.dead.Add(1)
-		d.log.Warn("event dead-lettered", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", st.LastError)
-		return
+		return failedEntry{st: st, dead: true, retryAt: now.Add(delay)}, msg
 	}
 	st.NextAttempt = now.Add(delay)
-	if rerr := d.out.reschedule(seq, st); rerr != nil {
-		d.log.Error("recording failed attempt", "event_id", ev.ID, "seq", seq, "err", rerr)
+	return failedEntry{st: st}, msg
+}
+
+// deliverBatch makes one attempt for several claimed events in one request
+// and records the outcome, which is the same for all of them. Like deliver,
+// it calls free as soon as the attempt is over.
+func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func()) {
+	entries, gone, err := d.out.loadEntries(seqs)
+	if err != nil {
+		d.log.Error("reading events from outbox", "events", len(seqs), "err", err)
+		for _, seq := range seqs {
+			d.out.finishAt(seq, d.now().Add(d.ceil))
+		}
+		return
 	}
-	d.log.Debug("delivery failed", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", msg, "retry_in", delay)
+	for _, seq := range gone {
+		d.out.forget(seq)
+	}
+	if len(entries) == 0 {
+		return
+	}
+	n := len(entries)
+	evs := make([]Event, n)
+	attempts := make([]int, n)
+	for i, e := range entries {
+		evs[i], attempts[i] = e.ev, e.st.Attempts+1
+	}
+	d.attempts.Add(uint64(n))
+	d.inflight.Add(int64(n))
+	err = d.batcher.DeliverBatch(ctx, evs, attempts)
+	d.inflight.Add(-int64(n))
+	free()
+	now := d.now()
+	if err == nil {
+		d.reachable()
+		d.successes.Add(uint64(n))
+		delivered := make([]uint64, n)
+		for i, e := range entries {
+			delivered[i] = e.seq
+		}
+		if cerr := d.out.completeMany(delivered, now.Add(d.ceil)); cerr != nil {
+			d.log.Error("removing delivered events", "events", n, "err", cerr)
+			return
+		}
+		d.log.Debug("events delivered", "events", n)
+		return
+	}
+	if ctx.Err() != nil {
+		d.abandoned.Add(uint64(n))
+		for _, e := range entries {
+			d.out.release(e.seq)
+		}
+		return
+	}
+	d.failures.Add(uint64(n))
+	d.unreachable(err)
+	fs := make([]failedEntry, n)
+	var msg string
+	for i, e := range entries {
+		fs[i], msg = d.failure(err, e.st, e.acceptedAt, attempts[i], now)
+		fs[i].seq = e.seq
+	}
+	buried, serr := d.out.settleFailures(fs)
+	if serr != nil {
+		d.log.Error("recording failed attempts", "events", n, "err", serr)
+	}
+	for i, b := range buried {
+		if b {
+			d.dead.Add(1)
+			d.log.Warn("event dead-lettered", "event_id", evs[i].ID, "seq", fs[i].seq, "attempt", attempts[i], "err", fs[i].st.LastError)
+		}
+	}
+	d.log.Debug("batch delivery failed", "events", n, "err", msg)
 }
 
 // backoff returns the wait after the given number of failed attempts: a

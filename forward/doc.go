@@ -36,6 +36,10 @@
 // persisted, so a restart respects them. Delivery is at least once: an event
 // may arrive twice if imedge stops between the internal service's answer
 // and the delete; the internal service de-duplicates on the event id.
+// While the internal URL gives no answer at all (connection refused, DNS,
+// TLS, timeout), new attempts pause, growing from BackoffBase to at most
+// min(BackoffMax, 2 s), instead of trying every pending event against it;
+// any answer ends the pause ([DispatcherStats.PausedUntil]).
 //
 // # Headers
 //
@@ -62,6 +66,31 @@
 //
 // The secret is given as "whsec_" + base64 or as raw bytes; it and the body
 // are never logged.
+//
+// # Batches
+//
+// With [DispatcherOptions.BatchSize] above 1 (imedge serve --forward-batch N)
+// and a Deliverer that implements [BatchDeliverer] (Client does), each
+// request carries up to N due events, oldest first, as one JSON array, and
+// the X-Imedge-Batch-Size header says how many. Under load, batches fill
+// while every delivery slot is busy; a lone event leaves at once in an array
+// of one. Each element carries what the headers carry for a single event:
+//
+//	{"id":"<event id>","sdkappid":"1400000000","command":"Sns.CallbackFriendDelete",
+//	 "client_ip":"36.112.173.178","opt_platform":"iOS",
+//	 "client_identity":"spiffe://…","client_cert_sha256":"…",
+//	 "request_id":"…","received_at":"2026-11-26T06:12:01.52Z","attempt":1,
+//	 "body":{…the exact bytes IM sent…}}
+//
+// opt_platform, client_identity, client_cert_sha256 and received_at are left
+// out when empty. A body that is not valid JSON (the receiver never stores
+// one) is sent as "body_base64" instead. A 2xx delivers every event of the
+// batch; any other answer fails all of them, and each is retried (or
+// dead-lettered) on its own schedule, so the next batch may group them
+// differently. With a signing secret, webhook-id is "batch_" + the hex
+// SHA-256 of the event ids, each followed by a newline ([BatchID]), and the
+// signature covers the whole array. Batching saves a request, a read and a
+// delete transaction per event; the internal service must accept arrays.
 //
 // # Not here
 //

@@ -24,3 +24,7 @@ var ErrInvalidOptions = errors.New("forward: invalid options")
 // ErrRunning is returned by [Dispatcher.Run] when the dispatcher is already
 // running.
 var ErrRunning = errors.New("forward: dispatcher already running")
+
+// ErrNotWritable is returned (wrapped, with the cause) by
+// [Outbox.Writable] when an event could not be stored now.
+var ErrNotWritable = errors.New("forward: outbox not writable")

@@ -79,6 +79,7 @@ type OutboxOptions struct {
 type Outbox struct {
 	db          *bolt.DB
 	path        string
+	opened      os.FileInfo // the store file as opened, for Writable (health.go)
 	maxEvents   int
 	maxBytes    int64
 	rememberFor time.Duration
@@ -133,6 +134,10 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		ReadOnly:     o.ReadOnly,
 		MaxSize:      int(o.MaxFileSize),
 		FreelistType: bolt.FreelistMapType,
+		// The free-page list is rebuilt by a scan at open instead of being
+		// written with every commit: commits stay small while a backlog grows
+		// and shrinks, and a crash loses nothing (the scan is authoritative).
+		NoFreelistSync: true,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -148,6 +153,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 	ob := &Outbox{
 		db:          db,
 		path:        path,
+		opened:      statOrNil(path),
 		maxEvents:   100_000,
 		maxBytes:    1 << 30,
 		rememberFor: 10 * time.Minute,

@@ -1,0 +1,307 @@
+package forward
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// batchElem is one element of a batched delivery, as the internal service
+// would decode it.
+type batchElem struct {
+	ID               string          `json:"id"`
+	SdkAppid         string          `json:"sdkappid"`
+	Command          string          `json:"command"`
+	ClientIP         string          `json:"client_ip"`
+	OptPlatform      string          `json:"opt_platform"`
+	ClientIdentity   string          `json:"client_identity"`
+	ClientCertSHA256 string          `json:"client_cert_sha256"`
+	RequestID        string          `json:"request_id"`
+	ReceivedAt       string          `json:"received_at"`
+	Attempt          int             `json:"attempt"`
+	Body             json.RawMessage `json:"body"`
+	BodyBase64       []byte          `json:"body_base64"`
+}
+
+func decodeBatch(t *testing.T, d delivery) []batchElem {
+	t.Helper()
+	var elems []batchElem
+	require.NoError(t, json.Unmarshal(d.Body, &elems), "a batch is a JSON array: %s", d.Body)
+	assert.Equal(t, strconv.Itoa(len(elems)), d.Header.Get(HeaderBatchSize))
+	assert.Equal(t, "application/json", d.Header.Get("Content-Type"))
+	return elems
+}
+
+func TestDispatcher_BatchDeliversEveryEventOnceInArrays(t *testing.T) {
+	recv := &internal{}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.BatchSize, o.Concurrency = 16, 2
+	d := newTestDispatcher(t, o)
+
+	// Appended before the dispatcher runs, so that batches fill up.
+	want := map[string]Event{}
+	for i := range 200 {
+		ev := testEvent("batch", i)
+		want[ev.ID] = ev
+		require.NoError(t, ob.Append(t.Context(), ev))
+	}
+	runDispatcher(t, d)
+	requireDrained(t, ob)
+
+	got := map[string]int{}
+	full := 0
+	for _, dl := range recv.deliveries() {
+		elems := decodeBatch(t, dl)
+		require.NotEmpty(t, elems)
+		assert.LessOrEqual(t, len(elems), 16, "BatchSize bounds a batch")
+		if len(elems) == 16 {
+			full++
+		}
+		for _, e := range elems {
+			got[e.ID]++
+			ev, ok := want[e.ID]
+			require.True(t, ok, "unknown event %s", e.ID)
+			assert.Equal(t, string(ev.Body), string(e.Body), "the body is embedded byte for byte")
+			assert.Equal(t, ev.AppID, e.SdkAppid)
+			assert.Equal(t, ev.Command, e.Command)
+			assert.Equal(t, ev.ClientIP, e.ClientIP)
+			assert.Equal(t, ev.OptPlatform, e.OptPlatform)
+			assert.Equal(t, ev.Identity, e.ClientIdentity)
+			assert.Equal(t, ev.CertSHA256, e.ClientCertSHA256)
+			assert.Equal(t, ev.RequestID, e.RequestID)
+			assert.Equal(t, ev.ReceivedAt.UTC().Format(time.RFC3339Nano), e.ReceivedAt)
+			assert.Equal(t, 1, e.Attempt)
+		}
+	}
+	left, err := ob.List(false, 0)
+	require.NoError(t, err)
+	assert.Zero(t, len(left), "delivered events are deleted from the store")
+	assert.Len(t, got, 200, "every event delivered")
+	for id, n := range got {
+		assert.Equal(t, 1, n, "event %s delivered once", id)
+	}
+	assert.Positive(t, full, "a backlog goes out in full batches")
+	s := d.Stats()
+	assert.Equal(t, uint64(200), s.Successes, "stats count events, not requests")
+	assert.Equal(t, uint64(200), s.Attempts)
+}
+
+func TestDispatcher_BatchFailureRetriesEveryEventOfIt(t *testing.T) {
+	var calls atomic.Int32
+	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int {
+		if calls.Add(1) <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	}}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.BatchSize, o.Concurrency = 50, 1
+	d := newTestDispatcher(t, o)
+	for i := range 10 {
+		require.NoError(t, ob.Append(t.Context(), testEvent("retry", i)))
+	}
+	runDispatcher(t, d)
+	requireDrained(t, ob)
+
+	delivered := map[string]int{} // id -> attempt that succeeded
+	for _, dl := range recv.deliveries() {
+		for _, e := range decodeBatch(t, dl) {
+			if dl.Status == http.StatusOK {
+				delivered[e.ID] = e.Attempt
+			}
+		}
+	}
+	require.Len(t, delivered, 10)
+	for id, attempt := range delivered {
+		assert.Equal(t, 3, attempt, "event %s: two failed attempts were recorded first", id)
+	}
+	s := d.Stats()
+	assert.Equal(t, uint64(20), s.Failures)
+	assert.Equal(t, uint64(10), s.Successes)
+	assert.Contains(t, s.LastError, "500")
+}
+
+func TestDispatcher_BatchPermanentFailureDeadLettersAll(t *testing.T) {
+	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int { return http.StatusBadRequest }}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.BatchSize = 8
+	d := newTestDispatcher(t, o)
+	for i := range 5 {
+		require.NoError(t, ob.Append(t.Context(), testEvent("dead", i)))
+	}
+	runDispatcher(t, d)
+	requireDrained(t, ob)
+
+	dead, err := ob.List(true, 0)
+	require.NoError(t, err)
+	require.Len(t, dead, 5)
+	for _, e := range dead {
+		assert.Equal(t, 1, e.Attempts)
+		assert.Contains(t, e.LastError, "HTTP 400 Bad Request; permanent failure")
+	}
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 5, st.Dead)
+	assert.Zero(t, st.Pending)
+	assert.Positive(t, st.DeadBytes)
+	assert.Zero(t, st.PendingBytes)
+	assert.Equal(t, uint64(5), d.Stats().DeadLettered)
+}
+
+func TestDispatcher_BatchStopKeepsClaimedEventsPending(t *testing.T) {
+	release := make(chan struct{})
+	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int { <-release; return http.StatusOK }}
+	srv := startInternal(t, recv)
+	t.Cleanup(func() { close(release) })
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.BatchSize, o.DrainTimeout = 8, -1
+	d := newTestDispatcher(t, o)
+	for i := range 3 {
+		require.NoError(t, ob.Append(t.Context(), testEvent("stop", i)))
+	}
+	stop := runDispatcher(t, d)
+	require.Eventually(t, func() bool { return len(recv.deliveries()) == 1 }, waitFor, tick)
+	stop()
+
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.Pending, "abandoned events stay pending")
+	assert.Zero(t, ob.inFlight())
+	assert.Equal(t, uint64(3), d.Stats().Abandoned)
+	entries, err := ob.List(false, 0)
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.Zero(t, e.Attempts, "an abandoned attempt is not recorded")
+	}
+}
+
+// plainDeliverer implements Deliverer only.
+type plainDeliverer struct{}
+
+func (plainDeliverer) Deliver(context.Context, Event, int) error { return nil }
+
+func TestNewDispatcher_BatchOptions(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{})
+	_, err := NewDispatcher(DispatcherOptions{Outbox: ob, Deliverer: plainDeliverer{}, BatchSize: 8})
+	assert.ErrorIs(t, err, ErrInvalidOptions, "batching needs a BatchDeliverer")
+	c := newTestClient(t, ClientOptions{URL: "http://127.0.0.1:1"})
+	_, err = NewDispatcher(DispatcherOptions{Outbox: ob, Deliverer: c, BatchSize: MaxBatch + 1})
+	assert.ErrorIs(t, err, ErrInvalidOptions)
+	_, err = NewDispatcher(DispatcherOptions{Outbox: ob, Deliverer: plainDeliverer{}, BatchSize: 1})
+	assert.NoError(t, err, "a batch of one is no batching")
+}
+
+func TestClient_DeliverBatch_SignedEscapedArray(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	recv := &internal{}
+	srv := startInternal(t, recv)
+	now := time.Unix(1_700_000_000, 0)
+	c := newTestClient(t, ClientOptions{URL: srv.URL + "/batch?k=v", SigningSecret: secret, Now: func() time.Time { return now }})
+
+	odd := testEvent("odd", 1)
+	odd.Identity = "uri:\"quoted\"\\back\x01\xff"
+	odd.OptPlatform = ""
+	odd.ReceivedAt = time.Time{}
+	notJSON := testEvent("raw", 2)
+	notJSON.Body = []byte("not json \x00")
+	evs := []Event{testEvent("plain", 0), odd, notJSON}
+	require.NoError(t, c.DeliverBatch(t.Context(), evs, []int{1, 2, 7}))
+
+	got := recv.deliveries()
+	require.Len(t, got, 1)
+	verifySignature(t, secret, got[0].Header, got[0].Body)
+	assert.Equal(t, BatchID(evs), got[0].Header.Get("webhook-id"))
+	assert.True(t, strings.HasPrefix(BatchID(evs), "batch_"))
+	assert.Equal(t, "1700000000", got[0].Header.Get("webhook-timestamp"))
+	assert.Empty(t, got[0].Header.Get(HeaderEventID), "per-event headers are in the array")
+
+	elems := decodeBatch(t, got[0])
+	require.Len(t, elems, 3)
+	assert.Equal(t, []int{1, 2, 7}, []int{elems[0].Attempt, elems[1].Attempt, elems[2].Attempt})
+	assert.Equal(t, "uri:\"quoted\"\\back\x01\uFFFD", elems[1].ClientIdentity, "strings are escaped; invalid UTF-8 replaced")
+	assert.Empty(t, elems[1].OptPlatform)
+	assert.NotContains(t, string(got[0].Body), `"opt_platform":""`, "empty fields are left out")
+	assert.Empty(t, elems[1].ReceivedAt)
+	assert.Nil(t, elems[2].Body)
+	assert.Equal(t, notJSON.Body, elems[2].BodyBase64, "a body that is not JSON travels base64-encoded")
+	assert.Equal(t, base64.StdEncoding.EncodeToString(notJSON.Body), func() string {
+		var raw []map[string]any
+		require.NoError(t, json.Unmarshal(got[0].Body, &raw))
+		return raw[2]["body_base64"].(string)
+	}())
+}
+
+func TestClient_DeliverBatch_ClassifiesAnswers(t *testing.T) {
+	recv := &internal{respond: func(_ int, w http.ResponseWriter, _ *http.Request) int {
+		w.Header().Set("Retry-After", "7")
+		return http.StatusServiceUnavailable
+	}}
+	srv := startInternal(t, recv)
+	c := newTestClient(t, ClientOptions{URL: srv.URL})
+	err := c.DeliverBatch(t.Context(), []Event{testEvent("x", 1)}, []int{1})
+	var de *DeliveryError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, http.StatusServiceUnavailable, de.StatusCode)
+	assert.Equal(t, 7*time.Second, de.RetryAfter)
+	assert.False(t, de.Permanent)
+
+	err = c.DeliverBatch(t.Context(), []Event{testEvent("x", 1)}, nil)
+	assert.ErrorIs(t, err, ErrInvalidOptions, "one attempt number per event")
+	assert.Len(t, recv.deliveries(), 1, "nothing sent for a malformed batch")
+}
+
+func TestAppendJSONString_RoundTrips(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "\x00\x1f\t\n", "张三", "\xff\xfe", "a\u2028b", "</script>"} {
+		b := appendJSONString(nil, s)
+		var back string
+		require.NoError(t, json.Unmarshal(b, &back), "%q -> %s", s, b)
+		want := strings.ToValidUTF8(s, "\uFFFD")
+		if s == "\xff\xfe" {
+			want = "\uFFFD\uFFFD"
+		}
+		assert.Equal(t, want, back)
+	}
+}
+
+func TestClient_DeliverBatch_EarlyAnswerNeverSharesABufferInUse(t *testing.T) {
+	// The internal service answers before reading the (large) body, so the
+	// transport may still be writing it when DeliverBatch returns; the next
+	// batch must not be built in that buffer. Run with -race.
+	srv := startInternal(t, &internal{})
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	c := newTestClient(t, ClientOptions{URL: srv.URL})
+	big := strings.Repeat("x", 100<<10)
+	for round := range 20 {
+		evs := make([]Event, 8)
+		attempts := make([]int, 8)
+		for i := range evs {
+			evs[i] = testEvent("early", round*8+i)
+			evs[i].Body = []byte(`{"pad":"` + big + `"}`)
+			attempts[i] = 1
+		}
+		err := c.DeliverBatch(t.Context(), evs, attempts)
+		var de *DeliveryError
+		if assert.ErrorAs(t, err, &de) && de.StatusCode != 0 {
+			assert.Equal(t, http.StatusServiceUnavailable, de.StatusCode)
+		}
+	}
+}
