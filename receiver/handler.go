@@ -40,7 +40,8 @@ type Handler struct {
 	idSeq    atomic.Uint64
 
 	scanners sync.Pool // *scanner
-	jsonType []string  // shared Content-Type value; len == cap so appends copy
+	lastCert atomic.Pointer[certNames]
+	jsonType []string // shared Content-Type value; len == cap so appends copy
 }
 
 // Stats are the Handler's counters since New.
@@ -208,7 +209,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 
 	if h.o.Limiter != nil {
-		if ok, wait := h.o.Limiter.Allow(clientIP); !ok {
+		ok, wait, err := allow(r.Context(), h.o.Limiter, clientIP)
+		if err != nil {
+			h.stateFailed(w, rq, err)
+			return
+		}
+		if !ok {
 			w.Header()["Retry-After"] = []string{retryAfter(wait)}
 			h.refuse(w, rq, audit.RateLimited, http.StatusTooManyRequests, "ClientIP over its rate")
 			return
@@ -236,6 +242,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	id := EventID(h.o.AppID, spec.name, rq.body)
 	if h.o.Seen != nil {
 		fresh, err := h.o.Seen.Claim(ctx, id)
+		if errors.Is(err, ErrStateUnavailable) {
+			h.stateFailed(w, rq, err)
+			return
+		}
 		if err != nil {
 			h.refuse(w, rq, audit.OutboxError, http.StatusServiceUnavailable, "identical request in flight failed")
 			return
@@ -258,8 +268,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		Body:        rq.body,
 	}
 	if rq.cert != nil {
-		ev.Identity = IdentityOf(rq.cert)
-		ev.CertSHA256 = certs.CertFingerprint(rq.cert)
+		ev.Identity, ev.CertSHA256 = h.certNames(rq.cert)
 	}
 	err := h.o.Sink.Accept(ctx, ev)
 	if h.o.Seen != nil {
@@ -272,6 +281,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	h.accepted.Add(1)
 	h.reply(w, rq, http.StatusOK, h.okBody)
+}
+
+// stateFailed answers a failure of the shared state (dedupe or limiter):
+// 503 redis_unavailable when it is unreachable and fails closed, 500
+// otherwise.
+func (h *Handler) stateFailed(w http.ResponseWriter, rq *request, err error) {
+	if errors.Is(err, ErrStateUnavailable) {
+		h.refuse(w, rq, audit.RedisUnavailable, http.StatusServiceUnavailable, "shared state unavailable")
+		return
+	}
+	h.o.Logger.Error("shared state failed", slog.String("request_id", rq.id), slog.Any("err", err))
+	h.refuse(w, rq, audit.Internal, http.StatusInternalServerError, "shared state failed")
 }
 
 func (h *Handler) sinkFailed(ctx context.Context, w http.ResponseWriter, rq *request, err error) {

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 )
 
@@ -29,9 +28,13 @@ const (
 	// DefaultLimiterIPv6Prefix is the prefix length IPv6 ClientIPs are keyed by.
 	DefaultLimiterIPv6Prefix = 64
 	// DefaultLimiterMaxKeys is the number of keys tracked. One key costs
-	// about 230 bytes of heap (BenchmarkLimiterMemory_1MKeys), so a full
-	// default table is about 23 MiB.
+	// about 90 bytes of heap, none of it pointers for the garbage collector
+	// to scan (BenchmarkLimiterMemory_1MKeys), so a full default table is
+	// about 9 MiB.
 	DefaultLimiterMaxKeys = 100_000
+
+	// maxLimiterKeys bounds MaxKeys: table slots are int32.
+	maxLimiterKeys = 1 << 30
 )
 
 // ErrBadLimiterOptions is returned (wrapped) by [NewClientLimiter] when a
@@ -76,10 +79,10 @@ type LimiterStats struct {
 	Exempt uint64
 }
 
-// ClientLimiter is a token-bucket rate limiter per ClientIP, built on
-// golang.org/x/time/rate, with its buckets kept in a bounded LRU so memory
-// stays bounded whatever the number of distinct clients. It implements
-// [Limiter].
+// ClientLimiter is a token-bucket rate limiter per ClientIP (the buckets of
+// golang.org/x/time/rate, computed in place), with its buckets kept in a
+// bounded LRU so memory stays bounded whatever the number of distinct
+// clients. It implements [Limiter].
 //
 // # Evicted keys do not come back with a full bucket
 //
@@ -106,16 +109,17 @@ type LimiterStats struct {
 // usable. It is safe for concurrent use, holds no goroutines and needs no
 // Close.
 type ClientLimiter struct {
-	rate   rate.Limit
-	burst  int
-	v6bits int
-	exempt []netip.Prefix
-	now    func() time.Time
+	rate    rate.Limit
+	burst   int
+	v6bits  int
+	exempt  []netip.Prefix
+	now     func() time.Time
+	maxKeys int
 
 	exempted atomic.Uint64
 
 	mu        sync.Mutex
-	table     *lru.Cache[clientKey, *bucket]
+	table     lruTable
 	horizon   int64 // greatest lastUsed of an evicted key; zero if none
 	evictions uint64
 	limited   uint64
@@ -130,11 +134,12 @@ var _ Limiter = (*ClientLimiter)(nil)
 // unmapped before keying.
 type clientKey [16]byte
 
-// bucket is one key's token bucket. lim is embedded by value so a key costs
-// one allocation.
+// bucket is one key's token bucket: tokens it held at lastUsed, the time
+// of the last Allow for the key (Unix nanoseconds). Like rate.Limiter, it
+// gains Rate tokens a second up to Burst.
 type bucket struct {
-	lim      rate.Limiter
-	lastUsed int64 // time of the last Allow for this key, Unix nanoseconds
+	tokens   float64
+	lastUsed int64
 }
 
 // NewClientLimiter returns a ClientLimiter configured by o. It fails,
@@ -150,8 +155,8 @@ func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
 	if o.IPv6Prefix < 0 || o.IPv6Prefix > 128 {
 		errs = append(errs, fmt.Errorf("ipv6 prefix /%d must be 1 to 128: %w", o.IPv6Prefix, ErrBadLimiterOptions))
 	}
-	if o.MaxKeys < 0 {
-		errs = append(errs, fmt.Errorf("max keys %d must not be negative: %w", o.MaxKeys, ErrBadLimiterOptions))
+	if o.MaxKeys < 0 || o.MaxKeys > maxLimiterKeys {
+		errs = append(errs, fmt.Errorf("max keys %d must be 0 to %d: %w", o.MaxKeys, maxLimiterKeys, ErrBadLimiterOptions))
 	}
 	exempt := make([]netip.Prefix, 0, len(o.Exempt))
 	for _, p := range o.Exempt {
@@ -180,17 +185,14 @@ func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
 		o.Now = time.Now
 	}
 	l := &ClientLimiter{
-		rate:   rate.Limit(o.Rate),
-		burst:  o.Burst,
-		v6bits: o.IPv6Prefix,
-		exempt: exempt,
-		now:    o.Now,
+		rate:    rate.Limit(o.Rate),
+		burst:   o.Burst,
+		v6bits:  o.IPv6Prefix,
+		exempt:  exempt,
+		now:     o.Now,
+		maxKeys: o.MaxKeys,
+		table:   newLRUTable(),
 	}
-	t, err := lru.NewWithEvict[clientKey, *bucket](o.MaxKeys, l.onEvict)
-	if err != nil {
-		return nil, fmt.Errorf("creating limiter table: %w", err)
-	}
-	l.table = t
 	return l, nil
 }
 
@@ -205,9 +207,8 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(a, p.Bits()).Masked()
 }
 
-// onEvict runs synchronously inside table.Add (the ClientLimiter never
-// removes entries itself), so always with l.mu held.
-func (l *ClientLimiter) onEvict(_ clientKey, b *bucket) {
+// onEvict records the eviction of b: l.mu must be held.
+func (l *ClientLimiter) onEvict(b *bucket) {
 	l.evictions++
 	l.horizon = max(l.horizon, b.lastUsed)
 }
@@ -223,6 +224,21 @@ func (l *ClientLimiter) keyOf(a netip.Addr) clientKey {
 		}
 	}
 	return a.As16()
+}
+
+// LimiterKey returns the key a [ClientLimiter] with the given IPv6 prefix
+// length buckets addr under, as text: the IPv4 address (IPv4-mapped IPv6
+// addresses are unmapped), or the IPv6 address masked to v6prefix bits, in
+// prefix notation. The zone is ignored. A shared limiter (redisstate) uses
+// it so that both limiters count the same clients together.
+func LimiterKey(addr netip.Addr, v6prefix int) string {
+	a := addr.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(v6prefix); err == nil {
+			return p.String()
+		}
+	}
+	return a.String()
 }
 
 // isExempt reports whether a (already unmapped and zone-free) falls inside
@@ -252,19 +268,31 @@ func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	b, ok := l.table.Get(k)
+	now := l.now().UnixNano()
+	b, ok := l.table.get(k)
 	if !ok {
-		b = &bucket{}
-		l.table.Add(k, b) // may evict, which may advance the horizon: fill b after
+		if l.table.len() >= l.maxKeys {
+			l.onEvict(l.table.evictOldest()) // may advance the horizon: fill b after
+		}
+		b = l.table.add(k)
 		l.fill(b)
 	}
-	b.lastUsed = now.UnixNano()
-	if b.lim.AllowN(now, 1) {
+	l.advance(b, now)
+	if b.tokens >= 1 {
+		b.tokens--
 		return true, 0
 	}
 	l.limited++
-	return false, l.untilOneToken(b, now)
+	return false, l.untilOneToken(b)
+}
+
+// advance brings b's tokens to now: Rate tokens a second since lastUsed, at
+// most Burst. A clock that went backwards adds nothing.
+func (l *ClientLimiter) advance(b *bucket, now int64) {
+	if elapsed := now - b.lastUsed; elapsed > 0 {
+		b.tokens = min(float64(l.burst), b.tokens+float64(l.rate)*float64(elapsed)/float64(time.Second))
+	}
+	b.lastUsed = now
 }
 
 // fill sets up the bucket of a key that has just entered the table (after
@@ -273,21 +301,18 @@ func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
 // evicted yet (the horizon is then the zero time, centuries ago). See
 // ClientLimiter for why this is sound. l.mu must be held.
 func (l *ClientLimiter) fill(b *bucket) {
-	var h time.Time // zero: nothing evicted yet
-	if l.horizon != 0 {
-		h = time.Unix(0, l.horizon)
+	if l.horizon == 0 {
+		b.tokens, b.lastUsed = float64(l.burst), 0
+		return
 	}
-	// The zero rate.Limiter has no tokens; setting the limit and burst "at"
-	// h makes h the time of its last update.
-	b.lim.SetLimitAt(h, l.rate)
-	b.lim.SetBurstAt(h, l.burst)
+	b.tokens, b.lastUsed = 0, l.horizon
 }
 
 // untilOneToken returns how long until b holds one token, rounded up to a
 // whole nanosecond and capped at an hour (far beyond any sane Retry-After).
-func (l *ClientLimiter) untilOneToken(b *bucket, now time.Time) time.Duration {
+func (l *ClientLimiter) untilOneToken(b *bucket) time.Duration {
 	const maxWait = time.Hour
-	missing := 1 - b.lim.TokensAt(now)
+	missing := 1 - b.tokens
 	if missing <= 0 {
 		return 0
 	}
@@ -303,9 +328,116 @@ func (l *ClientLimiter) Stats() LimiterStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return LimiterStats{
-		Keys:      l.table.Len(),
+		Keys:      l.table.len(),
 		Evictions: l.evictions,
 		Limited:   l.limited,
 		Exempt:    l.exempted.Load(),
+	}
+}
+
+// lruTable holds the buckets in slots of one slice, linked in order of last
+// use through int32 indices, with a map from key to slot: no pointers, so
+// the garbage collector never scans it, and about 90 bytes a key. It is not
+// safe for concurrent use (ClientLimiter guards it with its mutex).
+type lruTable struct {
+	index      map[clientKey]int32
+	slots      []lruSlot
+	head, tail int32 // most and least recently used slot; -1 when empty
+}
+
+type lruSlot struct {
+	key        clientKey
+	b          bucket
+	prev, next int32 // towards head and tail; -1 at the ends
+}
+
+func newLRUTable() lruTable {
+	return lruTable{index: make(map[clientKey]int32), head: -1, tail: -1}
+}
+
+func (t *lruTable) len() int { return len(t.index) }
+
+// get returns k's bucket and marks it most recently used.
+func (t *lruTable) get(k clientKey) (*bucket, bool) {
+	i, ok := t.index[k]
+	if !ok {
+		return nil, false
+	}
+	t.unlink(i)
+	t.pushFront(i)
+	return &t.slots[i].b, true
+}
+
+// add inserts k, which must be absent, as the most recently used key, in a
+// free slot (the one evictOldest freed, or a new one) and returns its zero
+// bucket.
+func (t *lruTable) add(k clientKey) *bucket {
+	i := int32(len(t.slots))
+	if len(t.index) < len(t.slots) { // evictOldest left the last slot free
+		i = int32(len(t.index))
+	} else {
+		t.slots = append(t.slots, lruSlot{})
+	}
+	t.slots[i] = lruSlot{key: k}
+	t.index[k] = i
+	t.pushFront(i)
+	return &t.slots[i].b
+}
+
+// evictOldest removes the least recently used key and returns a copy of its
+// bucket. The table must not be empty. To keep slots dense, the last slot
+// moves into the freed one, so the free slot is always the last.
+func (t *lruTable) evictOldest() *bucket {
+	i := t.tail
+	old := t.slots[i].b
+	t.unlink(i)
+	delete(t.index, t.slots[i].key)
+	if last := int32(len(t.index)); i != last {
+		t.move(last, i)
+	}
+	return &old
+}
+
+// move relocates the slot at from into the free slot to, fixing links.
+func (t *lruTable) move(from, to int32) {
+	s := t.slots[from]
+	t.slots[to] = s
+	t.index[s.key] = to
+	if s.prev >= 0 {
+		t.slots[s.prev].next = to
+	} else {
+		t.head = to
+	}
+	if s.next >= 0 {
+		t.slots[s.next].prev = to
+	} else {
+		t.tail = to
+	}
+}
+
+func (t *lruTable) unlink(i int32) {
+	s := &t.slots[i]
+	if s.prev >= 0 {
+		t.slots[s.prev].next = s.next
+	} else {
+		t.head = s.next
+	}
+	if s.next >= 0 {
+		t.slots[s.next].prev = s.prev
+	} else {
+		t.tail = s.prev
+	}
+	s.prev, s.next = -1, -1
+}
+
+func (t *lruTable) pushFront(i int32) {
+	s := &t.slots[i]
+	s.prev, s.next = -1, t.head
+	if t.head >= 0 {
+		t.slots[t.head].prev = i
+	}
+	t.head = i
+	if t.tail < 0 {
+		t.tail = i
 	}
 }

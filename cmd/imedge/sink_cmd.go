@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// sinkBatchHeader is the header a batched delivery carries with its event
+// count (see forward.HeaderBatchSize).
+const sinkBatchHeader = "X-Imedge-Batch-Size"
+
+// countingSink is the benchmark's internal service: it answers every POST
+// with IM's OK reply (so that a proxy in front of it answers IM correctly)
+// and counts requests and events; GET /count reports the counts.
+type countingSink struct {
+	requests, events atomic.Int64
+}
+
+var sinkOK = []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
+
+func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == "/count" {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"requests":%d,"events":%d}`+"\n", s.requests.Load(), s.events.Load())
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	n := int64(1)
+	if v := r.Header.Get(sinkBatchHeader); v != "" {
+		if k, err := strconv.ParseInt(v, 10, 64); err == nil && k > 0 {
+			n = k
+		}
+	}
+	s.requests.Add(1)
+	s.events.Add(n)
+	w.Header()["Content-Type"] = []string{"application/json"}
+	_, _ = w.Write(sinkOK)
+}
+
+// runSink runs the counting sink of scripts/bench.sh until ctx ends. It is a
+// hidden command: a test fixture, not part of imedge's interface.
+func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("imedge sink", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("sink: listening: %w", err)
+	}
+	srv := &http.Server{Handler: &countingSink{}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "sink listening on %s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("sink: serving: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
