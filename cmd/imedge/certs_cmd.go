@@ -19,6 +19,10 @@ const certsUsage = `Usage:
                        (--server | --client) [--cn NAME] [--dns NAME]... [--ip ADDR]... [--uri URI]...
                        [--days N] [--key-type T]
   imedge certs inspect [--json] FILE...
+  imedge certs check   --cert FILE --key FILE [--root FILE] [--name NAME]... [--min-validity 720h]
+                       [--crl FILE --crl-issuer FILE]       (validate a staged set; see certs check -h)
+  imedge certs crl     --ca-cert FILE --ca-key FILE --out FILE [--revoke SERIAL]... [--days N] [--from FILE]
+  imedge certs status  [--addr 127.0.0.1:9443] [--json]    (what a running imedge serves)
 
 Key types: ecdsa-p256 (default), rsa-2048, rsa-3072. Private keys are written 0600.
 `
@@ -35,6 +39,12 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 		return certsIssue(args[1:], stdout, stderr)
 	case "inspect":
 		return certsInspect(args[1:], stdout, stderr)
+	case "check":
+		return certsCheck(args[1:], stdout, stderr)
+	case "crl":
+		return certsCRL(args[1:], stdout, stderr)
+	case "status":
+		return certsStatus(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, certsUsage)
 		return nil
