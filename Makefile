@@ -4,6 +4,8 @@
 GO          ?= go
 BIN         ?= bin/imedge
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# scripts/bench.sh flags for `make bench` (imedge, imedge batching 64 events, nginx).
+BENCHFLAGS  ?= --forward-batch 64
 
 .PHONY: all build test lint bench clean
 
@@ -28,7 +30,7 @@ lint:
 # present (it prints its own tables).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./receiver/ ./dedupe/ ./forward/
-	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else echo "scripts/bench.sh not present: skipped"; fi
+	@if [ -x scripts/bench.sh ]; then scripts/bench.sh $(BENCHFLAGS); else echo "scripts/bench.sh not present: skipped"; fi
 
 clean:
 	rm -rf bin

@@ -138,9 +138,10 @@ func TestServer_Metrics_MoveWithCallbacks(t *testing.T) {
 	var after map[string]*dto.MetricFamily
 	eventually(t, 10*time.Second, func() bool {
 		after = f.scrape(t)
-		v, _ := sample(after, "imedge_outbox_pending_events")
-		return f.delivered() == 2 && v == 0
-	}, "both events are delivered and leave the outbox")
+		v, ok := sample(after, "imedge_outbox_pending_events")
+		d, _ := sample(after, "imedge_delivery_duration_seconds", "result", "success")
+		return f.delivered() == 2 && ok && v == 0 && d == 2
+	}, "both events are delivered, timed and leave the outbox")
 	assert.Equal(t, 2.0, value(t, after, "imedge_requests_total", "outcome", "accepted"))
 	assert.Equal(t, 1.0, value(t, after, "imedge_requests_total", "outcome", "duplicate"))
 	assert.Equal(t, 2.0, value(t, after, "imedge_requests_total", "outcome", "empty"))

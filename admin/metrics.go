@@ -26,6 +26,8 @@ type descs struct {
 
 	limiterKeys, limiterEvictions, limiterLimited, limiterExempt *prometheus.Desc
 
+	redisUp, redisFallbacks, redisRefused, redisErrors *prometheus.Desc
+
 	dedupeKeys, dedupeInFlight, dedupeHits, dedupeEvictions *prometheus.Desc
 
 	outboxPending, outboxPendingBytes, outboxDead, outboxDeadBytes, outboxOldestAge, outboxMaxEvents, outboxMaxBytes *prometheus.Desc
@@ -55,6 +57,10 @@ func newDescs() descs {
 		limiterEvictions: d("ratelimit_evictions_total", "ClientIP buckets evicted from the rate limiter's table (steady growth: raise --rate-max-keys)."),
 		limiterLimited:   d("ratelimit_limited_total", "Callbacks refused by the rate limiter."),
 		limiterExempt:    d("ratelimit_exempt_total", "Callbacks from exempt ClientIPs that bypassed the limit."),
+		redisUp:          d("redis_up", "1 when the shared state on Redis (--redis-url) answers, 0 while the --redis-policy applies."),
+		redisFallbacks:   d("redis_fallbacks_total", "Dedupe and rate-limit answers given by local per-instance state because Redis was unavailable (fail-open)."),
+		redisRefused:     d("redis_refused_total", "Dedupe and rate-limit checks refused because Redis was unavailable (fail-closed; callbacks answered 503 redis_unavailable)."),
+		redisErrors:      d("redis_errors_total", "Redis operations that failed (time-out, connection error); each marks Redis down until the next successful ping."),
 
 		dedupeKeys:      d("dedupe_keys", "Event ids remembered by the de-duplication set."),
 		dedupeInFlight:  d("dedupe_in_flight", "Event ids claimed by a request and not yet settled."),
@@ -92,6 +98,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		d.buildInfo, d.ready, d.draining,
 		d.requests, d.rejected, d.handshakeFailures, d.auditRecords, d.auditWritten, d.auditSuppressed,
 		d.limiterKeys, d.limiterEvictions, d.limiterLimited, d.limiterExempt,
+		d.redisUp, d.redisFallbacks, d.redisRefused, d.redisErrors,
 		d.dedupeKeys, d.dedupeInFlight, d.dedupeHits, d.dedupeEvictions,
 		d.outboxPending, d.outboxPendingBytes, d.outboxDead, d.outboxDeadBytes, d.outboxOldestAge, d.outboxMaxEvents, d.outboxMaxBytes,
 		d.deliveryAttempts, d.deliverySuccesses, d.deliveryFailures, d.deliveryDead, d.deliveryAbandoned, d.deliveryInFlight,
@@ -168,6 +175,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.limiterEvictions, l.Evictions)
 		counter(d.limiterLimited, l.Limited)
 		counter(d.limiterExempt, l.Exempt)
+	}
+	if s.o.Redis != nil {
+		r := s.o.Redis()
+		gauge(d.redisUp, b2f(r.Up))
+		counter(d.redisFallbacks, r.Fallbacks)
+		counter(d.redisRefused, r.Refused)
+		counter(d.redisErrors, r.Errors)
 	}
 	if s.o.Dedupe != nil {
 		st := s.o.Dedupe.Stats()

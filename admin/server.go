@@ -36,6 +36,8 @@ type Options struct {
 	Dedupe     Dedupe
 	Limiter    Limiter
 	Audit      Audit
+	// Redis, when set, reports the shared state on Redis (imedge_redis_*).
+	Redis func() RedisStats
 	// Delivery, when set, has its delivery latency histogram exposed.
 	Delivery *DeliveryTimer
 	// Pprof mounts net/http/pprof under /debug/pprof/. Off by default: the

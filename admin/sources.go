@@ -46,6 +46,16 @@ type Limiter interface {
 	Stats() receiver.LimiterStats
 }
 
+// RedisStats is the state of the shared state on Redis (--redis-url), read
+// through [Options.Redis]: whether Redis answers, and how many answers came
+// from the local fallback (fail-open) or were refused (fail-closed).
+type RedisStats struct {
+	Up        bool
+	Fallbacks uint64
+	Refused   uint64
+	Errors    uint64
+}
+
 // Audit reports the audit log's counters. *audit.Logger implements it.
 type Audit interface {
 	Stats() (written, suppressed uint64)

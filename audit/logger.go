@@ -38,6 +38,7 @@ type Logger struct {
 	counts      map[sampleKey]int
 	written     uint64
 	suppressed  uint64
+	byReason    map[Reason]uint64 // every record passed to Log, before sampling; see Counts
 }
 
 type sampleKey struct {
@@ -75,6 +76,7 @@ func (l *Logger) Log(r Record) {
 	if l.opts.Interval > 0 {
 		l.mu.Lock()
 		l.rollLocked(now)
+		l.countLocked(r.Reason)
 		k := sampleKey{r.Reason, sampleKeyOf(r)}
 		if _, ok := l.counts[k]; !ok && len(l.counts) >= l.opts.MaxKeys {
 			k.key = overflowKey
@@ -90,6 +92,7 @@ func (l *Logger) Log(r Record) {
 		l.mu.Unlock()
 	} else {
 		l.mu.Lock()
+		l.countLocked(r.Reason)
 		l.written++
 		l.mu.Unlock()
 	}

@@ -18,6 +18,16 @@ const (
 	TLSBadCert     Reason = "tls_bad_cert"      // certificate unparsable or otherwise invalid
 )
 
+// Connection-level refusals, before or around TLS and HTTP parsing.
+const (
+	SourceDenied Reason = "source_denied" // peer address not on the source allow-list; closed before the handshake
+	ConnLimit    Reason = "conn_limit"    // per-address connection cap reached, or oldest pending handshake closed at the global cap
+	TLSTimeout   Reason = "tls_timeout"   // TLS handshake not complete within the handshake timeout
+	SlowRequest  Reason = "slow_request"  // request headers not complete within the read-header timeout; connection closed
+	BadRequest   Reason = "bad_request"   // request refused by the HTTP parser before the handler (malformed, headers too large)
+	ProxyRefused Reason = "proxy_refused" // PROXY protocol header from an untrusted peer, or missing/invalid from a trusted balancer
+)
+
 // HTTP-level refusals of a callback.
 const (
 	BadMethod          Reason = "bad_method"          // 405: not POST
@@ -40,14 +50,16 @@ const (
 	OutboxFull         Reason = "outbox_full"         // 503: outbox at its event or byte limit
 	OutboxError        Reason = "outbox_error"        // 503: outbox write failed (disk full, read-only)
 	Internal           Reason = "internal_error"      // 500: a bug; see the operational log
+	RedisUnavailable   Reason = "redis_unavailable"   // 503: shared state (Redis) unreachable and --redis-policy fail-closed
 )
 
 // Reasons lists every reason code, in documentation order.
 func Reasons() []Reason {
 	return []Reason{
 		TLSNoCert, TLSUnknownCA, TLSExpired, TLSNotYetValid, TLSBadEKU, TLSNotAllowed, TLSRevoked, TLSCRLStale, TLSVersion, TLSBadCert,
+		SourceDenied, ConnLimit, TLSTimeout, SlowRequest, BadRequest, ProxyRefused,
 		BadMethod, BadPath, NoIdentity, BadQuery, BadAppID, UnsupportedCommand, BadContentType, BadClientIP,
 		MissingSign, BadSign, StaleSign, BodyTooLarge, BadJSON, CommandMismatch, BadPairList, BadAccount,
-		RateLimited, OutboxFull, OutboxError, Internal,
+		RateLimited, OutboxFull, OutboxError, Internal, RedisUnavailable,
 	}
 }

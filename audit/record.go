@@ -36,7 +36,7 @@ func clip(s string) string {
 
 func (r Record) attrs(t time.Time) []slog.Attr {
 	a := make([]slog.Attr, 0, 16)
-	a = append(a, slog.String("reason", string(r.Reason)))
+	a = append(a, slog.String("reason", clip4(string(r.Reason))))
 	if r.Status != 0 {
 		a = append(a, slog.Int("status", r.Status))
 	}
@@ -45,25 +45,27 @@ func (r Record) attrs(t time.Time) []slog.Attr {
 			a = append(a, slog.String(k, v))
 		}
 	}
-	str("detail", r.Detail)
-	str("remote_addr", r.RemoteAddr)
+	str("detail", clip4(r.Detail))
+	str("remote_addr", clip4(r.RemoteAddr))
 	str("client_ip", clip(r.ClientIP))
 	str("sdkappid", clip(r.SdkAppid))
 	str("command", clip(r.Command))
-	str("request_id", r.RequestID)
+	str("request_id", clip4(r.RequestID))
 	str("im_request_id", clip(r.IMRequestID))
 	str("cert_subject", clip4(r.CertSubject))
-	str("cert_serial", r.CertSerial)
-	str("cert_sha256", r.CertSHA256)
-	str("body_sha256", r.BodySHA256)
+	str("cert_serial", clip4(r.CertSerial))
+	str("cert_sha256", clip4(r.CertSHA256))
+	str("body_sha256", clip4(r.BodySHA256))
 	if r.BodySHA256 != "" || r.BodySize > 0 {
 		a = append(a, slog.Int64("body_size", r.BodySize))
 	}
-	str("tls_version", r.TLSVersion)
+	str("tls_version", clip4(r.TLSVersion))
 	return a
 }
 
-// clip4 allows a longer subject (distinguished names run long) but still bounds it.
+// clip4 allows a longer subject (distinguished names run long) but still
+// bounds it; it also bounds every field imedge fills itself, so no Record
+// can make an unbounded line.
 func clip4(s string) string {
 	if len(s) > 4*maxField {
 		return s[:4*maxField] + "…"

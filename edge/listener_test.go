@@ -177,8 +177,13 @@ func TestListener_MaxConnsWaitsForEstablishedToClose(t *testing.T) {
 	}()
 	a, err := handshakeFrom(t, "127.0.0.1", l.Addr().String(), e.clientConfig())
 	require.NoError(t, err)
-	_, err = handshakeFrom(t, "127.0.0.1", l.Addr().String(), e.clientConfig())
+	b, err := handshakeFrom(t, "127.0.0.1", l.Addr().String(), e.clientConfig())
 	require.NoError(t, err)
+	defer b.Close() // held open (and reachable, so no finalizer closes it) until the end
+	// The client returns from its handshake before the server has read its
+	// Finished; only once both are accepted are the two slots established
+	// (a slot mid-handshake may be given to a newcomer, by design).
+	eventually(t, 5*time.Second, func() bool { return accepted.Load() == 2 }, "both connections established")
 
 	third := make(chan error, 1)
 	go func() {

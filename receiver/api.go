@@ -54,3 +54,22 @@ type Seen interface {
 type Limiter interface {
 	Allow(clientIP netip.Addr) (ok bool, retryAfter time.Duration)
 }
+
+// LimiterWithErr is a [Limiter] that can fail, such as one that keeps its
+// buckets in Redis. When the Limiter passed in [Options] implements it, the
+// receiver calls AllowContext instead of Allow; an error wrapping
+// [ErrStateUnavailable] is answered 503 with reason redis_unavailable, any
+// other error 500.
+type LimiterWithErr interface {
+	Limiter
+	AllowContext(ctx context.Context, clientIP netip.Addr) (ok bool, retryAfter time.Duration, err error)
+}
+
+// allow asks l, through AllowContext when l can fail.
+func allow(ctx context.Context, l Limiter, clientIP netip.Addr) (bool, time.Duration, error) {
+	if le, ok := l.(LimiterWithErr); ok {
+		return le.AllowContext(ctx, clientIP)
+	}
+	ok, wait := l.Allow(clientIP)
+	return ok, wait, nil
+}

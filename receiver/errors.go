@@ -16,3 +16,9 @@ var ErrBadPath = errors.New("receiver: Path must start with /")
 
 // ErrNegativeLimit reports a negative MaxBody, MaxAccountBytes or SignWindow.
 var ErrNegativeLimit = errors.New("receiver: limits must not be negative")
+
+// ErrStateUnavailable is returned (wrapped) by a [Seen] or a [LimiterWithErr]
+// whose shared state (Redis) is unreachable while configured to fail
+// closed. The receiver answers 503 with reason redis_unavailable, so the
+// sender retries; it is never a silent drop.
+var ErrStateUnavailable = errors.New("receiver: shared state unavailable")

@@ -45,6 +45,7 @@ type Config struct {
 	ForwardTimeout     time.Duration
 	ForwardSecret      []byte // from --forward-secret-file or IMEDGE_FORWARD_SECRET
 	ForwardConcurrency int
+	ForwardBatch       int // events per delivery request (JSON array); 0 or 1: one event per request
 	RetryBase          time.Duration
 	RetryMax           time.Duration
 	MaxAttempts        int
@@ -81,6 +82,8 @@ type Config struct {
 	Admin adminConfig
 	Edge  edgeConfig
 	ACME  acmeConfig
+	// Cluster: shared state on Redis and PROXY protocol (config_redis.go).
+	Cluster clusterConfig
 }
 
 // defaultConfig holds the built-in defaults documented in the README.
@@ -179,6 +182,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "timeout of one delivery attempt")
 	fs.StringVar(&sf.secretFile, "forward-secret-file", "", "file holding the Standard Webhooks signing secret (or set IMEDGE_FORWARD_SECRET)")
 	fs.IntVar(&c.ForwardConcurrency, "forward-concurrency", c.ForwardConcurrency, "delivery workers")
+	fs.IntVar(&c.ForwardBatch, "forward-batch", 0, "deliver up to N events per request as a JSON array (0: one event per request, the default)")
 	fs.DurationVar(&c.RetryBase, "retry-base", c.RetryBase, "first retry backoff (doubles, full jitter)")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "largest retry backoff")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 0, "delivery attempts before dead-lettering (0: no limit, see --max-age)")
@@ -200,7 +204,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for requests in flight")
-	fs.DurationVar(&c.ReadHeaderTO, "read-header-timeout", c.ReadHeaderTO, "deadline for request headers (the TLS handshake deadline is the smallest of the read-header, read and write timeouts)")
+	fs.DurationVar(&c.ReadHeaderTO, "read-header-timeout", c.ReadHeaderTO, "deadline for request headers (the TLS handshake has its own, --handshake-timeout)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "deadline for the whole request")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline for the response")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle timeout")
@@ -210,6 +214,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	c.Admin.register(fs)
 	c.Edge.register(fs)
 	c.ACME.register(fs)
+	c.Cluster.register(fs)
 	return fs, sf
 }
 
@@ -242,6 +247,7 @@ func parseServeConfig(args []string, getenv func(string) string, out io.Writer) 
 	if !set["state-dir"] && getenv("STATE_DIRECTORY") != "" {
 		c.StateDir = strings.Split(getenv("STATE_DIRECTORY"), ":")[0]
 	}
+	c.ACME.setStateDir(c.StateDir)
 	var errs []error
 	if c.MaxBody, err = parseBytes(sf.maxBody); err != nil {
 		errs = append(errs, fmt.Errorf("--max-body: %w", err))
@@ -262,6 +268,9 @@ func parseServeConfig(args []string, getenv func(string) string, out io.Writer) 
 	}
 	if c.ForwardSecret, _, err = readSecret(sf.secretFile, "IMEDGE_FORWARD_SECRET", getenv); err != nil {
 		errs = append(errs, fmt.Errorf("--forward-secret-file: %w", err))
+	}
+	if err := c.Cluster.readSecrets(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	return c, fs, false, errors.Join(errs...)
 }
@@ -358,8 +367,8 @@ func (c Config) Validate() error {
 		}
 		f.Close()
 	}
-	file("cert", c.CertFile, true)
-	file("key", c.KeyFile, true)
+	file("cert", c.CertFile, c.ACME.certFilesRequired())
+	file("key", c.KeyFile, c.ACME.certFilesRequired())
 	switch c.ClientAuth {
 	case "require":
 		file("client-ca", c.ClientCAFile, true)
@@ -416,6 +425,9 @@ func (c Config) Validate() error {
 	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
 		bad("--max-header-bytes must be 1KiB..1MiB")
 	}
+	if c.ForwardBatch < 0 || c.ForwardBatch > 1000 {
+		bad("--forward-batch must be 0..1000")
+	}
 	if c.ForwardConcurrency < 1 || c.ForwardConcurrency > 1024 {
 		bad("--forward-concurrency must be 1..1024")
 	}
@@ -452,6 +464,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Admin.validate()...)
 	errs = append(errs, c.Edge.validate(c)...)
 	errs = append(errs, c.ACME.validate(c)...)
+	errs = append(errs, c.Cluster.validate()...)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -254,5 +254,6 @@ func baseArgs(p *pki, sinkURL, stateDir, auditLog string) []string {
 	return []string{"serve", "--listen", "127.0.0.1:0", "--cert", p.certFile, "--key", p.keyFile,
 		"--client-ca", p.caFile, "--sdkappid", appID, "--forward-url", sinkURL,
 		"--state-dir", stateDir, "--audit-log", auditLog, "--retry-base", "20ms", "--retry-max", "200ms",
-		"--audit-sample-interval", "0"}
+		"--audit-sample-interval", "0",
+		"--admin-listen", "127.0.0.1:0"} // never the default port: tests and instances run side by side
 }

@@ -157,7 +157,7 @@ func TestE2E_ClientAuthNoneNeedsToken(t *testing.T) {
 
 func TestE2E_DevModeCurlCommandWorks(t *testing.T) {
 	devDir := filepath.Join(t.TempDir(), "dev")
-	im := start(t, "serve", "--dev", "--dev-dir", devDir, "--listen", "127.0.0.1:0")
+	im := start(t, "serve", "--dev", "--dev-dir", devDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
 	var curlCmd string
 	eventually(t, 5*time.Second, func() bool {
 		m := regexp.MustCompile(`(?s)\n(curl .*?--data '[^']*')`).FindStringSubmatch(im.stdout.String())

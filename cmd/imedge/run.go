@@ -20,6 +20,8 @@ Usage:
   imedge check-config [flags]   validate a configuration (--config FILE and/or flags) and print it
   imedge certs SUBCOMMAND       create a CA, issue and inspect certificates
   imedge outbox SUBCOMMAND      inspect, replay and purge the durable outbox (server stopped)
+  imedge send [flags]           send one callback as IM would and print the reply (the "verify" button)
+  imedge load [flags]           simulate IM's callback client under load and report throughput and latency
   imedge version                print the version
 
 Run "imedge COMMAND -h" for the flags of a command.
@@ -40,6 +42,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCerts(args[1:], stdout, stderr)
 	case "outbox":
 		return runOutbox(args[1:], stdout, stderr)
+	case "send":
+		return runSend(ctx, args[1:], getenv, stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], getenv, stdout, stderr)
+	case "sink": // hidden: the counting internal service of scripts/bench.sh
+		return runSink(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

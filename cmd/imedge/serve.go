@@ -139,8 +139,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	if err != nil {
 		return err
 	}
+	timed := timeDeliveries(client) // delivery latency for the admin metrics
 	disp, err := forward.NewDispatcher(forward.DispatcherOptions{
-		Outbox: box, Deliverer: client, Concurrency: cfg.ForwardConcurrency,
+		Outbox: box, Deliverer: withBatching(timed, client, cfg.ForwardBatch), BatchSize: cfg.ForwardBatch,
+		Concurrency: cfg.ForwardConcurrency,
 		BackoffBase: cfg.RetryBase, BackoffMax: cfg.RetryMax, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
 		Logger: logger,
 	})
@@ -171,10 +173,15 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		}
 		limiter = l
 	}
+	shared, err := cfg.Cluster.openShared(cfg, seen, limiter, logger)
+	if err != nil {
+		return err
+	}
+	defer shared.close()
 	h, err := receiver.New(receiver.Options{
 		AppID: cfg.SdkAppid, Path: cfg.Path, MaxBody: cfg.MaxBody, MaxAccountBytes: cfg.MaxAccountBytes,
 		Token: cfg.Token, SignWindow: cfg.SignWindow, RequireClientCert: cfg.ClientAuth == "require",
-		Sink: outboxSink{box: box, disp: disp}, Seen: seen, Limiter: limiter, Audit: aud, Logger: logger,
+		Sink: outboxSink{box: box, disp: disp}, Seen: shared.seen, Limiter: shared.limiter, Audit: aud, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -184,7 +191,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopBG(); wg.Wait() }()
 	adm, err := startAdmin(bg, &wg, cfg, adminDeps{tls: src, outbox: box, dispatcher: disp, receiver: h,
-		seen: seen, limiter: limiter, audit: aud}, logger)
+		seen: seen, limiter: limiter, audit: aud, delivery: timed, redis: shared.redisStats()}, logger)
 	if err != nil {
 		return err
 	}
@@ -205,6 +212,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		return err
 	}
 	if err := applySandbox(cfg, logger); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := cfg.ACME.start(bg, src, ln); err != nil {
 		ln.Close()
 		return err
 	}
