@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,6 +41,11 @@ func runOutbox(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("limit", 100, "most entries to list")
 	if help, err := parseFlags(fs, args[1:]); help || err != nil {
 		return err
+	}
+	for _, a := range fs.Args() {
+		if strings.HasPrefix(a, "-") {
+			return fmt.Errorf("outbox %s: flags go before event ids (%q)", sub, a)
+		}
 	}
 	if *dir == "" {
 		*dir = defaultConfig().spoolDir()

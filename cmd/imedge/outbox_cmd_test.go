@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestE2E_OutboxCommands: with the internal URL refusing events for good
+// (400), an accepted callback is dead-lettered; the operator commands list,
+// show, replay and purge it on the stopped server's directory, and say the
+// store is in use while the server runs.
+func TestE2E_OutboxCommands(t *testing.T) {
+	p := newPKI(t)
+	s := newSink(t)
+	s.mu.Lock()
+	s.status = http.StatusBadRequest
+	s.mu.Unlock()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	spool := filepath.Join(state, "outbox")
+	im := start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
+	resp, err := p.httpsClient().Post(callbackURL(im.addr, "10.0.0.9"), "application/json", strings.NewReader(friendDeleteBody("dead", "letter")))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	outbox := func(args ...string) (string, error) {
+		full := append([]string{"outbox", args[0], "--spool-dir", spool}, args[1:]...)
+		out, err := exec.Command(binPath, full...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := outbox("stats")
+	require.Error(t, err, "the running server holds the store")
+	assert.Contains(t, out, "stop it first")
+
+	time.Sleep(500 * time.Millisecond) // let the 400 dead-letter it
+	im.stop(t)
+
+	out, err = outbox("stats", "--json")
+	require.NoError(t, err, out)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	assert.Equal(t, float64(0), st["Pending"])
+	assert.Equal(t, float64(1), st["Dead"])
+
+	out, err = outbox("list", "--dead")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "10.0.0.9")
+	assert.Contains(t, out, "400")
+
+	out, err = outbox("show", "1")
+	require.NoError(t, err, out)
+	_, err = outbox("show", "1", "--json")
+	require.Error(t, err, "a flag after the id is refused, not ignored")
+	assert.Contains(t, out, `"To_Account":"letter"`, "show prints the body")
+
+	out, err = outbox("replay", "--dead")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "1 event(s) queued")
+
+	out, err = outbox("purge")
+	require.Error(t, err, "pending events are never purged")
+	assert.Contains(t, out, "only --dead")
+
+	// Restarted with a working internal URL, the replayed event is delivered.
+	s.mu.Lock()
+	s.status = 0
+	s.mu.Unlock()
+	im = start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
+	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "the replayed event was not delivered")
+	im.stop(t)
+	out, err = outbox("purge", "--dead")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "0 dead letter(s) purged")
+}
