@@ -88,3 +88,17 @@ func (a allowList) allows(leaf *x509.Certificate) bool {
 	}
 	return false
 }
+
+// allowFileEntries returns the entries of an allow-list file: one per line,
+// surrounding space trimmed, blank lines and # comments skipped.
+func allowFileEntries(data []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}

@@ -70,3 +70,6 @@ var ErrACMEStarted = errors.New("tlsconf: ACME management already started")
 // ErrACMENotStarted is returned to handshakes that arrive before StartACME,
 // and to acme-tls/1 handshakes that are not TLS-ALPN-01 validations.
 var ErrACMENotStarted = errors.New("tlsconf: no ACME certificate available")
+
+// ErrEmptyAllowList reports an allow-list file without any entry.
+var ErrEmptyAllowList = errors.New("tlsconf: allow-list file has no entry")

@@ -91,6 +91,12 @@ type Options struct {
 	// as certs.Fingerprint prints it). Empty accepts any certificate chaining
 	// to the bundle.
 	AllowedClients []string
+	// AllowedClientsFile, when set, adds the entries of a file (one per
+	// line; blank lines and lines starting with # are ignored) to
+	// AllowedClients. It is re-read on Reload and watched like the
+	// certificates; a file with no entry is an error, so emptying it can
+	// never silently open the door to every client of the bundle.
+	AllowedClientsFile string
 	// ServerName is the name whose certificate is served when the client
 	// sends no SNI or an unknown one. Empty means the certificate's first DNS
 	// SAN, else its first IP SAN, else its common name.

@@ -241,7 +241,20 @@ func (s *Source) load(ctx context.Context) (*state, *certmagic.Config, string, e
 		sums:       make(map[string][sha256.Size]byte),
 	}
 
-	allow, err := parseAllowList(o.AllowedClients)
+	entries := o.AllowedClients
+	if o.AllowedClientsFile != "" {
+		data, err := certs.ReadFile("reading allow-list", o.AllowedClientsFile)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		fromFile := allowFileEntries(data)
+		if len(fromFile) == 0 {
+			return nil, nil, "", &certs.FileError{Path: o.AllowedClientsFile, Op: "reading allow-list", Err: ErrEmptyAllowList}
+		}
+		st.sums[o.AllowedClientsFile] = sha256.Sum256(data)
+		entries = append(append([]string(nil), entries...), fromFile...)
+	}
+	allow, err := parseAllowList(entries)
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -61,6 +61,9 @@ func (s *Source) watchedFiles() []string {
 	if s.opts.ClientCAFile != "" {
 		files = append(files, s.opts.ClientCAFile)
 	}
+	if s.opts.AllowedClientsFile != "" {
+		files = append(files, s.opts.AllowedClientsFile)
+	}
 	return append(files, s.opts.ClientCRLFiles...)
 }
 

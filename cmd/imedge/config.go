@@ -20,23 +20,24 @@ import (
 // Config is everything `imedge serve` needs. Build it with parseServeConfig
 // or directly in tests; Validate reports every problem at once.
 type Config struct {
-	Listen          string
-	Path            string
-	CertFile        string
-	KeyFile         string
-	ClientCAFile    string
-	ClientCRLFiles  []string
-	CRLFailClosed   bool
-	ClientAuth      string // "require" or "none"
-	AllowClients    []string
-	ServerName      string
-	ReloadInterval  time.Duration
-	SdkAppid        string
-	Token           []byte // from --token-file or IMEDGE_TOKEN, never a flag value
-	TokenSource     string // where Token came from, for logs (never the value)
-	SignWindow      time.Duration
-	MaxBody         int64
-	MaxAccountBytes int
+	Listen           string
+	Path             string
+	CertFile         string
+	KeyFile          string
+	ClientCAFile     string
+	ClientCRLFiles   []string
+	CRLFailClosed    bool
+	ClientAuth       string // "require" or "none"
+	AllowClients     []string
+	AllowClientsFile string
+	ServerName       string
+	ReloadInterval   time.Duration
+	SdkAppid         string
+	Token            []byte // from --token-file or IMEDGE_TOKEN, never a flag value
+	TokenSource      string // where Token came from, for logs (never the value)
+	SignWindow       time.Duration
+	MaxBody          int64
+	MaxAccountBytes  int
 
 	ForwardURL         string
 	ForwardCA          string
@@ -168,6 +169,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&c.CRLFailClosed, "crl-fail-closed", false, "refuse clients whose issuer's CRL is past NextUpdate")
 	fs.StringVar(&c.ClientAuth, "client-auth", c.ClientAuth, `client certificates: "require" or "none" (none needs a token)`)
 	fs.Var(listFlag{&c.AllowClients}, "allow-client", "allowed client identity: cn:NAME, dns:NAME, uri:URI or spki:SHA256HEX (repeatable)")
+	fs.StringVar(&c.AllowClientsFile, "allow-client-file", "", "file of allowed client identities, one --allow-client entry per line; re-read on reload and when it changes")
 	fs.StringVar(&c.ServerName, "server-name", "", "certificate name to serve to clients that send no SNI")
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", c.ReloadInterval, "how often certificate files are checked for changes (0 disables; SIGHUP always reloads)")
 	fs.StringVar(&c.SdkAppid, "sdkappid", "", "the IM SDKAppID callbacks must carry")
@@ -380,6 +382,7 @@ func (c Config) Validate() error {
 	default:
 		bad("--client-auth %q: want require or none", c.ClientAuth)
 	}
+	file("allow-client-file", c.AllowClientsFile, false)
 	for _, f := range c.ClientCRLFiles {
 		file("client-crl", f, true)
 	}

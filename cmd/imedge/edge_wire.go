@@ -112,7 +112,7 @@ func applySandbox(cfg Config, logger *slog.Logger) error {
 		return nil
 	}
 	o := sandbox.Options{WriteDirs: []string{cfg.StateDir, cfg.spoolDir()}}
-	for _, f := range append([]string{cfg.CertFile, cfg.KeyFile, cfg.ClientCAFile}, cfg.ClientCRLFiles...) {
+	for _, f := range append([]string{cfg.CertFile, cfg.KeyFile, cfg.ClientCAFile, cfg.AllowClientsFile}, cfg.ClientCRLFiles...) {
 		if f != "" {
 			o.ReadFiles = append(o.ReadFiles, f)
 		}

@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	tlsOpts := tlsconf.Options{
 		CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
 		ClientCRLFiles: cfg.ClientCRLFiles, CRLFailClosed: cfg.CRLFailClosed, ClientAuth: ca,
-		AllowedClients: cfg.AllowClients, ServerName: cfg.ServerName, Audit: aud, Logger: logger,
+		AllowedClients: cfg.AllowClients, AllowedClientsFile: cfg.AllowClientsFile, ServerName: cfg.ServerName, Audit: aud, Logger: logger,
 	}
 	cfg.ACME.apply(&tlsOpts)
 	src, err := tlsconf.New(ctx, tlsOpts)
