@@ -175,6 +175,9 @@ func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
 	body := friendDeleteBody("alice", "bob")
 	require.Equal(t, http.StatusOK, clusterPost(t, client, lb, "203.0.113.1", body))
 	require.Equal(t, http.StatusOK, clusterPost(t, client, lb, "203.0.113.1", body), "the retry is acknowledged")
+	// The access line is written just after the reply: wait for both.
+	eventually(t, 5*time.Second, func() bool { return len(callbackLogs(a))+len(callbackLogs(b)) >= 2 },
+		"both instances logged their callback")
 	ca, cb := callbackLogs(a), callbackLogs(b)
 	require.Len(t, ca, 1, "round robin: instance a served one copy")
 	require.Len(t, cb, 1, "round robin: instance b served the other")
