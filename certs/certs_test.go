@@ -2,6 +2,7 @@ package certs_test
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -127,4 +128,22 @@ func TestRevocationList(t *testing.T) {
 	require.NoError(t, crl.CheckSignatureFrom(ca.Cert))
 	require.Len(t, crl.RevokedCertificateEntries, 1)
 	assert.Equal(t, int64(42), crl.RevokedCertificateEntries[0].SerialNumber.Int64())
+}
+
+func TestParseCRLs_PEMAndDER(t *testing.T) {
+	ca := certstest.NewCA(t)
+	der := ca.CRL(t, big.NewInt(7))
+	got, err := certs.ParseCRLs(der)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+
+	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: ca.CRL(t)})...)
+	got, err = certs.ParseCRLs(pemData)
+	require.NoError(t, err)
+	assert.Len(t, got, 2, "every PEM block is read")
+
+	_, err = certs.ParseCRLs(certs.EncodeCertificatesPEM(ca.Cert))
+	assert.ErrorIs(t, err, certs.ErrNoCRL)
+	_, err = certs.ParseCRLs([]byte("junk"))
+	assert.Error(t, err)
 }

@@ -32,3 +32,6 @@ func (e *FileError) Error() string {
 
 // Unwrap returns the cause.
 func (e *FileError) Unwrap() error { return e.Err }
+
+// ErrNoCRL reports a PEM file that holds no "X509 CRL" block.
+var ErrNoCRL = errors.New("certs: no X509 CRL PEM block")

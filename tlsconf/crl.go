@@ -3,7 +3,6 @@ package tlsconf
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -54,31 +53,12 @@ func loadCRL(path string, cas []*x509.Certificate) ([]*crlEntry, []byte, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	var ders [][]byte
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		rest := data
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type == "X509 CRL" {
-				ders = append(ders, b.Bytes)
-			}
-		}
-		if len(ders) == 0 {
-			return nil, nil, &certs.FileError{Path: path, Op: "parsing CRL", Err: fmt.Errorf("%w: no X509 CRL PEM block", ErrBadCRL)}
-		}
-	} else {
-		ders = [][]byte{data}
+	lists, err := certs.ParseCRLs(data)
+	if err != nil {
+		return nil, nil, &certs.FileError{Path: path, Op: "parsing CRL", Err: fmt.Errorf("%w: %w", ErrBadCRL, err)}
 	}
-	out := make([]*crlEntry, 0, len(ders))
-	for i, der := range ders {
-		list, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return nil, nil, &certs.FileError{Path: path, Op: "parsing CRL", Err: fmt.Errorf("%w: CRL %d: %w", ErrBadCRL, i+1, err)}
-		}
+	out := make([]*crlEntry, 0, len(lists))
+	for _, list := range lists {
 		issuer := crlSigner(list, cas)
 		if issuer == nil {
 			return nil, nil, &certs.FileError{Path: path, Op: "verifying CRL", Err: ErrCRLIssuer}

@@ -179,7 +179,7 @@ func checkCRL(run *checkRun, now time.Time, crlFile, issuerFile string) {
 		run.fail("crl", "%v", err)
 		return
 	}
-	lists, err := parseCRLs(data)
+	lists, err := certs.ParseCRLs(data)
 	if err != nil {
 		run.fail("crl", "%v", &certs.FileError{Path: crlFile, Op: "parsing CRL", Err: err})
 		return

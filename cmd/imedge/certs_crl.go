@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -119,46 +118,13 @@ func parseSerial(s string) (*big.Int, error) {
 	return n, nil
 }
 
-// parseCRLs returns every CRL in data: PEM "X509 CRL" blocks, or one DER
-// CRL.
-func parseCRLs(data []byte) ([]*x509.RevocationList, error) {
-	var ders [][]byte
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		rest := data
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type == "X509 CRL" {
-				ders = append(ders, b.Bytes)
-			}
-		}
-		if len(ders) == 0 {
-			return nil, errors.New("no X509 CRL PEM block")
-		}
-	} else {
-		ders = [][]byte{data}
-	}
-	out := make([]*x509.RevocationList, 0, len(ders))
-	for i, der := range ders {
-		l, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return nil, fmt.Errorf("parsing CRL %d: %w", i+1, err)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
 // loadCRLFrom reads path and returns its CRL signed by ca.
 func loadCRLFrom(path string, ca *x509.Certificate) (*x509.RevocationList, error) {
 	data, err := certs.ReadFile("reading CRL", path)
 	if err != nil {
 		return nil, err
 	}
-	lists, err := parseCRLs(data)
+	lists, err := certs.ParseCRLs(data)
 	if err != nil {
 		return nil, &certs.FileError{Path: path, Op: "parsing CRL", Err: err}
 	}

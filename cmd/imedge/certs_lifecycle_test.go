@@ -161,7 +161,7 @@ func parseCRLFile(t *testing.T, path string) *x509.RevocationList {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	lists, err := parseCRLs(b)
+	lists, err := certs.ParseCRLs(b)
 	require.NoError(t, err)
 	require.Len(t, lists, 1)
 	return lists[0]
