@@ -763,16 +763,30 @@ func (o *Outbox) complete(seq uint64, retryAt time.Time) error {
 		}
 		return tx.Bucket(bucketState).Delete(k)
 	})
+	if err != nil {
+		err = fmt.Errorf("deleting delivered event: %w", err)
+	}
+	return o.removed(seq, size, false, retryAt, err)
+}
+
+// removed accounts for a pending event whose removal (delivered, or moved to
+// the dead letters when dead) was attempted. On err the event stays pending
+// and is scheduled again at retryAt; size 0 means it was already gone.
+func (o *Outbox) removed(seq uint64, size int64, dead bool, retryAt time.Time, err error) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err != nil {
 		o.sched.finish(seq, true, retryAt)
 		o.signal()
-		return fmt.Errorf("deleting delivered event: %w", err)
+		return err
 	}
 	if size > 0 {
 		o.pendingN--
 		o.pendingBytes -= size
+		if dead {
+			o.deadN++
+			o.deadBytes += size
+		}
 	}
 	o.sched.finish(seq, false, time.Time{})
 	return nil
@@ -818,19 +832,8 @@ func (o *Outbox) bury(seq uint64, st deliveryState, retryAt time.Time) error {
 		}
 		return tx.Bucket(bucketState).Delete(k)
 	})
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	if err != nil {
-		o.sched.finish(seq, true, retryAt)
-		o.signal()
-		return fmt.Errorf("dead-lettering event: %w", err)
+		err = fmt.Errorf("dead-lettering event: %w", err)
 	}
-	if size > 0 {
-		o.pendingN--
-		o.pendingBytes -= size
-		o.deadN++
-		o.deadBytes += size
-	}
-	o.sched.finish(seq, false, time.Time{})
-	return nil
+	return o.removed(seq, size, true, retryAt, err)
 }
