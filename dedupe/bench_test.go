@@ -1,15 +1,13 @@
 package dedupe_test
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/imedge/imedge/dedupe"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // BenchmarkSet_ClaimSettle measures the path of a new event: Claim returns
@@ -79,7 +77,7 @@ func BenchmarkMemory_1MKeys(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		rss0 := rssBytes()
+		rss0 := testkit.RSSBytes()
 
 		s, err := dedupe.New(dedupe.Options{Size: n})
 		if err != nil {
@@ -94,7 +92,7 @@ func BenchmarkMemory_1MKeys(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		rss = rssBytes() - rss0
+		rss = testkit.RSSBytes() - rss0
 		if got := s.Stats().Len; got != n {
 			b.Fatalf("Len = %d, want %d", got, n)
 		}
@@ -107,23 +105,4 @@ func BenchmarkMemory_1MKeys(b *testing.B) {
 	if rss > 0 {
 		b.ReportMetric(rss/(1<<20), "rss-MiB")
 	}
-}
-
-// rssBytes returns the resident set size of the process from
-// /proc/self/status, or 0 where that is unavailable.
-func rssBytes() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range bytes.Lines(b) {
-		if f := bytes.Fields(line); len(f) == 3 && string(f[0]) == "VmRSS:" {
-			kb, err := strconv.ParseFloat(string(f[1]), 64)
-			if err != nil {
-				return 0
-			}
-			return kb * 1024
-		}
-	}
-	return 0
 }

@@ -1,40 +1,24 @@
 package receiver
 
 import (
-	"bytes"
 	"math"
 	"net/netip"
-	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/internal/testkit"
 )
 
-// limiterClock is a manually advanced clock for limiter tests.
-type limiterClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// limiterClock is the shared manual clock of the tests.
+type limiterClock = testkit.Clock
 
 func newLimiterClock() *limiterClock {
-	return &limiterClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *limiterClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *limiterClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testkit.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 func newTestLimiter(t testing.TB, o LimiterOptions) *ClientLimiter {
@@ -394,7 +378,7 @@ func BenchmarkLimiterMemory_1MKeys(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		rss0 := limiterRSSBytes()
+		rss0 := testkit.RSSBytes()
 
 		l := newTestLimiter(b, LimiterOptions{MaxKeys: n})
 		for i := range uint32(n) {
@@ -402,7 +386,7 @@ func BenchmarkLimiterMemory_1MKeys(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		rss = limiterRSSBytes() - rss0
+		rss = testkit.RSSBytes() - rss0
 		if got := l.Stats().Keys; got != n {
 			b.Fatalf("Keys = %d, want %d", got, n)
 		}
@@ -415,23 +399,4 @@ func BenchmarkLimiterMemory_1MKeys(b *testing.B) {
 	if rss > 0 {
 		b.ReportMetric(rss/(1<<20), "rss-MiB")
 	}
-}
-
-// limiterRSSBytes returns the resident set size of the process from
-// /proc/self/status, or 0 where that is unavailable.
-func limiterRSSBytes() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range bytes.Lines(b) {
-		if f := bytes.Fields(line); len(f) == 3 && string(f[0]) == "VmRSS:" {
-			kb, err := strconv.ParseFloat(string(f[1]), 64)
-			if err != nil {
-				return 0
-			}
-			return kb * 1024
-		}
-	}
-	return 0
 }

@@ -1,0 +1,26 @@
+package testkit_test
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/imedge/imedge/internal/testkit"
+)
+
+func TestClock_Advance(t *testing.T) {
+	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := testkit.NewClock(start)
+	assert.Equal(t, start, c.Now())
+	c.Advance(90 * time.Second)
+	assert.Equal(t, start.Add(90*time.Second), c.Now())
+}
+
+func TestRSSBytes(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	assert.Greater(t, testkit.RSSBytes(), float64(1<<20), "a Go test process has more than 1 MiB resident")
+}
