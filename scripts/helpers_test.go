@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/imedge/imedge/certs"
 	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // binPath is the imedge binary built once by TestMain; the scripts run it
@@ -37,14 +37,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	binPath = filepath.Join(dir, "imedge")
-	out, err := exec.Command("go", "build", "-race", "-o", binPath, "github.com/imedge/imedge/cmd/imedge").CombinedOutput()
+	binPath, err = testkit.BuildImedge(dir)
 	if err != nil {
-		// -race needs cgo; fall back to a plain build.
-		out, err = exec.Command("go", "build", "-o", binPath, "github.com/imedge/imedge/cmd/imedge").CombinedOutput()
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building imedge: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	code := m.Run()
@@ -58,23 +53,8 @@ const appID = "1400000001"
 // its default waits a second at every exit.
 const cliRace = "GORACE=halt_on_error=1 atexit_sleep_ms=0"
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a child process's output for concurrent readers.
+type syncBuffer = testkit.SyncBuffer
 
 // fixture is a PKI on disk laid out as an operator would keep it: the
 // files imedge serves, a client-CA bundle, a CRL of the client CA.

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // binPath is the imedge binary built once by TestMain for the end-to-end tests.
@@ -32,14 +32,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	binPath = filepath.Join(dir, "imedge")
-	out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+	binPath, err = testkit.BuildImedge(dir)
 	if err != nil {
-		// -race needs cgo; fall back to a plain build.
-		out, err = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building imedge: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	code := m.Run()
@@ -47,23 +42,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a child process's output for concurrent readers.
+type syncBuffer = testkit.SyncBuffer
 
 // pki is a CA with a server certificate for 127.0.0.1 and a client
 // certificate, written to disk.

@@ -2,6 +2,7 @@ package testkit_test
 
 import (
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,4 +24,19 @@ func TestRSSBytes(t *testing.T) {
 		t.Skip("reads /proc")
 	}
 	assert.Greater(t, testkit.RSSBytes(), float64(1<<20), "a Go test process has more than 1 MiB resident")
+}
+
+func TestSyncBuffer_ConcurrentWriteAndRead(t *testing.T) {
+	var b testkit.SyncBuffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = b.Write([]byte("x"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Len(t, b.String(), 400)
 }

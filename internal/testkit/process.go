@@ -1,0 +1,46 @@
+package testkit
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
+)
+
+// SyncBuffer is a bytes.Buffer safe for a writer goroutine (a child
+// process's output) and concurrent readers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// BuildImedge builds the imedge binary into dir, with the race detector
+// when cgo allows it, and returns its path.
+func BuildImedge(dir string) (string, error) {
+	bin := filepath.Join(dir, "imedge")
+	const pkg = "github.com/imedge/imedge/cmd/imedge"
+	out, err := exec.Command("go", "build", "-race", "-o", bin, pkg).CombinedOutput()
+	if err != nil {
+		// -race needs cgo; fall back to a plain build.
+		out, err = exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	}
+	if err != nil {
+		return "", fmt.Errorf("building imedge: %w\n%s", err, out)
+	}
+	return bin, nil
+}
