@@ -184,7 +184,7 @@ sink_reached() { # sink_reached BASE WANT: the sink counted WANT events since BA
   [ $((n - $1)) -ge "$2" ]
 }
 
-declare -A ADDR PIDOF ADMIN
+declare -A ADDR PIDOF
 # shellcheck disable=SC2317 # called through wait_for
 listening() { # listening PID LOG: the log says so; also true once PID exited
   kill -0 "$1" 2>/dev/null || return 0
@@ -193,8 +193,9 @@ listening() { # listening PID LOG: the log says so; also true once PID exited
 start_imedge() { # start_imedge NAME EXTRA-SERVE-FLAGS...
   local name=$1; shift
   local logf=$WORK/$name.log
-  ADMIN[$name]=127.0.0.1:$(free_port)
-  "$IMEDGE" serve --admin-listen "${ADMIN[$name]}" --listen 127.0.0.1:0 --cert "$P/server.pem" --key "$P/server-key.pem" \
+  # The admin port is the kernel's choice: a probed free port can be taken
+  # by another process before imedge binds it.
+  "$IMEDGE" serve --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --cert "$P/server.pem" --key "$P/server-key.pem" \
     --client-ca "$P/ca.pem" --sdkappid "$APPID" --forward-url "http://$SINK/events" \
     --state-dir "$WORK/state-$name" --audit-log "$WORK/$name-audit.log" \
     --outbox-max-events 3000000 --outbox-max-bytes 4GiB --retry-base 50ms --retry-max 1s \
