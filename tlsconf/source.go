@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 
 	"github.com/imedge/imedge/audit"
@@ -83,6 +84,9 @@ type state struct {
 	leaf       *x509.Certificate // nil with ACME: the certmagic cache holds it
 	loadedAt   time.Time
 	sums       map[string][sha256.Size]byte // watched file → SHA-256 of the bytes loaded
+	// verified remembers chains this generation built for client
+	// certificates; see verifyChain. A Reload starts a new, empty one.
+	verified *lru.Cache[[sha256.Size]byte, verifiedChain]
 }
 
 // New loads every file named by o, validates it and returns a Source
@@ -239,6 +243,7 @@ func (s *Source) load(ctx context.Context) (*state, *certmagic.Config, string, e
 		loadedAt:   now,
 		crls:       make(crlIndex),
 		sums:       make(map[string][sha256.Size]byte),
+		verified:   newVerifiedCache(),
 	}
 
 	entries := o.AllowedClients
@@ -364,7 +369,8 @@ func (s *Source) innerConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificat
 		GetCertificate: getCert,
 		// net/http's ServeTLS adds these to the outer config only; a
 		// per-client config must carry them itself.
-		NextProtos: []string{"h2", "http/1.1"},
+		NextProtos:       []string{"h2", "http/1.1"},
+		CurvePreferences: o.Curves,
 		// crypto/tls's own clock (session ticket ages, resumed certificate
 		// expiry) follows Options.Now; nil means time.Now.
 		Time: o.Now,

@@ -40,18 +40,7 @@ func (s *Source) verifyClient(st *state, conn net.Conn, cs tls.ConnectionState) 
 		return s.refuseConn(conn, rec)
 	}
 
-	opts := x509.VerifyOptions{
-		Roots:       st.pool,
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if len(cs.PeerCertificates) > 1 {
-		opts.Intermediates = x509.NewCertPool()
-		for _, c := range cs.PeerCertificates[1:] {
-			opts.Intermediates.AddCert(c)
-		}
-	}
-	chains, err := leaf.Verify(opts)
+	chains, err := verifyChain(st, cs.PeerCertificates, now)
 	if err != nil {
 		rec.Reason, rec.Detail = classify(err)
 		return s.refuseConn(conn, rec)
