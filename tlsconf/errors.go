@@ -33,6 +33,9 @@ var ErrAllowListWithoutClientAuth = errors.New("tlsconf: allowed clients are set
 // not know.
 var ErrBadClientAuth = errors.New("tlsconf: unknown client auth mode")
 
+// ErrBadCurve reports a key-exchange name that ParseCurves does not know.
+var ErrBadCurve = errors.New("tlsconf: unknown key exchange")
+
 // ErrMissingFile reports a required option naming a file (CertFile, KeyFile)
 // left empty.
 var ErrMissingFile = errors.New("tlsconf: required file not configured")

@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -101,6 +102,10 @@ type Options struct {
 	// sends no SNI or an unknown one. Empty means the certificate's first DNS
 	// SAN, else its first IP SAN, else its common name.
 	ServerName string
+	// Curves restricts the key exchanges offered (see [ParseCurves]); nil
+	// keeps Go's default, which prefers the X25519MLKEM768 post-quantum
+	// hybrid when the client offers it.
+	Curves []tls.CurveID
 	// Audit receives one record per refused handshake; nil discards.
 	Audit *audit.Logger
 	// Logger receives operational logs; nil discards.

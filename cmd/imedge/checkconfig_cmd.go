@@ -35,7 +35,7 @@ func runCheckConfig(ctx context.Context, args []string, getenv func(string) stri
 	} else {
 		opts := tlsconf.Options{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
 			ClientCRLFiles: cfg.ClientCRLFiles, CRLFailClosed: cfg.CRLFailClosed, ClientAuth: ca,
-			AllowedClients: cfg.AllowClients, AllowedClientsFile: cfg.AllowClientsFile, ServerName: cfg.ServerName}
+			AllowedClients: cfg.AllowClients, AllowedClientsFile: cfg.AllowClientsFile, ServerName: cfg.ServerName, Curves: cfg.Curves}
 		cfg.ACME.apply(&opts)
 		if src, err := tlsconf.New(ctx, opts); err != nil {
 			errs = append(errs, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/certs"
+	"github.com/imedge/imedge/tlsconf"
 )
 
 // Config is everything `imedge serve` needs. Build it with parseServeConfig
@@ -31,6 +33,7 @@ type Config struct {
 	AllowClients     []string
 	AllowClientsFile string
 	ServerName       string
+	Curves           []tls.CurveID // nil: Go's default key exchanges
 	ReloadInterval   time.Duration
 	SdkAppid         string
 	Token            []byte // from --token-file or IMEDGE_TOKEN, never a flag value
@@ -74,6 +77,12 @@ type Config struct {
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 	MaxHeaderBytes  int
+	// GCPercent is the garbage collector's target (as GOGC); 0 leaves the
+	// runtime's (GOGC from the environment, else 100), -1 turns it off.
+	GCPercent int
+	// MemoryLimit is the runtime's soft memory limit in bytes (as
+	// GOMEMLIMIT); 0 leaves the runtime's.
+	MemoryLimit int64
 
 	Dev    bool
 	DevDir string
@@ -152,6 +161,8 @@ type serveFlags struct {
 	exempt     []string
 	maxBody    string
 	outboxMax  string
+	curves     string
+	memLimit   string
 }
 
 func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -171,6 +182,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.Var(listFlag{&c.AllowClients}, "allow-client", "allowed client identity: cn:NAME, dns:NAME, uri:URI or spki:SHA256HEX (repeatable)")
 	fs.StringVar(&c.AllowClientsFile, "allow-client-file", "", "file of allowed client identities, one --allow-client entry per line; re-read on reload and when it changes")
 	fs.StringVar(&c.ServerName, "server-name", "", "certificate name to serve to clients that send no SNI")
+	fs.StringVar(&sf.curves, "tls-curves", "", `key exchanges allowed, comma-separated, e.g. "X25519,P-256" (default: Go's, post-quantum X25519MLKEM768 first)`)
 	fs.DurationVar(&c.ReloadInterval, "reload-interval", c.ReloadInterval, "how often certificate files are checked for changes (0 disables; SIGHUP always reloads)")
 	fs.StringVar(&c.SdkAppid, "sdkappid", "", "the IM SDKAppID callbacks must carry")
 	fs.StringVar(&sf.tokenFile, "token-file", "", "file holding the IM callback token (or set IMEDGE_TOKEN)")
@@ -211,6 +223,8 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline for the response")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle timeout")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
+	fs.IntVar(&c.GCPercent, "gc-percent", 0, "garbage collector target, as GOGC (0: GOGC from the environment, else 100; -1: off, only with --memory-limit)")
+	fs.StringVar(&sf.memLimit, "memory-limit", "", "soft memory limit (bytes, or with KiB/MiB/GiB), as GOMEMLIMIT (default: GOMEMLIMIT from the environment, else none)")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 	fs.StringVar(&c.DevDir, "dev-dir", c.DevDir, "where --dev keeps its PKI and state")
 	c.Admin.register(fs)
@@ -256,6 +270,14 @@ func parseServeConfig(args []string, getenv func(string) string, out io.Writer) 
 	}
 	if c.OutboxMaxBytes, err = parseBytes(sf.outboxMax); err != nil {
 		errs = append(errs, fmt.Errorf("--outbox-max-bytes: %w", err))
+	}
+	if sf.memLimit != "" {
+		if c.MemoryLimit, err = parseBytes(sf.memLimit); err != nil {
+			errs = append(errs, fmt.Errorf("--memory-limit: %w", err))
+		}
+	}
+	if c.Curves, err = tlsconf.ParseCurves(sf.curves); err != nil {
+		errs = append(errs, fmt.Errorf("--tls-curves: %w", err))
 	}
 	for _, s := range sf.exempt {
 		p, err := parsePrefix(s)
@@ -349,6 +371,12 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Path, "/") {
 		bad("--path %q: must start with /", c.Path)
+	}
+	if c.GCPercent < -1 {
+		bad("--gc-percent %d: want -1 (off), 0 (the runtime's) or a positive percentage", c.GCPercent)
+	}
+	if c.GCPercent == -1 && c.MemoryLimit == 0 {
+		bad("--gc-percent -1 turns the collector off: set --memory-limit too, or the heap grows without bound")
 	}
 	if c.SdkAppid == "" {
 		bad("--sdkappid is required")

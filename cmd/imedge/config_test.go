@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,4 +159,45 @@ func TestConfigArg(t *testing.T) {
 	assert.Equal(t, "b.yaml", configArg([]string{"-config=b.yaml"}))
 	assert.Equal(t, "", configArg([]string{"--", "--config", "c.yaml"}))
 	assert.Equal(t, "", configArg([]string{"--configx", "d"}))
+}
+
+func TestConfig_CurvesAndMemoryFlags(t *testing.T) {
+	c, _, _, err := parseServeConfig([]string{"--tls-curves", "X25519,P-256", "--gc-percent", "400", "--memory-limit", "160MiB"}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, []tls.CurveID{tls.X25519, tls.CurveP256}, c.Curves)
+	assert.Equal(t, 400, c.GCPercent)
+	assert.Equal(t, int64(160<<20), c.MemoryLimit)
+
+	c, _, _, err = parseServeConfig(nil, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Nil(t, c.Curves, "default: Go's key exchanges")
+	assert.Zero(t, c.GCPercent)
+	assert.Zero(t, c.MemoryLimit)
+
+	_, _, _, err = parseServeConfig([]string{"--tls-curves", "X448"}, noEnv, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `--tls-curves: "X448"`)
+	_, _, _, err = parseServeConfig([]string{"--memory-limit", "lots"}, noEnv, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--memory-limit")
+
+	c.SdkAppid, c.GCPercent = "1400000000", -1
+	err = c.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--gc-percent -1 turns the collector off: set --memory-limit too")
+	c.GCPercent = -5
+	assert.ErrorContains(t, c.Validate(), "--gc-percent -5")
+}
+
+func TestApplyMemorySettings_SetsAndRestores(t *testing.T) {
+	gc0, lim0, restore0 := applyMemorySettings(Config{})
+	restore0()
+	gc, lim, restore := applyMemorySettings(Config{GCPercent: 321, MemoryLimit: 3 << 30})
+	assert.Equal(t, 321, gc)
+	assert.Equal(t, int64(3<<30), lim)
+	restore()
+	gc1, lim1, restore1 := applyMemorySettings(Config{})
+	restore1()
+	assert.Equal(t, gc0, gc1, "restored")
+	assert.Equal(t, lim0, lim1, "restored")
 }

@@ -111,10 +111,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	if err != nil {
 		return err
 	}
+	gcPercent, memoryLimit, restoreMemory := applyMemorySettings(cfg)
+	defer restoreMemory()
 	tlsOpts := tlsconf.Options{
 		CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
 		ClientCRLFiles: cfg.ClientCRLFiles, CRLFailClosed: cfg.CRLFailClosed, ClientAuth: ca,
-		AllowedClients: cfg.AllowClients, AllowedClientsFile: cfg.AllowClientsFile, ServerName: cfg.ServerName, Audit: aud, Logger: logger,
+		AllowedClients: cfg.AllowClients, AllowedClientsFile: cfg.AllowClientsFile, ServerName: cfg.ServerName, Curves: cfg.Curves, Audit: aud, Logger: logger,
 	}
 	cfg.ACME.apply(&tlsOpts)
 	src, err := tlsconf.New(ctx, tlsOpts)
@@ -222,7 +224,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	st := src.Status()
 	logger.Info("listening", "addr", ln.Addr().String(), "path", cfg.Path, "sdkappid", cfg.SdkAppid,
 		"client_auth", cfg.ClientAuth, "token", tokenState(cfg), "forward_url", redactURL(cfg.ForwardURL),
-		"outbox", cfg.spoolDir(), "dedupe_keys_reloaded", reloaded, "server_cert_sha256", st.ServerCert.SHA256)
+		"outbox", cfg.spoolDir(), "dedupe_keys_reloaded", reloaded, "server_cert_sha256", st.ServerCert.SHA256,
+		"gc_percent", gcPercent, "memory_limit", memoryLimit)
 	if cfg.ClientAuth == "none" {
 		logger.Warn("client certificates are NOT required: only the IM token authenticates callers")
 	}
