@@ -218,7 +218,7 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 // error they are scheduled again at retryAt (and may be delivered twice).
 func (o *Outbox) completeMany(seqs []uint64, retryAt time.Time) error {
 	sizes := make([]int64, len(seqs))
-	err := o.db.Batch(func(tx *bolt.Tx) error {
+	err := o.update(func(tx *bolt.Tx) error {
 		p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
 		for i, seq := range seqs {
 			k := seqKey(seq)
@@ -266,7 +266,7 @@ type failedEntry struct {
 // are scheduled again (at their next attempt, or retryAt for dead ones).
 func (o *Outbox) settleFailures(fs []failedEntry) (buried []bool, err error) {
 	sizes := make([]int64, len(fs))
-	err = o.db.Batch(func(tx *bolt.Tx) error {
+	err = o.update(func(tx *bolt.Tx) error {
 		p, s, d := tx.Bucket(bucketPending), tx.Bucket(bucketState), tx.Bucket(bucketDead)
 		for i, f := range fs {
 			sizes[i] = 0

@@ -6,8 +6,10 @@
 //
 // [Outbox] is an embedded bbolt store (one file, [FileName], in its
 // directory; directory 0700, file 0600). [Outbox.Append] returns only after
-// the event is committed and fsynced; concurrent Appends share one
-// transaction and one fsync (bbolt's Batch). An event is stored under a
+// the event is committed and fsynced; concurrent Appends (and the
+// dispatcher's deletes) share one transaction and its fsyncs: writes that
+// arrive while a commit runs form the next group, committed as soon as that
+// one ends, with no timer. An event is stored under a
 // monotonically increasing sequence number, so the same event id may be
 // stored twice (for example after the dedupe window). The outbox is bounded
 // in events and bytes, counting pending events and dead letters together;

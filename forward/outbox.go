@@ -55,10 +55,6 @@ type OutboxOptions struct {
 	// LockTimeout is how long opening waits for another process to release
 	// the file before failing with ErrLocked. Zero means 1 s.
 	LockTimeout time.Duration
-	// BatchDelay is how long an Append that runs concurrently with others
-	// waits for more to share its transaction and fsync (a lone Append
-	// commits at once). Zero means 2 ms.
-	BatchDelay time.Duration
 	// ReadOnly opens an existing store for inspection (Stats, List, Show,
 	// AcceptedSince); writes fail. Several read-only opens may coexist, but
 	// not with a writer.
@@ -96,7 +92,7 @@ type Outbox struct {
 	sched        schedule
 
 	remembered atomic.Int64 // approximate size of the accepted bucket
-	appending  atomic.Int32 // Appends in progress
+	group      *groupCommit[txFunc] // every write transaction goes through it
 	wake       chan struct{}
 	done       chan struct{}
 	closeOnce  sync.Once
@@ -145,13 +141,10 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		}
 		return nil, fmt.Errorf("opening outbox %q: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	if o.BatchDelay > 0 {
-		db.MaxBatchDelay = o.BatchDelay
-	}
 
 	ob := &Outbox{
 		db:          db,
+		group:       newTxGroup(db),
 		path:        path,
 		opened:      statOrNil(path),
 		maxEvents:   100_000,
@@ -308,16 +301,8 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 		seq, pruned = s, n
 		return nil
 	}
-	// A lone writer commits at once; concurrent writers join a batch and
-	// share its transaction and fsync.
-	var err error
-	if o.appending.Add(1) == 1 {
-		err = o.db.Update(write)
-	} else {
-		err = o.db.Batch(write)
-	}
-	o.appending.Add(-1)
-	if err != nil {
+	// Concurrent writers share a transaction and its fsyncs.
+	if err := o.update(write); err != nil {
 		o.unreserve(size)
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			return ErrClosed
@@ -754,7 +739,7 @@ func (o *Outbox) forget(seq uint64) {
 // scheduled again at retryAt (it may then be delivered twice).
 func (o *Outbox) complete(seq uint64, retryAt time.Time) error {
 	var size int64
-	err := o.db.Batch(func(tx *bolt.Tx) error {
+	err := o.update(func(tx *bolt.Tx) error {
 		k := seqKey(seq)
 		p := tx.Bucket(bucketPending)
 		size = int64(len(p.Get(k)))
@@ -794,7 +779,7 @@ func (o *Outbox) removed(seq uint64, size int64, dead bool, retryAt time.Time, e
 
 // reschedule persists a failed attempt and schedules the next one.
 func (o *Outbox) reschedule(seq uint64, st deliveryState) error {
-	err := o.db.Batch(func(tx *bolt.Tx) error {
+	err := o.update(func(tx *bolt.Tx) error {
 		k := seqKey(seq)
 		if tx.Bucket(bucketPending).Get(k) == nil {
 			return nil
@@ -815,7 +800,7 @@ func (o *Outbox) reschedule(seq uint64, st deliveryState) error {
 // store error it stays pending and is scheduled again at retryAt.
 func (o *Outbox) bury(seq uint64, st deliveryState, retryAt time.Time) error {
 	var size int64
-	err := o.db.Batch(func(tx *bolt.Tx) error {
+	err := o.update(func(tx *bolt.Tx) error {
 		size = 0
 		k := seqKey(seq)
 		p := tx.Bucket(bucketPending)
