@@ -91,7 +91,7 @@ type Outbox struct {
 	deadBytes    int64
 	sched        schedule
 
-	remembered atomic.Int64 // approximate size of the accepted bucket
+	remembered atomic.Int64         // approximate size of the accepted bucket
 	group      *groupCommit[txFunc] // every write transaction goes through it
 	wake       chan struct{}
 	done       chan struct{}
