@@ -191,6 +191,8 @@ func TestDispatcher_BatchStopKeepsClaimedEventsPending(t *testing.T) {
 	for i := range 3 {
 		require.NoError(t, ob.Append(t.Context(), testEvent("stop", i)))
 	}
+	_, err := ob.Stats() // waits until the three are deliverable, so one batch takes them
+	require.NoError(t, err)
 	stop := runDispatcher(t, d)
 	require.Eventually(t, func() bool { return len(recv.deliveries()) == 1 }, waitFor, tick)
 	stop()

@@ -5,25 +5,46 @@
 // # Outbox
 //
 // [Outbox] is an embedded bbolt store (one file, [FileName], in its
-// directory; directory 0700, file 0600). [Outbox.Append] returns only after
-// the event is committed and fsynced; concurrent Appends (and the
-// dispatcher's deletes) share one transaction and its fsyncs: writes that
-// arrive while a commit runs form the next group, committed as soon as that
-// one ends, with no timer. An event is stored under a
-// monotonically increasing sequence number, so the same event id may be
-// stored twice (for example after the dedupe window). The outbox is bounded
-// in events and bytes, counting pending events and dead letters together;
-// when it is full, Append fails with [ErrFull] and stores nothing, and any
-// write failure (disk full, read-only store) is returned too, so the caller
-// never acknowledges an event that was not stored. Ids of accepted events
-// are also kept for a while (RememberFor), delivered or not, so a dedupe
-// window can be reloaded at start with [Outbox.AcceptedSince].
+// directory; directory 0700, files 0600) behind a write-ahead journal
+// ([JournalFileName], a fixed-size 64 MiB file allocated once).
+// [Outbox.Append] returns only after the event is written to the journal
+// and fdatasynced; concurrent Appends share one write and one fdatasync:
+// records that arrive while a sync runs form the next group, written as
+// soon as that one ends, with no timer. A background applier then copies
+// journaled events into bbolt, as many per transaction as are waiting,
+// together with a journal-applied mark; only then does the dispatcher see
+// them. When the journal is nearly full and everything in it is applied,
+// it is zeroed and reused. Writing inside a file that does not grow keeps
+// the synchronous part of an Append to one small fdatasync (about 0.3 ms
+// here, against about 1.4 ms for a loaded bbolt commit with its two).
+// Reads (Stats, List, Show, AcceptedSince, Replay, PurgeDead) first wait
+// for the applier, so they see every appended event. An event over a
+// quarter of the journal skips it and is committed to bbolt directly.
+//
+// An event is stored under a monotonically increasing sequence number, so
+// the same event id may be stored twice (for example after the dedupe
+// window). The outbox is bounded in events and bytes, counting pending
+// events and dead letters together; when it is full, Append fails with
+// [ErrFull] and stores nothing, and any write failure is returned too, so
+// the caller never acknowledges an event that was not stored. While the
+// applier cannot write bbolt (disk full, file size cap), Append fails with
+// its error, so callers get 503 instead of filling the journal. Ids of
+// accepted events are also kept for a while (RememberFor), delivered or
+// not, so a dedupe window can be reloaded at start with
+// [Outbox.AcceptedSince].
 //
 // After kill -9 or a power cut, reopening the directory gives every event
-// whose Append had returned nil: bbolt's copy-on-write pages and its two
-// checksummed meta pages make a torn last write fall back to the previous
-// commit. Only one process may open a directory; another gets [ErrLocked]
-// ("stop it first"). Operator commands (stats, list, show, replay, purge)
+// whose Append had returned nil: the journal's records carry a length and
+// a CRC-32C, recovery copies every intact record newer than the store's
+// journal-applied mark into bbolt and stops at the first torn or corrupt
+// one; bbolt's copy-on-write pages and its two checksummed meta pages make
+// a torn commit fall back to the previous one, whose mark is older, so the
+// journal supplies what the torn commit lost. A read-only open (the
+// operator commands that only look) does not read the journal: after a
+// crash, events of the last moments appear once the server (or replay, or
+// purge) has opened the directory for writing. Only one process may open
+// a directory; another gets [ErrLocked] ("stop it first"). Operator
+// commands (stats, list, show, replay, purge)
 // are methods of Outbox and therefore need the server stopped.
 //
 // # Delivery

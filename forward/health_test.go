@@ -22,7 +22,7 @@ func TestOutbox_Writable_FreshStoreLeavesNoProbeFiles(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	assert.Equal(t, []string{FileName}, names, "the probe file is removed")
+	assert.Equal(t, []string{FileName, JournalFileName}, names, "the probe file is removed")
 }
 
 // Root ignores permissions, so the tests make the directory unusable in

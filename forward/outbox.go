@@ -25,7 +25,12 @@ var (
 	bucketState    = []byte("state")    // seq -> delivery state of a pending record that failed before
 	bucketDead     = []byte("dead")     // seq -> state + record
 	bucketAccepted = []byte("accepted") // accept time + seq -> event id
+	bucketMeta     = []byte("meta")     // keyJournalApplied -> seq
 )
+
+// keyJournalApplied holds the last journal sequence number applied to the
+// store; see journal.go.
+var keyJournalApplied = []byte("journal-applied")
 
 // acceptedPrunePerAppend bounds how many expired accepted ids one Append
 // removes; it only has to outpace the one id each Append adds.
@@ -63,6 +68,8 @@ type OutboxOptions struct {
 	Now func() time.Time
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
+
+	journalSize int64 // zero means journalSize; tests make it small
 }
 
 // Outbox is a durable, bounded queue of accepted events in an embedded
@@ -93,10 +100,22 @@ type Outbox struct {
 
 	remembered atomic.Int64         // approximate size of the accepted bucket
 	group      *groupCommit[txFunc] // every write transaction goes through it
-	wake       chan struct{}
-	done       chan struct{}
-	closeOnce  sync.Once
-	closed     atomic.Bool
+
+	// The write-ahead journal and its applier (journal.go, apply.go).
+	jr          *journal
+	journalSize int64
+	jgroup      *groupCommit[*journalEntry]
+	nextSeq     uint64 // the last sequence number given; journal group leader only
+	applyMu     sync.Mutex
+	applyQ      []*journalEntry // synced to the journal, not yet in the store
+	applyErr    error           // the last failure to apply, nil once one succeeds
+	applyWake   chan struct{}
+	applyStop   chan struct{}
+	applyDone   chan struct{}
+	wake        chan struct{}
+	done        chan struct{}
+	closeOnce   sync.Once
+	closed      atomic.Bool
 }
 
 // OpenOutbox opens (creating if needed) the outbox in o.Dir and loads its
@@ -145,6 +164,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 	ob := &Outbox{
 		db:          db,
 		group:       newTxGroup(db),
+		journalSize: journalSize,
 		path:        path,
 		opened:      statOrNil(path),
 		maxEvents:   100_000,
@@ -173,6 +193,9 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 	if o.Now != nil {
 		ob.now = o.Now
 	}
+	if o.journalSize > 0 {
+		ob.journalSize = o.journalSize
+	}
 	if ob.log == nil {
 		ob.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,7 +211,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 	}
 	if !o.ReadOnly {
 		err := db.Update(func(tx *bolt.Tx) error {
-			for _, name := range [][]byte{bucketPending, bucketState, bucketDead, bucketAccepted} {
+			for _, name := range [][]byte{bucketPending, bucketState, bucketDead, bucketAccepted, bucketMeta} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
@@ -200,10 +223,18 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 			return nil, fmt.Errorf("initialising outbox %q: %w", path, err)
 		}
 	}
+	if !o.ReadOnly {
+		if err := ob.recoverJournal(filepath.Join(o.Dir, JournalFileName)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("recovering outbox journal in %q: %w", o.Dir, err)
+		}
+	}
 	if err := ob.load(); err != nil {
+		ob.closeJournal()
 		_ = db.Close()
 		return nil, fmt.Errorf("loading outbox %q: %w", path, err)
 	}
+	ob.startApplier()
 	ob.log.Info("outbox opened", "path", path, "pending", ob.pendingN, "dead", ob.deadN, "read_only", o.ReadOnly)
 	return ob, nil
 }
@@ -276,44 +307,27 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 	if err := o.reserve(size); err != nil {
 		return err
 	}
-	var seq uint64
-	var pruned int
-	write := func(tx *bolt.Tx) error {
-		p := tx.Bucket(bucketPending)
-		if p == nil {
-			return berrors.ErrBucketNotFound
-		}
-		s, err := p.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := p.Put(seqKey(s), rec); err != nil {
-			return err
-		}
-		a := tx.Bucket(bucketAccepted)
-		if err := a.Put(acceptedKey(now, s), encodeID(ev.ID)); err != nil {
-			return err
-		}
-		n, err := o.pruneAccepted(a, now)
-		if err != nil {
-			return err
-		}
-		seq, pruned = s, n
-		return nil
-	}
-	// Concurrent writers share a transaction and its fsyncs.
-	if err := o.update(write); err != nil {
+	if o.readOnly {
 		o.unreserve(size)
-		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("writing event to outbox: %w", berrors.ErrDatabaseReadOnly)
+	}
+	if err := o.applyFailure(); err != nil {
+		o.unreserve(size)
+		return fmt.Errorf("writing event to outbox: %w", err)
+	}
+	// Concurrent writers share one journal write and its fsync.
+	e := &journalEntry{at: now, id: ev.ID, rec: rec}
+	err := o.jgroup.run(e, nil)
+	if err == nil {
+		err = e.err
+	}
+	if err != nil {
+		o.unreserve(size)
+		if errors.Is(err, ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			return ErrClosed
 		}
 		return fmt.Errorf("writing event to outbox: %w", err)
 	}
-	o.remembered.Add(int64(1 - pruned))
-	o.mu.Lock()
-	o.sched.add(seq, time.Time{})
-	o.mu.Unlock()
-	o.signal()
 	return nil
 }
 
@@ -340,12 +354,12 @@ func (o *Outbox) unreserve(size int64) {
 
 // pruneAccepted deletes a few of the oldest accepted ids that are past
 // RememberFor or beyond MaxRemembered.
-func (o *Outbox) pruneAccepted(a *bolt.Bucket, now time.Time) (int, error) {
+func (o *Outbox) pruneAccepted(a *bolt.Bucket, now time.Time, added int) (int, error) {
 	cutoff := now.Add(-o.rememberFor)
-	count := o.remembered.Load() + 1
+	count := o.remembered.Load() + int64(added)
 	c := a.Cursor()
 	n := 0
-	for n < acceptedPrunePerAppend {
+	for n < acceptedPrunePerAppend*added {
 		k, _ := c.First()
 		if k == nil {
 			break
@@ -377,6 +391,7 @@ func (o *Outbox) AcceptedSince(since time.Time, fn func(id string, at time.Time)
 	if o.closed.Load() {
 		return ErrClosed
 	}
+	o.waitApplied()
 	err := o.db.View(func(tx *bolt.Tx) error {
 		a := tx.Bucket(bucketAccepted)
 		if a == nil {
@@ -399,6 +414,7 @@ func (o *Outbox) Stats() (Stats, error) {
 	if o.closed.Load() {
 		return Stats{}, ErrClosed
 	}
+	o.waitApplied()
 	o.mu.Lock()
 	s := Stats{
 		Pending:      o.pendingN,
@@ -475,6 +491,7 @@ func (o *Outbox) scan(dead bool, fn func(e Entry, body func() ([]byte, error)) (
 	if o.closed.Load() {
 		return ErrClosed
 	}
+	o.waitApplied()
 	return o.db.View(func(tx *bolt.Tx) error {
 		name := bucketPending
 		if dead {
@@ -531,6 +548,7 @@ func (o *Outbox) Replay(dead bool, refs ...string) (int, error) {
 	if o.closed.Load() {
 		return 0, ErrClosed
 	}
+	o.waitApplied()
 	matched := make([]bool, len(refs))
 	wanted := func(seq uint64, id string) bool {
 		if len(refs) == 0 {
@@ -639,6 +657,7 @@ func (o *Outbox) PurgeDead() (int, error) {
 	if o.closed.Load() {
 		return 0, ErrClosed
 	}
+	o.waitApplied()
 	n := 0
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		d := tx.Bucket(bucketDead)
@@ -665,6 +684,8 @@ func (o *Outbox) Close() error {
 	o.closeOnce.Do(func() {
 		o.closed.Store(true)
 		close(o.done)
+		o.stopApplier()
+		o.closeJournal()
 		if cerr := o.db.Close(); cerr != nil {
 			err = fmt.Errorf("closing outbox %q: %w", o.path, cerr)
 		}

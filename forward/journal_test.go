@@ -1,0 +1,142 @@
+package forward
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail writes records
+// to a journal file as a crashed imedge would have left them (synced, not
+// yet copied to the store) followed by a torn record, and opens an outbox
+// on it: the intact records become pending events in order, the torn one
+// is ignored, and the journal is emptied.
+func TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail(t *testing.T) {
+	dir := t.TempDir()
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir})
+	require.NoError(t, ob.Append(t.Context(), testEvent("jr", 0)))
+	require.NoError(t, ob.Close())
+
+	path := filepath.Join(dir, JournalFileName)
+	j, err := openJournal(path, journalSize)
+	require.NoError(t, err)
+	var entries []*journalEntry
+	var want []string
+	for i := 1; i <= 3; i++ {
+		ev := testEvent("jr", i)
+		want = append(want, ev.ID)
+		entries = append(entries, &journalEntry{at: ev.ReceivedAt, id: ev.ID, rec: encodeRecord(ev, ev.ReceivedAt)})
+	}
+	next := uint64(1) // the store holds sequence 1
+	var handed []*journalEntry
+	require.NoError(t, j.writeGroup(entries, &next, func(es []*journalEntry) { handed = append(handed, es...) }))
+	assert.Len(t, handed, 3)
+	// A fourth record whose write was torn: its header promises more bytes
+	// than were written.
+	torn := encodeRecord(testEvent("jr", 4), testEvent("jr", 4).ReceivedAt)
+	_, err = j.f.WriteAt([]byte{byte(len(torn) + 8), 0, 0, 0, 1, 2, 3, 4, 9, 9}, j.off)
+	require.NoError(t, err)
+	require.NoError(t, j.close())
+
+	re := openTestOutbox(t, OutboxOptions{Dir: dir})
+	list, err := re.List(false, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 4)
+	for i, id := range want {
+		assert.Equal(t, id, list[i+1].Event.ID)
+		assert.Equal(t, uint64(i+2), list[i+1].Seq)
+	}
+	n := 0
+	require.NoError(t, scanJournal(path, journalSize, func(uint64, []byte) error { n++; return nil }))
+	assert.Zero(t, n, "recovered records are not kept in the journal")
+
+	// Appends after recovery continue the sequence.
+	require.NoError(t, re.Append(t.Context(), testEvent("jr", 5)))
+	list, err = re.List(false, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 5)
+	assert.Equal(t, uint64(5), list[4].Seq)
+}
+
+// TestJournal_CorruptRecordEndsTheScan flips a byte inside the second of
+// three records: the scan keeps the first and stops there.
+func TestJournal_CorruptRecordEndsTheScan(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JournalFileName)
+	j, err := openJournal(path, 1<<20)
+	require.NoError(t, err)
+	var entries []*journalEntry
+	for i := range 3 {
+		entries = append(entries, &journalEntry{rec: []byte(strings.Repeat(fmt.Sprint(i), 100))})
+	}
+	var next uint64
+	require.NoError(t, j.writeGroup(entries, &next, func([]*journalEntry) {}))
+	_, err = j.f.WriteAt([]byte{'X'}, journalHeader+8+100+journalHeader+8+50)
+	require.NoError(t, err)
+	require.NoError(t, j.close())
+
+	var seqs []uint64
+	require.NoError(t, scanJournal(path, 1<<20, func(seq uint64, rec []byte) error {
+		seqs = append(seqs, seq)
+		assert.Equal(t, strings.Repeat("0", 100), string(rec))
+		return nil
+	}))
+	assert.Equal(t, []uint64{1}, seqs)
+}
+
+// TestJournal_WrapsAroundOnceApplied runs 16 concurrent writers through an
+// outbox whose journal holds about twenty events, so it is reused many
+// times: every event is stored once, in sequence, and the journal file
+// keeps its size.
+func TestJournal_WrapsAroundOnceApplied(t *testing.T) {
+	dir := t.TempDir()
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir, journalSize: 8 << 10, MaxEvents: 10_000})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 25 {
+				assert.NoError(t, ob.Append(t.Context(), testEvent(fmt.Sprintf("wrap%d", w), i)))
+			}
+		})
+	}
+	wg.Wait()
+	list, err := ob.List(false, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 400)
+	seen := map[string]bool{}
+	for i, e := range list {
+		assert.False(t, seen[e.Event.ID], "stored once")
+		seen[e.Event.ID] = true
+		if i > 0 {
+			assert.Greater(t, e.Seq, list[i-1].Seq)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, JournalFileName))
+	require.NoError(t, err)
+	assert.Equal(t, int64(8<<10), fi.Size())
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+}
+
+// TestJournal_OversizedEventGoesToTheStoreDirectly appends an event larger
+// than a quarter of the journal between small ones: all are stored, in
+// order.
+func TestJournal_OversizedEventGoesToTheStoreDirectly(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{journalSize: 8 << 10})
+	big := testEvent("big", 1)
+	big.Body = []byte(`{"pad":"` + strings.Repeat("x", 4000) + `"}`)
+	for _, ev := range []Event{testEvent("big", 0), big, testEvent("big", 2)} {
+		require.NoError(t, ob.Append(t.Context(), ev))
+	}
+	list, err := ob.List(false, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 3)
+	assert.Equal(t, big.ID, list[1].Event.ID)
+	e, err := ob.Show(big.ID)
+	require.NoError(t, err)
+	assert.Equal(t, big.Body, e.Event.Body)
+}
