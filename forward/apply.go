@@ -182,24 +182,44 @@ func (o *Outbox) closeJournal() {
 	}
 }
 
-// applyLoop copies journal entries into the store, as many per
-// transaction as are queued. On failure the entries stay queued (and in
-// the journal) and it tries again after applyRetry; when stopped while
-// failing it leaves them to the next open's recovery.
+// applyInterval is the least time between two applier transactions while
+// events keep coming: waiting lets each transaction carry more events and
+// deletes, so bbolt commits (and their two fdatasyncs) stay few. It delays
+// delivery and the deletes of delivered events, never an answer to IM.
+const applyInterval = 5 * time.Millisecond
+
+// completion is a group of delivered events whose delete is queued for the
+// applier; retryAt is when they are tried again if the delete fails.
+type completion struct {
+	seqs    []uint64
+	retryAt time.Time
+}
+
+// applyLoop copies journal entries into the store and deletes delivered
+// events, as many per transaction as are queued. On failure the entries
+// stay queued (and in the journal) and it tries again after applyRetry;
+// when stopped while failing it leaves them to the next open's recovery.
 func (o *Outbox) applyLoop() {
 	defer close(o.applyDone)
+	var last time.Time // start of the last transaction with work
 	for {
+		if wait := applyInterval - time.Since(last); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-o.applyStop:
+			}
+		}
 		o.applyMu.Lock()
-		batch := o.applyQ
-		o.applyQ = nil
+		batch, dones := o.applyQ, o.doneQ
+		o.applyQ, o.doneQ = nil, nil
 		o.applyMu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(dones) == 0 {
 			select {
 			case <-o.applyWake:
 				continue
 			case <-o.applyStop:
 				o.applyMu.Lock()
-				n := len(o.applyQ)
+				n := len(o.applyQ) + len(o.doneQ)
 				o.applyMu.Unlock()
 				if n == 0 {
 					return
@@ -207,7 +227,8 @@ func (o *Outbox) applyLoop() {
 				continue
 			}
 		}
-		err := o.applyEntries(batch)
+		last = time.Now()
+		err := o.applyEntries(batch, dones)
 		o.applyMu.Lock()
 		o.applyErr = err
 		if err != nil {
@@ -228,26 +249,121 @@ func (o *Outbox) applyLoop() {
 	}
 }
 
-// applyEntries stores batch in one transaction and makes it deliverable.
-func (o *Outbox) applyEntries(batch []*journalEntry) error {
+// applyEntries stores batch and deletes the delivered events of dones in
+// one transaction, and makes batch deliverable. When that fails, the
+// deletes are tried alone, so a store that refuses new events still lets
+// delivered ones go; the error returned is the one for batch.
+func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
 	var pruned int
+	var sizes [][]int64
 	err := o.update(func(tx *bolt.Tx) error {
+		var err error
+		if sizes, err = deleteDelivered(tx, dones); err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
 		if err := o.putEntries(tx, batch); err != nil {
 			return err
 		}
-		n, err := o.pruneAccepted(tx.Bucket(bucketAccepted), batch[len(batch)-1].at, len(batch))
-		pruned = n
+		pruned, err = o.pruneAccepted(tx.Bucket(bucketAccepted), batch[len(batch)-1].at, len(batch))
 		return err
 	})
+	if err != nil && len(dones) > 0 && len(batch) > 0 {
+		derr := o.update(func(tx *bolt.Tx) error {
+			var err error
+			sizes, err = deleteDelivered(tx, dones)
+			return err
+		})
+		o.finishDeletes(dones, sizes, derr)
+	} else {
+		o.finishDeletes(dones, sizes, err)
+	}
 	if err != nil {
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			return ErrClosed
 		}
 		return err
 	}
-	o.applied(batch, pruned)
-	o.jr.markApplied(batch[len(batch)-1].seq)
+	if len(batch) > 0 {
+		o.applied(batch, pruned)
+		o.jr.markApplied(batch[len(batch)-1].seq)
+	}
 	return nil
+}
+
+// deleteDelivered deletes the events of dones and their delivery states
+// and returns the stored size of each (0: already gone).
+func deleteDelivered(tx *bolt.Tx, dones []completion) ([][]int64, error) {
+	if len(dones) == 0 {
+		return nil, nil
+	}
+	p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
+	sizes := make([][]int64, len(dones))
+	for i, d := range dones {
+		sizes[i] = make([]int64, len(d.seqs))
+		for j, seq := range d.seqs {
+			k := seqKey(seq)
+			sizes[i][j] = int64(len(p.Get(k)))
+			if err := p.Delete(k); err != nil {
+				return nil, err
+			}
+			if err := s.Delete(k); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return sizes, nil
+}
+
+// finishDeletes accounts for queued deletes once their transaction ended:
+// the events leave the schedule, or, on err, are scheduled again at their
+// retryAt (and may be delivered twice).
+func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64, err error) {
+	if len(dones) == 0 {
+		return
+	}
+	if err != nil {
+		o.log.Error("deleting delivered events", "err", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, d := range dones {
+		for j, seq := range d.seqs {
+			if err != nil {
+				o.sched.finish(seq, true, d.retryAt)
+				continue
+			}
+			if sizes[i][j] > 0 {
+				o.pendingN--
+				o.pendingBytes -= sizes[i][j]
+			}
+			o.sched.finish(seq, false, time.Time{})
+		}
+	}
+	if err != nil {
+		o.signal()
+	}
+	o.jr.mu.Lock()
+	o.jr.delDone += uint64(len(dones))
+	o.jr.mu.Unlock()
+	o.jr.cond.Broadcast()
+}
+
+// queueDeletes hands delivered events to the applier, which deletes them
+// with its next transaction; until then they stay claimed.
+func (o *Outbox) queueDeletes(seqs []uint64, retryAt time.Time) {
+	o.jr.mu.Lock()
+	o.jr.delQueued++
+	o.jr.mu.Unlock()
+	o.applyMu.Lock()
+	o.doneQ = append(o.doneQ, completion{seqs: seqs, retryAt: retryAt})
+	o.applyMu.Unlock()
+	select {
+	case o.applyWake <- struct{}{}:
+	default:
+	}
 }
 
 // applied makes stored entries deliverable.
@@ -262,8 +378,9 @@ func (o *Outbox) applied(entries []*journalEntry, pruned int) {
 }
 
 // waitApplied waits until everything acknowledged so far is in the store
-// (not when the applier is failing or the outbox closing), so that reads
-// (List, Stats, AcceptedSince, ...) see every appended event.
+// and every delete queued so far is done (not when the applier is failing
+// or the outbox closing), so that reads (List, Stats, AcceptedSince, ...)
+// see every appended event and no delivered one.
 func (o *Outbox) waitApplied() {
 	j := o.jr
 	if j == nil {
@@ -271,8 +388,8 @@ func (o *Outbox) waitApplied() {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	target := j.written
-	for j.applied < target && !j.closed && o.applyFailure() == nil {
+	target, dels := j.written, j.delQueued
+	for (j.applied < target || j.delDone < dels) && !j.closed && o.applyFailure() == nil {
 		j.cond.Wait()
 	}
 }

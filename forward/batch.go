@@ -216,7 +216,15 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 
 // completeMany deletes delivered events in one transaction. On a store
 // error they are scheduled again at retryAt (and may be delivered twice).
+//
+// With the applier running (a writable outbox) the delete is queued for its
+// next transaction and completeMany returns nil at once; the events stay
+// claimed until it is done, and a failure is logged and reschedules them.
 func (o *Outbox) completeMany(seqs []uint64, retryAt time.Time) error {
+	if o.applyDone != nil {
+		o.queueDeletes(seqs, retryAt)
+		return nil
+	}
 	sizes := make([]int64, len(seqs))
 	err := o.update(func(tx *bolt.Tx) error {
 		p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)

@@ -55,7 +55,10 @@ type journal struct {
 	cond    *sync.Cond
 	written uint64 // last sequence number written and synced
 	applied uint64 // last sequence number applied to bbolt
-	closed  bool
+	// Deletes of delivered events handed to the applier, and those it
+	// finished; see Outbox.waitApplied.
+	delQueued, delDone uint64
+	closed             bool
 }
 
 // journalEntry is one record: what Append hands the journal, and what the

@@ -108,6 +108,7 @@ type Outbox struct {
 	nextSeq     uint64 // the last sequence number given; journal group leader only
 	applyMu     sync.Mutex
 	applyQ      []*journalEntry // synced to the journal, not yet in the store
+	doneQ       []completion    // delivered, to be deleted by the applier
 	applyErr    error           // the last failure to apply, nil once one succeeds
 	applyWake   chan struct{}
 	applyStop   chan struct{}
@@ -759,20 +760,7 @@ func (o *Outbox) forget(seq uint64) {
 // complete deletes a delivered event. On a store error the event is
 // scheduled again at retryAt (it may then be delivered twice).
 func (o *Outbox) complete(seq uint64, retryAt time.Time) error {
-	var size int64
-	err := o.update(func(tx *bolt.Tx) error {
-		k := seqKey(seq)
-		p := tx.Bucket(bucketPending)
-		size = int64(len(p.Get(k)))
-		if err := p.Delete(k); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketState).Delete(k)
-	})
-	if err != nil {
-		err = fmt.Errorf("deleting delivered event: %w", err)
-	}
-	return o.removed(seq, size, false, retryAt, err)
+	return o.completeMany([]uint64{seq}, retryAt)
 }
 
 // removed accounts for a pending event whose removal (delivered, or moved to
