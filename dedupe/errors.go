@@ -2,8 +2,9 @@ package dedupe
 
 import "errors"
 
-// ErrBadSize is returned (wrapped) by [New] when [Options.Size] is negative.
-var ErrBadSize = errors.New("dedupe: size must not be negative")
+// ErrBadSize is returned (wrapped) by [New] when [Options.Size] is negative
+// or above 2³⁰.
+var ErrBadSize = errors.New("dedupe: size out of range")
 
 // ErrBadTTL is returned (wrapped) by [New] when [Options.TTL] is negative.
 var ErrBadTTL = errors.New("dedupe: ttl must not be negative")

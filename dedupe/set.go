@@ -9,14 +9,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/imedge/imedge/internal/lrutable"
 )
 
 // DefaultSize is the number of keys a [Set] remembers when [Options.Size] is
-// zero. At about 135 bytes of heap per key (BenchmarkMemory_1MKeys) a full
-// Set of this size holds about 135 MiB; the window normally keeps it far
-// from full.
+// zero. At about 40 bytes of heap per key (BenchmarkMemory_1MKeys) a full
+// Set of this size holds about 40 MiB; the window normally keeps it far
+// from full, and memory grows only with the keys actually held.
 const DefaultSize = 1 << 20
+
+// maxSize bounds [Options.Size]: the table numbers its slots with int32.
+const maxSize = lrutable.MaxLen
 
 // DefaultTTL is the window used when [Options.TTL] is zero; see the package
 // documentation for why it is ten minutes.
@@ -25,8 +28,8 @@ const DefaultTTL = 10 * time.Minute
 // Options configures a [Set]. The zero value is valid and gives the defaults.
 type Options struct {
 	// Size is the maximum number of seen keys kept; when full, the key
-	// accepted longest ago is evicted. Zero means [DefaultSize]; negative is
-	// an error. Keys in flight are not counted against it.
+	// accepted longest ago is evicted. Zero means [DefaultSize]; negative or
+	// above 2³⁰ is an error. Keys in flight are not counted against it.
 	Size int
 	// TTL is the window, measured from first acceptance, during which a key
 	// counts as a duplicate. Zero means [DefaultTTL]; negative is an error.
@@ -67,22 +70,22 @@ type Stats struct {
 type Set struct {
 	ttl  time.Duration
 	now  func() time.Time
+	size int
 	salt salt // keys are stored as digests; see digest
 
 	hits      atomic.Uint64
 	evictions atomic.Uint64
 
 	mu sync.Mutex
-	// seen maps a key to the end of its window (Unix nanoseconds). Entries
-	// are added in acceptance order and never refreshed, so the LRU order is
-	// also expiry order (Load of out-of-order times aside).
-	seen *lru.Cache[digest, int64]
+	// seen maps a key to the end of its window (Unix nanoseconds), at most
+	// size keys. Entries are added in acceptance order and read only with
+	// Peek, which does not refresh them (a replaced window becomes the
+	// newest, as a new one), so the table's order of use is acceptance
+	// order and also expiry order (Load of out-of-order times aside).
+	seen *lrutable.Table[int64]
 	// inflight holds claimed keys. The value is nil until a second Claim
 	// has to wait, which keeps the uncontended path allocation-free.
 	inflight map[digest]*claim
-	// removing is set while the Set removes an entry itself, so the
-	// eviction callback counts only evictions forced by the size bound.
-	removing bool
 }
 
 // claim is what waiters of an in-flight key block on. done is closed by
@@ -93,11 +96,11 @@ type claim struct {
 }
 
 // New returns an empty Set configured by o. It fails, wrapping [ErrBadSize]
-// or [ErrBadTTL], when o.Size or o.TTL is negative.
+// or [ErrBadTTL], when o.Size or o.TTL is out of range.
 func New(o Options) (*Set, error) {
 	var errs []error
-	if o.Size < 0 {
-		errs = append(errs, fmt.Errorf("size %d: %w", o.Size, ErrBadSize))
+	if o.Size < 0 || o.Size > maxSize {
+		errs = append(errs, fmt.Errorf("size %d must be 0 to %d: %w", o.Size, maxSize, ErrBadSize))
 	}
 	if o.TTL < 0 {
 		errs = append(errs, fmt.Errorf("ttl %s: %w", o.TTL, ErrBadTTL))
@@ -117,30 +120,15 @@ func New(o Options) (*Set, error) {
 	s := &Set{
 		ttl:      o.TTL,
 		now:      o.Now,
+		size:     o.Size,
 		salt:     newSalt(),
 		inflight: make(map[digest]*claim),
+		// Digests are salted SHA-256, uniformly random and unknown to
+		// senders, so their first bytes are the hash. The table grows with
+		// use up to Size, never beyond.
+		seen: lrutable.New[int64](lrutable.Options{Max: o.Size, Hash: lrutable.DigestHash}),
 	}
-	c, err := lru.NewWithEvict[digest, int64](o.Size, s.onEvict)
-	if err != nil {
-		return nil, fmt.Errorf("creating lru: %w", err)
-	}
-	s.seen = c
 	return s, nil
-}
-
-// onEvict runs synchronously inside seen.Add/Remove, so always with s.mu
-// held.
-func (s *Set) onEvict(digest, int64) {
-	if !s.removing {
-		s.evictions.Add(1)
-	}
-}
-
-// remove drops key from seen without counting an eviction. s.mu must be held.
-func (s *Set) remove(key digest) {
-	s.removing = true
-	s.seen.Remove(key)
-	s.removing = false
 }
 
 // pruneExpired drops expired keys from the old end of seen, so that the size
@@ -148,11 +136,11 @@ func (s *Set) remove(key digest) {
 // cost is amortised O(1) per insertion. s.mu must be held.
 func (s *Set) pruneExpired(now int64) {
 	for {
-		k, exp, ok := s.seen.GetOldest()
-		if !ok || exp > now {
+		_, exp, ok := s.seen.Oldest()
+		if !ok || *exp > now {
 			return
 		}
-		s.remove(k)
+		s.seen.RemoveOldest()
 	}
 }
 
@@ -183,12 +171,12 @@ func (s *Set) Claim(ctx context.Context, k string) (bool, error) {
 		return s.wait(ctx, c)
 	}
 	if exp, ok := s.seen.Peek(key); ok {
-		if s.now().UnixNano() < exp {
+		if s.now().UnixNano() < *exp {
 			s.mu.Unlock()
 			s.hits.Add(1)
 			return false, nil
 		}
-		s.remove(key) // lazy expiry
+		s.seen.Remove(key) // lazy expiry
 	}
 	s.inflight[key] = nil
 	s.mu.Unlock()
@@ -244,11 +232,19 @@ func (s *Set) markSeen(key digest, acceptedAt, now int64) {
 	if exp <= now {
 		return
 	}
-	if old, ok := s.seen.Peek(key); ok && old > now && old <= exp {
+	if old, ok := s.seen.Peek(key); ok && *old > now && *old <= exp {
 		return // window runs from the first acceptance
 	}
 	s.pruneExpired(now)
-	s.seen.Add(key, exp)
+	if old, ok := s.seen.Get(key); ok { // an expired or later window: replace it
+		*old = exp
+		return
+	}
+	if s.seen.Len() >= s.size {
+		s.seen.RemoveOldest()
+		s.evictions.Add(1)
+	}
+	*s.seen.Add(key) = exp
 }
 
 // Load marks key as accepted at acceptedAt, typically for each event the

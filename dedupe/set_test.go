@@ -63,6 +63,7 @@ func TestNew_RejectsNegativeOptions(t *testing.T) {
 		want []error
 	}{
 		{"size", dedupe.Options{Size: -1}, []error{dedupe.ErrBadSize}},
+		{"size above 2^30", dedupe.Options{Size: 1<<30 + 1}, []error{dedupe.ErrBadSize}},
 		{"ttl", dedupe.Options{TTL: -time.Second}, []error{dedupe.ErrBadTTL}},
 		{"both", dedupe.Options{Size: -1, TTL: -1}, []error{dedupe.ErrBadSize, dedupe.ErrBadTTL}},
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/imedge/imedge/internal/lrutable"
 )
 
 // Limiter defaults. A ClientIP is the address of one end user's device. A
@@ -28,13 +30,13 @@ const (
 	// DefaultLimiterIPv6Prefix is the prefix length IPv6 ClientIPs are keyed by.
 	DefaultLimiterIPv6Prefix = 64
 	// DefaultLimiterMaxKeys is the number of keys tracked. One key costs
-	// about 90 bytes of heap, none of it pointers for the garbage collector
+	// about 50 bytes of heap, none of it pointers for the garbage collector
 	// to scan (BenchmarkLimiterMemory_1MKeys), so a full default table is
-	// about 9 MiB.
+	// about 5 MiB.
 	DefaultLimiterMaxKeys = 100_000
 
 	// maxLimiterKeys bounds MaxKeys: table slots are int32.
-	maxLimiterKeys = 1 << 30
+	maxLimiterKeys = lrutable.MaxLen
 )
 
 // ErrBadLimiterOptions is returned (wrapped) by [NewClientLimiter] when a
@@ -119,8 +121,8 @@ type ClientLimiter struct {
 	exempted atomic.Uint64
 
 	mu        sync.Mutex
-	table     lruTable
-	horizon   int64 // greatest lastUsed of an evicted key; zero if none
+	table     *lrutable.Table[bucket] // keyed by clientKey, seeded hash
+	horizon   int64                   // greatest lastUsed of an evicted key; zero if none
 	evictions uint64
 	limited   uint64
 }
@@ -191,7 +193,9 @@ func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
 		exempt:  exempt,
 		now:     o.Now,
 		maxKeys: o.MaxKeys,
-		table:   newLRUTable(),
+		// Keys are chosen by clients, so the table's hash is seeded (the
+		// default). It grows with use up to MaxKeys, never beyond.
+		table: lrutable.New[bucket](lrutable.Options{Max: o.MaxKeys}),
 	}
 	return l, nil
 }
@@ -207,8 +211,9 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(a, p.Bits()).Masked()
 }
 
-// onEvict records the eviction of b: l.mu must be held.
-func (l *ClientLimiter) onEvict(b *bucket) {
+// onEvict records the eviction of a key whose bucket was b: l.mu must be
+// held.
+func (l *ClientLimiter) onEvict(b bucket) {
 	l.evictions++
 	l.horizon = max(l.horizon, b.lastUsed)
 }
@@ -269,12 +274,13 @@ func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now().UnixNano()
-	b, ok := l.table.get(k)
+	b, ok := l.table.Get(k)
 	if !ok {
-		if l.table.len() >= l.maxKeys {
-			l.onEvict(l.table.evictOldest()) // may advance the horizon: fill b after
+		if l.table.Len() >= l.maxKeys {
+			_, old, _ := l.table.RemoveOldest()
+			l.onEvict(old) // may advance the horizon: fill b after
 		}
-		b = l.table.add(k)
+		b = l.table.Add(k)
 		l.fill(b)
 	}
 	l.advance(b, now)
@@ -328,116 +334,9 @@ func (l *ClientLimiter) Stats() LimiterStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return LimiterStats{
-		Keys:      l.table.len(),
+		Keys:      l.table.Len(),
 		Evictions: l.evictions,
 		Limited:   l.limited,
 		Exempt:    l.exempted.Load(),
-	}
-}
-
-// lruTable holds the buckets in slots of one slice, linked in order of last
-// use through int32 indices, with a map from key to slot: no pointers, so
-// the garbage collector never scans it, and about 90 bytes a key. It is not
-// safe for concurrent use (ClientLimiter guards it with its mutex).
-type lruTable struct {
-	index      map[clientKey]int32
-	slots      []lruSlot
-	head, tail int32 // most and least recently used slot; -1 when empty
-}
-
-type lruSlot struct {
-	key        clientKey
-	b          bucket
-	prev, next int32 // towards head and tail; -1 at the ends
-}
-
-func newLRUTable() lruTable {
-	return lruTable{index: make(map[clientKey]int32), head: -1, tail: -1}
-}
-
-func (t *lruTable) len() int { return len(t.index) }
-
-// get returns k's bucket and marks it most recently used.
-func (t *lruTable) get(k clientKey) (*bucket, bool) {
-	i, ok := t.index[k]
-	if !ok {
-		return nil, false
-	}
-	t.unlink(i)
-	t.pushFront(i)
-	return &t.slots[i].b, true
-}
-
-// add inserts k, which must be absent, as the most recently used key, in a
-// free slot (the one evictOldest freed, or a new one) and returns its zero
-// bucket.
-func (t *lruTable) add(k clientKey) *bucket {
-	i := int32(len(t.slots))
-	if len(t.index) < len(t.slots) { // evictOldest left the last slot free
-		i = int32(len(t.index))
-	} else {
-		t.slots = append(t.slots, lruSlot{})
-	}
-	t.slots[i] = lruSlot{key: k}
-	t.index[k] = i
-	t.pushFront(i)
-	return &t.slots[i].b
-}
-
-// evictOldest removes the least recently used key and returns a copy of its
-// bucket. The table must not be empty. To keep slots dense, the last slot
-// moves into the freed one, so the free slot is always the last.
-func (t *lruTable) evictOldest() *bucket {
-	i := t.tail
-	old := t.slots[i].b
-	t.unlink(i)
-	delete(t.index, t.slots[i].key)
-	if last := int32(len(t.index)); i != last {
-		t.move(last, i)
-	}
-	return &old
-}
-
-// move relocates the slot at from into the free slot to, fixing links.
-func (t *lruTable) move(from, to int32) {
-	s := t.slots[from]
-	t.slots[to] = s
-	t.index[s.key] = to
-	if s.prev >= 0 {
-		t.slots[s.prev].next = to
-	} else {
-		t.head = to
-	}
-	if s.next >= 0 {
-		t.slots[s.next].prev = to
-	} else {
-		t.tail = to
-	}
-}
-
-func (t *lruTable) unlink(i int32) {
-	s := &t.slots[i]
-	if s.prev >= 0 {
-		t.slots[s.prev].next = s.next
-	} else {
-		t.head = s.next
-	}
-	if s.next >= 0 {
-		t.slots[s.next].prev = s.prev
-	} else {
-		t.tail = s.prev
-	}
-	s.prev, s.next = -1, -1
-}
-
-func (t *lruTable) pushFront(i int32) {
-	s := &t.slots[i]
-	s.prev, s.next = -1, t.head
-	if t.head >= 0 {
-		t.slots[t.head].prev = i
-	}
-	t.head = i
-	if t.tail < 0 {
-		t.tail = i
 	}
 }

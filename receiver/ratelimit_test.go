@@ -330,6 +330,23 @@ func TestClientLimiter_ConcurrentUse(t *testing.T) {
 	assert.LessOrEqual(t, l.Stats().Keys, 64)
 }
 
+// TestClientLimiter_AllowDoesNotAllocate covers both paths of a full
+// table: a hit, and a new key that evicts the least recently used one.
+func TestClientLimiter_AllowDoesNotAllocate(t *testing.T) {
+	const maxKeys = 64
+	l := newTestLimiter(t, LimiterOptions{MaxKeys: maxKeys, Now: newLimiterClock().Now})
+	for i := range uint32(maxKeys) {
+		l.Allow(limiterIPv4(i))
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { l.Allow(limiterIPv4(0)) }), "hit")
+	next := uint32(maxKeys)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		l.Allow(limiterIPv4(next))
+		next++
+	}), "new key evicting the oldest")
+	assert.Equal(t, maxKeys, l.Stats().Keys)
+}
+
 // BenchmarkClientLimiter_Allow measures the hit path: the key is in the
 // table and the call is allowed.
 func BenchmarkClientLimiter_Allow(b *testing.B) {

@@ -13,23 +13,25 @@ const module = "github.com/imedge/imedge"
 
 // allowedDeps lists, per package of ours, which packages of ours it may
 // import. The dependency direction of the style guide: tlsconf and receiver
-// meet only in cmd; dedupe, audit and certs are leaves.
+// meet only in cmd; audit and certs are leaves, and dedupe imports only
+// internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
-	"cmd/imedge":       {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "sandbox", "imsim", "redisstate"},
-	"admin":            {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
-	"tlsconf":          {"certs", "audit"},
-	"receiver":         {"certs", "audit"},
-	"forward":          {"certs", "audit"},
-	"edge":             {"audit", "certs"}, // connection-level defences before net/http
-	"sandbox":          {},                 // Landlock; imported only by cmd
-	"imsim":            {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
-	"redisstate":       {"receiver"},       // shared dedupe and limits on Redis; imported only by cmd
-	"dedupe":           {},
-	"audit":            {},
-	"certs":            {},
-	"certs/certstest":  {"certs"},
-	"internal/testkit": {},
-	"scripts":          {}, // bash scripts; its Go files are tests that run them
+	"cmd/imedge":        {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "sandbox", "imsim", "redisstate"},
+	"admin":             {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
+	"tlsconf":           {"certs", "audit"},
+	"receiver":          {"certs", "audit", "internal/lrutable"},
+	"forward":           {"certs", "audit"},
+	"edge":              {"audit", "certs"}, // connection-level defences before net/http
+	"sandbox":           {},                 // Landlock; imported only by cmd
+	"imsim":             {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
+	"redisstate":        {"receiver"},       // shared dedupe and limits on Redis; imported only by cmd
+	"dedupe":            {"internal/lrutable"},
+	"audit":             {},
+	"certs":             {},
+	"certs/certstest":   {"certs"},
+	"internal/testkit":  {},
+	"internal/lrutable": {},
+	"scripts":           {}, // bash scripts; its Go files are tests that run them
 }
 
 // restrictedThirdParty names third-party import prefixes that only the
