@@ -186,7 +186,7 @@ func (o *Outbox) closeJournal() {
 // events keep coming: waiting lets each transaction carry more events and
 // deletes, so bbolt commits (and their two fdatasyncs) stay few. It delays
 // delivery and the deletes of delivered events, never an answer to IM.
-const applyInterval = 5 * time.Millisecond
+const applyInterval = 20 * time.Millisecond
 
 // completion is a group of delivered events whose delete is queued for the
 // applier; retryAt is when they are tried again if the delete fails.
