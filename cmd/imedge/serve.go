@@ -71,8 +71,7 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 
 // outboxSink adapts the durable outbox to receiver.Sink.
 type outboxSink struct {
-	box  *forward.Outbox
-	disp *forward.Dispatcher
+	box *forward.Outbox
 }
 
 func (s outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
@@ -83,9 +82,9 @@ func (s outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
 	if errors.Is(err, forward.ErrFull) {
 		return fmt.Errorf("%w: %w", receiver.ErrSinkFull, err)
 	}
-	if err == nil {
-		s.disp.Notify()
-	}
+	// No Dispatcher.Notify: the event becomes deliverable when the outbox's
+	// applier has stored it, and the outbox wakes the dispatcher then; a
+	// wake-up per callback here only cost a context switch.
 	return err
 }
 
@@ -183,7 +182,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	h, err := receiver.New(receiver.Options{
 		AppID: cfg.SdkAppid, Path: cfg.Path, MaxBody: cfg.MaxBody, MaxAccountBytes: cfg.MaxAccountBytes,
 		Token: cfg.Token, SignWindow: cfg.SignWindow, RequireClientCert: cfg.ClientAuth == "require",
-		Sink: outboxSink{box: box, disp: disp}, Seen: shared.seen, Limiter: shared.limiter, Audit: aud, Logger: logger,
+		Sink: outboxSink{box: box}, Seen: shared.seen, Limiter: shared.limiter, Audit: aud, Logger: logger,
 	})
 	if err != nil {
 		return err
