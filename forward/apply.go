@@ -161,6 +161,13 @@ func (o *Outbox) startApplier() {
 		return
 	}
 	o.applyWake = make(chan struct{}, 1)
+	o.applyHurry = make(chan struct{}, 1)
+	o.jr.hurry = func() {
+		select {
+		case o.applyHurry <- struct{}{}:
+		default:
+		}
+	}
 	o.applyStop = make(chan struct{})
 	o.applyDone = make(chan struct{})
 	go o.applyLoop()
@@ -206,6 +213,7 @@ func (o *Outbox) applyLoop() {
 		if wait := applyInterval - time.Since(last); wait > 0 {
 			select {
 			case <-time.After(wait):
+			case <-o.applyHurry:
 			case <-o.applyStop:
 			}
 		}

@@ -49,6 +49,10 @@ type journal struct {
 	off int64
 	buf []byte
 
+	// hurry, when set, asks the applier not to wait for its next round;
+	// the leader calls it before waiting to reuse the file.
+	hurry func()
+
 	// applied reports how far the applier got; the leader waits on it
 	// before reusing the file.
 	mu      sync.Mutex
@@ -202,6 +206,9 @@ func (j *journal) flush(entries []*journalEntry, handoff func([]*journalEntry)) 
 // reuse waits until the applier has applied every record written so far,
 // then resets the file.
 func (j *journal) reuse() error {
+	if j.hurry != nil {
+		j.hurry()
+	}
 	j.mu.Lock()
 	for j.applied < j.written && !j.closed {
 		j.cond.Wait()

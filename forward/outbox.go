@@ -111,6 +111,7 @@ type Outbox struct {
 	doneQ       []completion    // delivered, to be deleted by the applier
 	applyErr    error           // the last failure to apply, nil once one succeeds
 	applyWake   chan struct{}
+	applyHurry  chan struct{} // the journal waits to be reused: skip the pause
 	applyStop   chan struct{}
 	applyDone   chan struct{}
 	wake        chan struct{}
