@@ -14,7 +14,8 @@
 // journaled events into bbolt, as many per transaction as are waiting,
 // together with a journal-applied mark; only then does the dispatcher see
 // them. When the journal is nearly full and everything in it is applied,
-// it is zeroed and reused. Writing inside a file that does not grow keeps
+// writing starts over at its beginning; recovery tells the records of the
+// previous pass apart by their lower sequence numbers. Writing inside a file that does not grow keeps
 // the synchronous part of an Append to one small fdatasync (about 0.3 ms
 // here, against about 1.4 ms for a loaded bbolt commit with its two).
 // Reads (Stats, List, Show, AcceptedSince, Replay, PurgeDead) first wait

@@ -15,8 +15,9 @@ import (
 // [OutboxOptions.Dir], next to [FileName].
 const JournalFileName = "outbox.journal"
 
-// journalSize is the journal file's fixed size. It is allocated once, so
-// that an append changes no file size: an fdatasync after writing inside
+// journalSize is the journal file's fixed size, set once, so that an
+// append changes no file size (and, after the first pass, allocates no
+// block): an fdatasync after writing inside
 // the file took about 0.3 ms on the development VM against about 2 ms when
 // the write grew the file, and bbolt's own commit (two fdatasyncs plus its
 // page writes) about 1.4 ms under load.
@@ -37,9 +38,9 @@ var errJournalFull = errors.New("journal full")
 // current offset of a preallocated file and fsyncs them, one write and one
 // fdatasync per group of concurrent callers; a background applier copies
 // them into bbolt in larger transactions. When the file is nearly full and
-// the applier has copied everything, it is zeroed and reused from the
-// start. Recovery (scanJournal) reads records up to the first that is
-// torn, zero or fails its CRC.
+// the applier has copied everything, writing starts over from the
+// beginning. Recovery (scanJournal) reads records up to the first that is
+// torn, zero, fails its CRC or belongs to the previous pass.
 type journal struct {
 	f    *os.File
 	path string
@@ -97,8 +98,11 @@ func openJournal(path string, size int64) (*journal, error) {
 }
 
 // scanJournal calls fn for each intact record of the file at path, in
-// order, and stops at the first torn, zero or corrupt one. A missing file
-// has no records.
+// order, and stops at the first torn, zero or corrupt one, or at the first
+// whose sequence number is not above the previous one's: the file is
+// reused without being cleared, and sequence numbers only grow, so that is
+// where the records of an earlier pass begin. A missing file has no
+// records.
 func scanJournal(path string, size int64, fn func(seq uint64, rec []byte) error) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -111,6 +115,7 @@ func scanJournal(path string, size int64, fn func(seq uint64, rec []byte) error)
 	r := io.NewSectionReader(f, 0, size)
 	var hdr [journalHeader]byte
 	var off int64
+	var prev uint64
 	for {
 		if _, err := r.ReadAt(hdr[:], off); err != nil {
 			return nil // end of file
@@ -126,25 +131,29 @@ func scanJournal(path string, size int64, fn func(seq uint64, rec []byte) error)
 		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
 			return nil
 		}
-		if err := fn(binary.LittleEndian.Uint64(payload[:8]), payload[8:]); err != nil {
+		seq := binary.LittleEndian.Uint64(payload[:8])
+		if seq <= prev {
+			return nil
+		}
+		prev = seq
+		if err := fn(seq, payload[8:]); err != nil {
 			return err
 		}
 		off += journalHeader + n
 	}
 }
 
-// reset zeroes the file (by truncating it and sizing it again) and starts
-// writing from its beginning. Only call it when every record written has
-// been applied, or at open after recovery applied them.
+// reset starts writing from the beginning of the file again, over the
+// records of the previous pass, which scanJournal tells apart by their
+// lower sequence numbers. Not clearing the file keeps its blocks: the
+// first pass fills a sparse file, every later one overwrites written
+// blocks in place, and an fdatasync then has no file metadata to commit
+// (75 against 107 us of CPU per 16 KiB write and fdatasync on the
+// development VM). Only call it when every record written has been
+// applied, or at open after recovery applied them.
 func (j *journal) reset() error {
-	if err := j.f.Truncate(0); err != nil {
-		return err
-	}
-	if err := j.f.Truncate(j.size); err != nil {
-		return err
-	}
 	j.off = 0
-	return j.f.Sync()
+	return nil
 }
 
 // writeGroup assigns the next sequence numbers (after *next) to group in
