@@ -107,7 +107,7 @@ func defaultConfig() Config {
 		MaxBody:            1 << 20,
 		MaxAccountBytes:    32,
 		ForwardTimeout:     10 * time.Second,
-		ForwardConcurrency: 4,
+		ForwardConcurrency: 16,
 		RetryBase:          500 * time.Millisecond,
 		RetryMax:           5 * time.Minute,
 		MaxAge:             72 * time.Hour,
@@ -195,7 +195,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&c.ForwardKey, "forward-key", "", "private key for --forward-cert")
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "timeout of one delivery attempt")
 	fs.StringVar(&sf.secretFile, "forward-secret-file", "", "file holding the Standard Webhooks signing secret (or set IMEDGE_FORWARD_SECRET)")
-	fs.IntVar(&c.ForwardConcurrency, "forward-concurrency", c.ForwardConcurrency, "delivery workers")
+	fs.IntVar(&c.ForwardConcurrency, "forward-concurrency", c.ForwardConcurrency, "delivery workers (and most connections to the forward URL)")
 	fs.IntVar(&c.ForwardBatch, "forward-batch", 0, "deliver up to N events per request as a JSON array (0: one event per request, the default)")
 	fs.DurationVar(&c.RetryBase, "retry-base", c.RetryBase, "first retry backoff (doubles, full jitter)")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "largest retry backoff")
