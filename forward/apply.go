@@ -374,15 +374,53 @@ func (o *Outbox) queueDeletes(seqs []uint64, retryAt time.Time) {
 	}
 }
 
-// applied makes stored entries deliverable.
+// applied makes stored entries deliverable, keeping appended events in
+// fresh for their first attempt while it has room.
 func (o *Outbox) applied(entries []*journalEntry, pruned int) {
 	o.remembered.Add(int64(len(entries) - pruned))
 	o.mu.Lock()
 	for _, e := range entries {
 		o.sched.add(e.seq, time.Time{})
+		if e.ev.ID != "" && len(o.fresh) < maxFresh {
+			o.fresh[e.seq] = freshEvent{ev: e.ev, acceptedAt: fromUnixNano(unixNano(e.at))}
+		}
 	}
 	o.mu.Unlock()
 	o.signal()
+}
+
+// maxFresh bounds Outbox.fresh: enough for the events between their store
+// and their first attempt under load (a dispatcher claims at most
+// concurrency × batch at a time); beyond it, and for every retry, the
+// dispatcher reads the store. About 1 KiB an event.
+const maxFresh = 8192
+
+// freshEvent is an appended event kept for its first delivery attempt.
+type freshEvent struct {
+	ev         Event
+	acceptedAt time.Time
+}
+
+// freshCopy returns ev as decodeRecord would read it back from rec: the
+// body within rec (the caller may reuse its buffer) and the times as
+// stored (UTC, no monotonic reading).
+func freshCopy(ev Event, rec []byte) Event {
+	if len(ev.Body) > 0 {
+		ev.Body = rec[len(rec)-len(ev.Body) : len(rec) : len(rec)]
+	}
+	ev.ReceivedAt = fromUnixNano(unixNano(ev.ReceivedAt))
+	return ev
+}
+
+// takeFresh removes and returns seq's fresh event, if kept.
+func (o *Outbox) takeFresh(seq uint64) (freshEvent, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f, ok := o.fresh[seq]
+	if ok {
+		delete(o.fresh, seq)
+	}
+	return f, ok
 }
 
 // waitApplied waits until everything acknowledged so far is in the store

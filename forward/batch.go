@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -190,9 +192,20 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 		return nil, nil, ErrClosed
 	}
 	found = make([]loaded, 0, len(seqs))
+	var stored []uint64 // not fresh: read from the store
+	for _, seq := range seqs {
+		if f, ok := o.takeFresh(seq); ok {
+			found = append(found, loaded{seq: seq, ev: f.ev, acceptedAt: f.acceptedAt})
+		} else {
+			stored = append(stored, seq)
+		}
+	}
+	if len(stored) == 0 {
+		return found, nil, nil
+	}
 	err = o.db.View(func(tx *bolt.Tx) error {
 		p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
-		for _, seq := range seqs {
+		for _, seq := range stored {
 			k := seqKey(seq)
 			v := p.Get(k)
 			if v == nil {
@@ -211,6 +224,8 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 		}
 		return nil
 	})
+	// Oldest first, as claimed, whichever source an event came from.
+	slices.SortFunc(found, func(a, b loaded) int { return cmp.Compare(a.seq, b.seq) })
 	return found, gone, err
 }
 

@@ -74,6 +74,9 @@ type journalEntry struct {
 	id  string
 	rec []byte
 	err error // a failure of this entry alone (written to the store directly)
+	// ev is the event as appended, its body within rec; the zero Event
+	// for entries found by recovery. See Outbox.fresh.
+	ev Event
 }
 
 // openJournal opens (creating and sizing if needed) the journal file.

@@ -97,6 +97,9 @@ type Outbox struct {
 	deadN        int
 	deadBytes    int64
 	sched        schedule
+	// fresh holds events stored but not yet attempted, as appended, so
+	// that their first delivery needs no store read (see freshCopy).
+	fresh map[uint64]freshEvent
 
 	remembered atomic.Int64         // approximate size of the accepted bucket
 	group      *groupCommit[txFunc] // every write transaction goes through it
@@ -177,6 +180,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		now:         time.Now,
 		log:         o.Logger,
 		sched:       newSchedule(),
+		fresh:       make(map[uint64]freshEvent),
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -318,7 +322,7 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 		return fmt.Errorf("writing event to outbox: %w", err)
 	}
 	// Concurrent writers share one journal write and its fsync.
-	e := &journalEntry{at: now, id: ev.ID, rec: rec}
+	e := &journalEntry{at: now, id: ev.ID, rec: rec, ev: freshCopy(ev, rec)}
 	err := o.jgroup.run(e, nil)
 	if err == nil {
 		err = e.err
@@ -716,6 +720,9 @@ func (o *Outbox) inFlight() int {
 func (o *Outbox) loadEntry(seq uint64) (ev Event, st deliveryState, acceptedAt time.Time, err error) {
 	if o.closed.Load() {
 		return ev, st, acceptedAt, ErrClosed
+	}
+	if f, ok := o.takeFresh(seq); ok {
+		return f.ev, st, f.acceptedAt, nil
 	}
 	err = o.db.View(func(tx *bolt.Tx) error {
 		k := seqKey(seq)
