@@ -77,8 +77,10 @@ func (o *Outbox) recoverJournal(path string) error {
 func (o *Outbox) putEntries(tx *bolt.Tx, entries []*journalEntry) error {
 	p, a := tx.Bucket(bucketPending), tx.Bucket(bucketAccepted)
 	for _, e := range entries {
-		if err := p.Put(seqKey(e.seq), e.rec); err != nil {
-			return err
+		if !e.skip {
+			if err := p.Put(seqKey(e.seq), e.rec); err != nil {
+				return err
+			}
 		}
 		if err := a.Put(acceptedKey(e.at, e.seq), encodeID(e.id)); err != nil {
 			return err
@@ -116,6 +118,11 @@ func (o *Outbox) commitJournal(group []*groupCall[*journalEntry]) {
 
 // storeDirect writes one oversized entry straight to the store.
 func (o *Outbox) storeDirect(e *journalEntry) {
+	// Everything journaled before it is stored first, so that marking it
+	// applied below claims nothing that is not.
+	if e.err = o.jr.waitAllApplied(); e.err != nil {
+		return
+	}
 	o.nextSeq++
 	e.seq = o.nextSeq
 	var pruned int
@@ -133,17 +140,65 @@ func (o *Outbox) storeDirect(e *journalEntry) {
 	})
 	if e.err == nil {
 		o.applied([]*journalEntry{e}, pruned)
+		o.jr.markApplied(e.seq)
 	}
 }
 
-// handoff queues synced journal entries for the applier.
+// handoff queues synced journal entries for the applier and makes those
+// that fit in fresh deliverable at once (early): the dispatcher takes them
+// from memory, and one delivered before the applier's next transaction
+// never has its record written to bbolt, only its id. Each insert is queued
+// before its event becomes deliverable, so the applier always sees it no
+// later than the delete of a delivery.
 func (o *Outbox) handoff(entries []*journalEntry) {
+	o.mu.Lock()
+	for _, e := range entries {
+		if e.ev.ID != "" && len(o.fresh) < maxFresh {
+			o.fresh[e.seq] = freshEvent{ev: e.ev, acceptedAt: fromUnixNano(unixNano(e.at))}
+			e.early = true
+		}
+	}
+	o.mu.Unlock()
 	o.applyMu.Lock()
 	o.applyQ = append(o.applyQ, entries...)
 	o.applyMu.Unlock()
 	select {
 	case o.applyWake <- struct{}{}:
 	default:
+	}
+	early := false
+	o.mu.Lock()
+	for _, e := range entries {
+		if e.early {
+			o.sched.add(e.seq, time.Time{})
+			early = true
+		}
+	}
+	o.mu.Unlock()
+	if early {
+		o.signal()
+	}
+}
+
+// waitSeqApplied waits until every event up to seq is in the store (not
+// when the applier is failing or the outbox closing). The paths that read
+// or change an event's stored record call it first, as an event delivered
+// early may not be stored yet.
+func (o *Outbox) waitSeqApplied(seq uint64) {
+	j := o.jr
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.applied >= seq {
+		return
+	}
+	if j.hurry != nil {
+		j.hurry()
+	}
+	for j.applied < seq && !j.closed && o.applyFailure() == nil {
+		j.cond.Wait()
 	}
 }
 
@@ -241,6 +296,7 @@ func (o *Outbox) applyLoop() {
 		o.applyErr = err
 		if err != nil {
 			o.applyQ = append(batch, o.applyQ...)
+			o.doneQ = append(dones, o.doneQ...)
 		}
 		o.applyMu.Unlock()
 		if err == nil {
@@ -257,16 +313,34 @@ func (o *Outbox) applyLoop() {
 	}
 }
 
-// applyEntries stores batch and deletes the delivered events of dones in
-// one transaction, and makes batch deliverable. When that fails, the
-// deletes are tried alone, so a store that refuses new events still lets
-// delivered ones go; the error returned is the one for batch.
+// applyEntries, in one transaction, stores batch and deletes the
+// delivered events of dones, then makes batch deliverable. An event of
+// batch that dones already holds (delivered early, before this
+// transaction) is neither written nor deleted, only its id is remembered.
+// On failure nothing is accounted: the caller queues both again.
 func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
+	var inBatch map[uint64]*journalEntry
+	skipped := 0
+	if len(dones) > 0 && len(batch) > 0 {
+		inBatch = make(map[uint64]*journalEntry, len(batch))
+		for _, e := range batch {
+			e.skip = false
+			inBatch[e.seq] = e
+		}
+		for _, d := range dones {
+			for _, seq := range d.seqs {
+				if e, ok := inBatch[seq]; ok && !e.skip {
+					e.skip = true
+					skipped++
+				}
+			}
+		}
+	}
 	var pruned int
 	var sizes [][]int64
 	err := o.update(func(tx *bolt.Tx) error {
 		var err error
-		if sizes, err = deleteDelivered(tx, dones); err != nil {
+		if sizes, err = deleteDelivered(tx, dones, inBatch); err != nil {
 			return err
 		}
 		if len(batch) == 0 {
@@ -278,16 +352,6 @@ func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
 		pruned, err = o.pruneAccepted(tx.Bucket(bucketAccepted), batch[len(batch)-1].at, len(batch))
 		return err
 	})
-	if err != nil && len(dones) > 0 && len(batch) > 0 {
-		derr := o.update(func(tx *bolt.Tx) error {
-			var err error
-			sizes, err = deleteDelivered(tx, dones)
-			return err
-		})
-		o.finishDeletes(dones, sizes, derr)
-	} else {
-		o.finishDeletes(dones, sizes, err)
-	}
 	if err != nil {
 		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 			return ErrClosed
@@ -298,12 +362,15 @@ func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
 		o.applied(batch, pruned)
 		o.jr.markApplied(batch[len(batch)-1].seq)
 	}
+	o.absorbed.Add(uint64(skipped))
+	o.finishDeletes(dones, sizes)
 	return nil
 }
 
 // deleteDelivered deletes the events of dones and their delivery states
-// and returns the stored size of each (0: already gone).
-func deleteDelivered(tx *bolt.Tx, dones []completion) ([][]int64, error) {
+// and returns the stored size of each (0: already gone). Events of
+// inBatch, not stored yet, are left alone and count their record's size.
+func deleteDelivered(tx *bolt.Tx, dones []completion, inBatch map[uint64]*journalEntry) ([][]int64, error) {
 	if len(dones) == 0 {
 		return nil, nil
 	}
@@ -312,6 +379,10 @@ func deleteDelivered(tx *bolt.Tx, dones []completion) ([][]int64, error) {
 	for i, d := range dones {
 		sizes[i] = make([]int64, len(d.seqs))
 		for j, seq := range d.seqs {
+			if e, ok := inBatch[seq]; ok {
+				sizes[i][j] = int64(len(e.rec))
+				continue
+			}
 			k := seqKey(seq)
 			sizes[i][j] = int64(len(p.Get(k)))
 			if err := p.Delete(k); err != nil {
@@ -325,24 +396,15 @@ func deleteDelivered(tx *bolt.Tx, dones []completion) ([][]int64, error) {
 	return sizes, nil
 }
 
-// finishDeletes accounts for queued deletes once their transaction ended:
-// the events leave the schedule, or, on err, are scheduled again at their
-// retryAt (and may be delivered twice).
-func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64, err error) {
+// finishDeletes accounts for deletes once their transaction committed:
+// the events leave the pending counts and the schedule.
+func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64) {
 	if len(dones) == 0 {
 		return
 	}
-	if err != nil {
-		o.log.Error("deleting delivered events", "err", err)
-	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	for i, d := range dones {
 		for j, seq := range d.seqs {
-			if err != nil {
-				o.sched.finish(seq, true, d.retryAt)
-				continue
-			}
 			if sizes[i][j] > 0 {
 				o.pendingN--
 				o.pendingBytes -= sizes[i][j]
@@ -350,9 +412,7 @@ func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64, err error) {
 			o.sched.finish(seq, false, time.Time{})
 		}
 	}
-	if err != nil {
-		o.signal()
-	}
+	o.mu.Unlock()
 	o.jr.mu.Lock()
 	o.jr.delDone += uint64(len(dones))
 	o.jr.mu.Unlock()
@@ -380,6 +440,9 @@ func (o *Outbox) applied(entries []*journalEntry, pruned int) {
 	o.remembered.Add(int64(len(entries) - pruned))
 	o.mu.Lock()
 	for _, e := range entries {
+		if e.early {
+			continue // deliverable since handoff
+		}
 		o.sched.add(e.seq, time.Time{})
 		if e.ev.ID != "" && len(o.fresh) < maxFresh {
 			o.fresh[e.seq] = freshEvent{ev: e.ev, acceptedAt: fromUnixNano(unixNano(e.at))}

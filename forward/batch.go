@@ -203,6 +203,7 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 	if len(stored) == 0 {
 		return found, nil, nil
 	}
+	o.waitSeqApplied(slices.Max(stored)) // an early event may not be stored yet
 	err = o.db.View(func(tx *bolt.Tx) error {
 		p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
 		for _, seq := range stored {
@@ -234,7 +235,7 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 //
 // With the applier running (a writable outbox) the delete is queued for its
 // next transaction and completeMany returns nil at once; the events stay
-// claimed until it is done, and a failure is logged and reschedules them.
+// claimed until it commits (a failed transaction is tried again).
 func (o *Outbox) completeMany(seqs []uint64, retryAt time.Time) error {
 	if o.applyDone != nil {
 		o.queueDeletes(seqs, retryAt)
@@ -288,6 +289,11 @@ type failedEntry struct {
 // were dead-lettered. On a store error nothing changed on disk; the events
 // are scheduled again (at their next attempt, or retryAt for dead ones).
 func (o *Outbox) settleFailures(fs []failedEntry) (buried []bool, err error) {
+	var last uint64
+	for _, f := range fs {
+		last = max(last, f.seq)
+	}
+	o.waitSeqApplied(last) // an event delivered early may not be stored yet
 	sizes := make([]int64, len(fs))
 	err = o.update(func(tx *bolt.Tx) error {
 		p, s, d := tx.Bucket(bucketPending), tx.Bucket(bucketState), tx.Bucket(bucketDead)

@@ -11,9 +11,13 @@
 // and fdatasynced; concurrent Appends share one write and one fdatasync:
 // records that arrive while a sync runs form the next group, written as
 // soon as that one ends, with no timer. A background applier then copies
-// journaled events into bbolt, as many per transaction as are waiting,
-// together with a journal-applied mark; only then does the dispatcher see
-// them. When the journal is nearly full and everything in it is applied,
+// journaled events into bbolt, as many per transaction as are waiting (at
+// most one transaction every 20 ms under load), together with a
+// journal-applied mark and the deletes of delivered events. Up to 8192
+// journaled events are also kept in memory and are deliverable at once; one
+// delivered before the applier's transaction has only its id written (its
+// record and its delete cancel out). Anything that reads or changes a
+// stored record first waits for the applier. When the journal is nearly full and everything in it is applied,
 // writing starts over at its beginning; recovery tells the records of the
 // previous pass apart by their lower sequence numbers. Writing inside a file that does not grow keeps
 // the synchronous part of an Append to one small fdatasync (about 0.3 ms

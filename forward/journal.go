@@ -77,6 +77,10 @@ type journalEntry struct {
 	// ev is the event as appended, its body within rec; the zero Event
 	// for entries found by recovery. See Outbox.fresh.
 	ev Event
+	// early: the dispatcher could take it from memory before it was
+	// stored. skip: it was delivered before that, so the applier stores
+	// only its id (see Outbox.applyEntries).
+	early, skip bool
 }
 
 // openJournal opens (creating and sizing if needed) the journal file.
@@ -215,9 +219,9 @@ func (j *journal) flush(entries []*journalEntry, handoff func([]*journalEntry)) 
 	return nil
 }
 
-// reuse waits until the applier has applied every record written so far,
-// then resets the file.
-func (j *journal) reuse() error {
+// waitAllApplied waits until the applier has applied every record written
+// so far. Only the group leader calls it.
+func (j *journal) waitAllApplied() error {
 	if j.hurry != nil {
 		j.hurry()
 	}
@@ -229,6 +233,15 @@ func (j *journal) reuse() error {
 	j.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	return nil
+}
+
+// reuse waits until the applier has applied every record written so far,
+// then resets the file.
+func (j *journal) reuse() error {
+	if err := j.waitAllApplied(); err != nil {
+		return err
 	}
 	if err := j.reset(); err != nil {
 		return fmt.Errorf("reusing journal: %w", err)

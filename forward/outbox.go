@@ -100,6 +100,9 @@ type Outbox struct {
 	// fresh holds events stored but not yet attempted, as appended, so
 	// that their first delivery needs no store read (see freshCopy).
 	fresh map[uint64]freshEvent
+	// absorbed counts events delivered before the applier stored them,
+	// whose record was therefore never written to bbolt.
+	absorbed atomic.Uint64
 
 	remembered atomic.Int64         // approximate size of the accepted bucket
 	group      *groupCommit[txFunc] // every write transaction goes through it
@@ -724,6 +727,7 @@ func (o *Outbox) loadEntry(seq uint64) (ev Event, st deliveryState, acceptedAt t
 	if f, ok := o.takeFresh(seq); ok {
 		return f.ev, st, f.acceptedAt, nil
 	}
+	o.waitSeqApplied(seq) // an early event may not be stored yet
 	err = o.db.View(func(tx *bolt.Tx) error {
 		k := seqKey(seq)
 		v := tx.Bucket(bucketPending).Get(k)
@@ -796,6 +800,7 @@ func (o *Outbox) removed(seq uint64, size int64, dead bool, retryAt time.Time, e
 
 // reschedule persists a failed attempt and schedules the next one.
 func (o *Outbox) reschedule(seq uint64, st deliveryState) error {
+	o.waitSeqApplied(seq)
 	err := o.update(func(tx *bolt.Tx) error {
 		k := seqKey(seq)
 		if tx.Bucket(bucketPending).Get(k) == nil {
@@ -816,6 +821,7 @@ func (o *Outbox) reschedule(seq uint64, st deliveryState) error {
 // bury moves a pending event to the dead letters with its last state. On a
 // store error it stays pending and is scheduled again at retryAt.
 func (o *Outbox) bury(seq uint64, st deliveryState, retryAt time.Time) error {
+	o.waitSeqApplied(seq)
 	var size int64
 	err := o.update(func(tx *bolt.Tx) error {
 		size = 0
