@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkAppend measures durable appends (each returns after fsync) with
-// 1, 16 and 64 concurrent writers sharing batched transactions. It reports
+// 1, 16 and 64 concurrent writers sharing journal writes and syncs. It reports
 // events/s; ns/op is wall time per event across all writers.
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range []int{1, 16, 64} {
