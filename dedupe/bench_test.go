@@ -2,7 +2,6 @@ package dedupe_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
@@ -72,13 +71,7 @@ func BenchmarkSet_ClaimDuplicate(b *testing.B) {
 func BenchmarkMemory_1MKeys(b *testing.B) {
 	const n = 1 << 20
 	ctx := context.Background()
-	var perKey, total, rss float64
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		rss0 := testkit.RSSBytes()
-
+	testkit.ReportMemory(b, n, func() any {
 		s, err := dedupe.New(dedupe.Options{Size: n})
 		if err != nil {
 			b.Fatal(err)
@@ -90,19 +83,9 @@ func BenchmarkMemory_1MKeys(b *testing.B) {
 			}
 			s.Settle(k, true)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		rss = testkit.RSSBytes() - rss0
 		if got := s.Stats().Len; got != n {
 			b.Fatalf("Len = %d, want %d", got, n)
 		}
-		runtime.KeepAlive(s)
-		total = float64(after.HeapAlloc) - float64(before.HeapAlloc)
-		perKey = total / n
-	}
-	b.ReportMetric(total/(1<<20), "heap-MiB")
-	b.ReportMetric(perKey, "heap-B/key")
-	if rss > 0 {
-		b.ReportMetric(rss/(1<<20), "rss-MiB")
-	}
+		return s
+	})
 }

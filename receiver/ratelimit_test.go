@@ -3,7 +3,6 @@ package receiver
 import (
 	"math"
 	"net/netip"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -390,30 +389,14 @@ func BenchmarkClientLimiter_AllowParallel(b *testing.B) {
 // ClientIPs. Run with -benchtime=1x.
 func BenchmarkLimiterMemory_1MKeys(b *testing.B) {
 	const n = 1_000_000
-	var perKey, total, rss float64
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		rss0 := testkit.RSSBytes()
-
+	testkit.ReportMemory(b, n, func() any {
 		l := newTestLimiter(b, LimiterOptions{MaxKeys: n})
 		for i := range uint32(n) {
 			l.Allow(limiterIPv4(i))
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		rss = testkit.RSSBytes() - rss0
 		if got := l.Stats().Keys; got != n {
 			b.Fatalf("Keys = %d, want %d", got, n)
 		}
-		runtime.KeepAlive(l)
-		total = float64(after.HeapAlloc) - float64(before.HeapAlloc)
-		perKey = total / n
-	}
-	b.ReportMetric(total/(1<<20), "heap-MiB")
-	b.ReportMetric(perKey, "heap-B/key")
-	if rss > 0 {
-		b.ReportMetric(rss/(1<<20), "rss-MiB")
-	}
+		return l
+	})
 }

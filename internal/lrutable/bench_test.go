@@ -3,7 +3,6 @@ package lrutable
 import (
 	"hash/maphash"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"testing"
 
@@ -119,23 +118,5 @@ func fill[V any](keys [][16]byte, bound int) *Table[V] {
 }
 
 func memoryBench(b *testing.B, keys [][16]byte, build func() any) {
-	var perKey, total, rss float64
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		rss0 := testkit.RSSBytes()
-		tab := build()
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		rss = testkit.RSSBytes() - rss0
-		runtime.KeepAlive(tab)
-		total = float64(after.HeapAlloc) - float64(before.HeapAlloc)
-		perKey = total / float64(len(keys))
-	}
-	b.ReportMetric(total/(1<<20), "heap-MiB")
-	b.ReportMetric(perKey, "heap-B/key")
-	if rss > 0 {
-		b.ReportMetric(rss/(1<<20), "rss-MiB")
-	}
+	testkit.ReportMemory(b, len(keys), build)
 }

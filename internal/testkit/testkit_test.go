@@ -40,3 +40,11 @@ func TestSyncBuffer_ConcurrentWriteAndRead(t *testing.T) {
 	wg.Wait()
 	assert.Len(t, b.String(), 400)
 }
+
+func TestReportMemory_MeasuresWhatBuildKeepsAlive(t *testing.T) {
+	r := testing.Benchmark(func(b *testing.B) {
+		testkit.ReportMemory(b, 1024, func() any { return make([]byte, 8<<20) })
+	})
+	assert.InDelta(t, 8, r.Extra["heap-MiB"], 1, "an 8 MiB slice kept alive")
+	assert.InDelta(t, 8<<10, r.Extra["heap-B/key"], 1<<10)
+}
