@@ -35,6 +35,18 @@ func (o *Outbox) Writable() error {
 	if o.opened == nil || !os.SameFile(fi, o.opened) {
 		return fmt.Errorf("checking outbox %q: %w: the file was removed or replaced since it was opened (events stored now would be lost at restart)", o.path, ErrNotWritable)
 	}
+	if j := o.jr; j != nil {
+		fi, err := os.Stat(j.path)
+		if err != nil {
+			return fmt.Errorf("checking outbox journal %q: %w: %w", j.path, ErrNotWritable, err)
+		}
+		if !os.SameFile(fi, j.opened) {
+			return fmt.Errorf("checking outbox journal %q: %w: the file was removed or replaced since it was opened (events journaled now would be lost at a crash)", j.path, ErrNotWritable)
+		}
+	}
+	if err := o.applyFailure(); err != nil {
+		return fmt.Errorf("checking outbox %q: %w: storing journaled events fails: %w", o.path, ErrNotWritable, err)
+	}
 	if err := probeDir(filepath.Dir(o.path)); err != nil {
 		return fmt.Errorf("checking outbox directory %q: %w: %w", filepath.Dir(o.path), ErrNotWritable, err)
 	}

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 func TestOutbox_Writable_FreshStoreLeavesNoProbeFiles(t *testing.T) {
@@ -100,4 +102,32 @@ func TestOutbox_Writable_ReadOnlyAndClosed(t *testing.T) {
 
 	ro := openTestOutbox(t, OutboxOptions{Dir: dir, ReadOnly: true})
 	assert.ErrorIs(t, ro.Writable(), ErrNotWritable)
+}
+
+func TestOutbox_Writable_JournalRemoved(t *testing.T) {
+	dir := t.TempDir()
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir})
+	require.NoError(t, ob.Writable())
+	require.NoError(t, os.Remove(filepath.Join(dir, JournalFileName)))
+	err := ob.Writable()
+	require.ErrorIs(t, err, ErrNotWritable)
+	assert.Contains(t, err.Error(), "journal")
+}
+
+// TestOutbox_Writable_FalseWhileTheApplierFails fills a store capped by
+// MaxFileSize: once the applier cannot store journaled events, the outbox
+// reports itself not writable (readiness fails) with the store's error.
+func TestOutbox_Writable_FalseWhileTheApplierFails(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{MaxFileSize: 256 << 10})
+	require.NoError(t, ob.Writable())
+	for i := range 1000 {
+		ev := testEvent("cap", i)
+		ev.Body = append(bytes.Repeat([]byte(" "), 2000), ev.Body...)
+		if ob.Append(t.Context(), ev) != nil {
+			break
+		}
+	}
+	err := ob.Writable()
+	require.ErrorIs(t, err, ErrNotWritable)
+	assert.ErrorIs(t, err, berrors.ErrMaxSizeReached)
 }

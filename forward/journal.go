@@ -42,9 +42,10 @@ var errJournalFull = errors.New("journal full")
 // beginning. Recovery (scanJournal) reads records up to the first that is
 // torn, zero, fails its CRC or belongs to the previous pass.
 type journal struct {
-	f    *os.File
-	path string
-	size int64 // the file's fixed size: journalSize, smaller in tests
+	f      *os.File
+	path   string
+	opened os.FileInfo // the file as opened, for Outbox.Writable
+	size   int64       // the file's fixed size: journalSize, smaller in tests
 
 	// Set by the group leader only (one at a time).
 	off int64
@@ -95,11 +96,14 @@ func openJournal(path string, size int64) (*journal, error) {
 			err = f.Sync()
 		}
 	}
+	if err == nil {
+		fi, err = f.Stat() // after sizing: what Writable compares with
+	}
 	if err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	j := &journal{f: f, path: path, size: size}
+	j := &journal{f: f, path: path, size: size, opened: fi}
 	j.cond = sync.NewCond(&j.mu)
 	return j, nil
 }
