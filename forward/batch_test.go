@@ -323,3 +323,35 @@ func TestClient_DeliverBatch_EarlyAnswerNeverSharesABufferInUse(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatcher_BatchWaitFillsBatches appends events one at a time, a
+// millisecond apart, while the dispatcher runs with a 200 ms BatchWait:
+// batches leave full instead of with whatever was due (one or two events
+// each without it, as every event is deliverable as soon as it is stored).
+func TestDispatcher_BatchWaitFillsBatches(t *testing.T) {
+	recv := &internal{}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.BatchSize, o.Concurrency, o.BatchWait = 8, 1, 200*time.Millisecond
+	d := newTestDispatcher(t, o)
+	runDispatcher(t, d)
+	for i := range 16 {
+		require.NoError(t, ob.Append(t.Context(), testEvent("wait", i)))
+		time.Sleep(time.Millisecond)
+	}
+	requireDrained(t, ob)
+	var sizes []int
+	for _, dl := range recv.deliveries() {
+		sizes = append(sizes, len(decodeBatch(t, dl)))
+	}
+	assert.Equal(t, []int{8, 8}, sizes)
+}
+
+func TestDispatcher_NegativeBatchWaitIsRefused(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: "http://127.0.0.1:1"}))
+	o.BatchSize, o.BatchWait = 8, -time.Millisecond
+	_, err := NewDispatcher(o)
+	assert.ErrorIs(t, err, ErrInvalidOptions)
+}

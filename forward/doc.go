@@ -100,9 +100,10 @@
 // With [DispatcherOptions.BatchSize] above 1 (imedge serve --forward-batch N)
 // and a Deliverer that implements [BatchDeliverer] (Client does), each
 // request carries up to N due events, oldest first, as one JSON array, and
-// the X-Imedge-Batch-Size header says how many. Under load, batches fill
-// while every delivery slot is busy; a lone event leaves at once in an array
-// of one. Each element carries what the headers carry for a single event:
+// the X-Imedge-Batch-Size header says how many. A batch that is not full
+// waits up to [DispatcherOptions.BatchWait] for more due events; a lone
+// event then leaves in an array of one. Each element carries what the
+// headers carry for a single event:
 //
 //	{"id":"<event id>","sdkappid":"1400000000","command":"Sns.CallbackFriendDelete",
 //	 "client_ip":"36.112.173.178","opt_platform":"iOS",

@@ -50,6 +50,7 @@ type Config struct {
 	ForwardSecret      []byte // from --forward-secret-file or IMEDGE_FORWARD_SECRET
 	ForwardConcurrency int
 	ForwardBatch       int // events per delivery request (JSON array); 0 or 1: one event per request
+	ForwardBatchWait   time.Duration
 	RetryBase          time.Duration
 	RetryMax           time.Duration
 	MaxAttempts        int
@@ -108,6 +109,7 @@ func defaultConfig() Config {
 		MaxAccountBytes:    32,
 		ForwardTimeout:     10 * time.Second,
 		ForwardConcurrency: 16,
+		ForwardBatchWait:   5 * time.Millisecond,
 		RetryBase:          500 * time.Millisecond,
 		RetryMax:           5 * time.Minute,
 		MaxAge:             72 * time.Hour,
@@ -197,6 +199,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&sf.secretFile, "forward-secret-file", "", "file holding the Standard Webhooks signing secret (or set IMEDGE_FORWARD_SECRET)")
 	fs.IntVar(&c.ForwardConcurrency, "forward-concurrency", c.ForwardConcurrency, "delivery workers (and most connections to the forward URL)")
 	fs.IntVar(&c.ForwardBatch, "forward-batch", 0, "deliver up to N events per request as a JSON array (0: one event per request, the default)")
+	fs.DurationVar(&c.ForwardBatchWait, "forward-batch-wait", c.ForwardBatchWait, "with --forward-batch: how long a batch that is not full waits for more events (0: send at once)")
 	fs.DurationVar(&c.RetryBase, "retry-base", c.RetryBase, "first retry backoff (doubles, full jitter)")
 	fs.DurationVar(&c.RetryMax, "retry-max", c.RetryMax, "largest retry backoff")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 0, "delivery attempts before dead-lettering (0: no limit, see --max-age)")
@@ -455,6 +458,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 || c.MaxHeaderBytes > 1<<20 {
 		bad("--max-header-bytes must be 1KiB..1MiB")
+	}
+	if c.ForwardBatchWait < 0 || c.ForwardBatchWait > time.Second {
+		bad("--forward-batch-wait %s: want 0 to 1s", c.ForwardBatchWait)
 	}
 	if c.ForwardBatch < 0 || c.ForwardBatch > 1000 {
 		bad("--forward-batch must be 0..1000")

@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	}
 	timed := timeDeliveries(client) // delivery latency for the admin metrics
 	disp, err := forward.NewDispatcher(forward.DispatcherOptions{
-		Outbox: box, Deliverer: withBatching(timed, client, cfg.ForwardBatch), BatchSize: cfg.ForwardBatch,
+		Outbox: box, Deliverer: withBatching(timed, client, cfg.ForwardBatch), BatchSize: cfg.ForwardBatch, BatchWait: cfg.ForwardBatchWait,
 		Concurrency: cfg.ForwardConcurrency,
 		BackoffBase: cfg.RetryBase, BackoffMax: cfg.RetryMax, MaxAttempts: cfg.MaxAttempts, MaxAge: cfg.MaxAge,
 		Logger: logger,
