@@ -251,10 +251,9 @@ func (o *Outbox) closeJournal() {
 const applyInterval = 20 * time.Millisecond
 
 // completion is a group of delivered events whose delete is queued for the
-// applier; retryAt is when they are tried again if the delete fails.
+// applier (kept together so one transaction's accounting follows them).
 type completion struct {
-	seqs    []uint64
-	retryAt time.Time
+	seqs []uint64
 }
 
 // applyLoop copies journal entries into the store and deletes delivered
@@ -421,12 +420,12 @@ func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64) {
 
 // queueDeletes hands delivered events to the applier, which deletes them
 // with its next transaction; until then they stay claimed.
-func (o *Outbox) queueDeletes(seqs []uint64, retryAt time.Time) {
+func (o *Outbox) queueDeletes(seqs []uint64) {
 	o.jr.mu.Lock()
 	o.jr.delQueued++
 	o.jr.mu.Unlock()
 	o.applyMu.Lock()
-	o.doneQ = append(o.doneQ, completion{seqs: seqs, retryAt: retryAt})
+	o.doneQ = append(o.doneQ, completion{seqs: seqs})
 	o.applyMu.Unlock()
 	select {
 	case o.applyWake <- struct{}{}:

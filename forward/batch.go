@@ -238,7 +238,7 @@ func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err 
 // claimed until it commits (a failed transaction is tried again).
 func (o *Outbox) completeMany(seqs []uint64, retryAt time.Time) error {
 	if o.applyDone != nil {
-		o.queueDeletes(seqs, retryAt)
+		o.queueDeletes(seqs)
 		return nil
 	}
 	sizes := make([]int64, len(seqs))

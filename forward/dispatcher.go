@@ -31,8 +31,8 @@ type DispatcherOptions struct {
 	// events before it leaves (with BatchSize above 1). Under load, events
 	// become deliverable a few at a time and batches would leave small:
 	// waiting a few milliseconds fills them, which cut the requests to the
-	// internal URL by 60 % and raised keep-alive throughput by about 7 % in
-	// the benchmark (3 ms). Zero sends at once; negative is an error.
+	// internal URL by 60 % in the benchmark. Zero sends at once; negative
+	// is an error.
 	BatchWait time.Duration
 	// BackoffBase is the first retry's backoff ceiling; it doubles with each
 	// failed attempt. Zero means 500 ms.
