@@ -334,6 +334,12 @@ func (d *Dispatcher) loop(ctx, dctx context.Context, wg *sync.WaitGroup) error {
 func (d *Dispatcher) claimMore(first uint64) []uint64 {
 	seqs := make([]uint64, 1, d.batch)
 	seqs[0] = first
+	return d.claimDue(seqs)
+}
+
+// claimDue appends events due now, claimed, oldest first, until seqs is a
+// full batch or none is due.
+func (d *Dispatcher) claimDue(seqs []uint64) []uint64 {
 	now := d.now()
 	for len(seqs) < d.batch {
 		seq, _, ok := d.out.claim(now)
@@ -366,14 +372,7 @@ func (d *Dispatcher) fillBatch(ctx context.Context, seqs []uint64, timer *time.T
 		case <-timer.C:
 		}
 		timer.Stop()
-		now := d.now()
-		for len(seqs) < d.batch {
-			seq, _, ok := d.out.claim(now)
-			if !ok {
-				break
-			}
-			seqs = append(seqs, seq)
-		}
+		seqs = d.claimDue(seqs)
 	}
 	return seqs
 }
