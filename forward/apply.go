@@ -250,12 +250,6 @@ func (o *Outbox) closeJournal() {
 // delivery and the deletes of delivered events, never an answer to IM.
 const applyInterval = 20 * time.Millisecond
 
-// completion is a group of delivered events whose delete is queued for the
-// applier (kept together so one transaction's accounting follows them).
-type completion struct {
-	seqs []uint64
-}
-
 // applyLoop copies journal entries into the store and deletes delivered
 // events, as many per transaction as are queued. On failure the entries
 // stay queued (and in the journal) and it tries again after applyRetry;
@@ -317,7 +311,7 @@ func (o *Outbox) applyLoop() {
 // batch that dones already holds (delivered early, before this
 // transaction) is neither written nor deleted, only its id is remembered.
 // On failure nothing is accounted: the caller queues both again.
-func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
+func (o *Outbox) applyEntries(batch []*journalEntry, dones []uint64) error {
 	var inBatch map[uint64]*journalEntry
 	skipped := 0
 	if len(dones) > 0 && len(batch) > 0 {
@@ -326,17 +320,15 @@ func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
 			e.skip = false
 			inBatch[e.seq] = e
 		}
-		for _, d := range dones {
-			for _, seq := range d.seqs {
-				if e, ok := inBatch[seq]; ok && !e.skip {
-					e.skip = true
-					skipped++
-				}
+		for _, seq := range dones {
+			if e, ok := inBatch[seq]; ok && !e.skip {
+				e.skip = true
+				skipped++
 			}
 		}
 	}
 	var pruned int
-	var sizes [][]int64
+	var sizes []int64
 	err := o.update(func(tx *bolt.Tx) error {
 		var err error
 		if sizes, err = deleteDelivered(tx, dones, inBatch); err != nil {
@@ -366,30 +358,27 @@ func (o *Outbox) applyEntries(batch []*journalEntry, dones []completion) error {
 	return nil
 }
 
-// deleteDelivered deletes the events of dones and their delivery states
-// and returns the stored size of each (0: already gone). Events of
+// deleteDelivered deletes the delivered events dones and their delivery
+// states and returns the stored size of each (0: already gone). Events of
 // inBatch, not stored yet, are left alone and count their record's size.
-func deleteDelivered(tx *bolt.Tx, dones []completion, inBatch map[uint64]*journalEntry) ([][]int64, error) {
+func deleteDelivered(tx *bolt.Tx, dones []uint64, inBatch map[uint64]*journalEntry) ([]int64, error) {
 	if len(dones) == 0 {
 		return nil, nil
 	}
 	p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
-	sizes := make([][]int64, len(dones))
-	for i, d := range dones {
-		sizes[i] = make([]int64, len(d.seqs))
-		for j, seq := range d.seqs {
-			if e, ok := inBatch[seq]; ok {
-				sizes[i][j] = int64(len(e.rec))
-				continue
-			}
-			k := seqKey(seq)
-			sizes[i][j] = int64(len(p.Get(k)))
-			if err := p.Delete(k); err != nil {
-				return nil, err
-			}
-			if err := s.Delete(k); err != nil {
-				return nil, err
-			}
+	sizes := make([]int64, len(dones))
+	for i, seq := range dones {
+		if e, ok := inBatch[seq]; ok {
+			sizes[i] = int64(len(e.rec))
+			continue
+		}
+		k := seqKey(seq)
+		sizes[i] = int64(len(p.Get(k)))
+		if err := p.Delete(k); err != nil {
+			return nil, err
+		}
+		if err := s.Delete(k); err != nil {
+			return nil, err
 		}
 	}
 	return sizes, nil
@@ -397,19 +386,17 @@ func deleteDelivered(tx *bolt.Tx, dones []completion, inBatch map[uint64]*journa
 
 // finishDeletes accounts for deletes once their transaction committed:
 // the events leave the pending counts and the schedule.
-func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64) {
+func (o *Outbox) finishDeletes(dones []uint64, sizes []int64) {
 	if len(dones) == 0 {
 		return
 	}
 	o.mu.Lock()
-	for i, d := range dones {
-		for j, seq := range d.seqs {
-			if sizes[i][j] > 0 {
-				o.pendingN--
-				o.pendingBytes -= sizes[i][j]
-			}
-			o.sched.finish(seq, false, time.Time{})
+	for i, seq := range dones {
+		if sizes[i] > 0 {
+			o.pendingN--
+			o.pendingBytes -= sizes[i]
 		}
+		o.sched.finish(seq, false, time.Time{})
 	}
 	o.mu.Unlock()
 	o.jr.mu.Lock()
@@ -422,10 +409,10 @@ func (o *Outbox) finishDeletes(dones []completion, sizes [][]int64) {
 // with its next transaction; until then they stay claimed.
 func (o *Outbox) queueDeletes(seqs []uint64) {
 	o.jr.mu.Lock()
-	o.jr.delQueued++
+	o.jr.delQueued += uint64(len(seqs))
 	o.jr.mu.Unlock()
 	o.applyMu.Lock()
-	o.doneQ = append(o.doneQ, completion{seqs: seqs})
+	o.doneQ = append(o.doneQ, seqs...)
 	o.applyMu.Unlock()
 	select {
 	case o.applyWake <- struct{}{}:

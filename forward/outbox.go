@@ -114,7 +114,7 @@ type Outbox struct {
 	nextSeq     uint64 // the last sequence number given; journal group leader only
 	applyMu     sync.Mutex
 	applyQ      []*journalEntry // synced to the journal, not yet in the store
-	doneQ       []completion    // delivered, to be deleted by the applier
+	doneQ       []uint64        // delivered, to be deleted by the applier
 	applyErr    error           // the last failure to apply, nil once one succeeds
 	applyWake   chan struct{}
 	applyHurry  chan struct{} // the journal waits to be reused: skip the pause
