@@ -223,6 +223,7 @@ func (o *Outbox) startApplier() {
 		default:
 		}
 	}
+	o.jr.failing = o.applyFailure
 	o.applyStop = make(chan struct{})
 	o.applyDone = make(chan struct{})
 	go o.applyLoop()

@@ -52,8 +52,12 @@ type journal struct {
 	buf []byte
 
 	// hurry, when set, asks the applier not to wait for its next round;
-	// the leader calls it before waiting to reuse the file.
-	hurry func()
+	// the leader calls it before waiting to reuse the file. failing, when
+	// set, returns the applier's error while it cannot store events: the
+	// leader then stops waiting and fails its group (503), instead of
+	// holding every caller until the store works again.
+	hurry   func()
+	failing func() error
 
 	// applied reports how far the applier got; the leader waits on it
 	// before reusing the file.
@@ -230,13 +234,17 @@ func (j *journal) waitAllApplied() error {
 		j.hurry()
 	}
 	j.mu.Lock()
-	for j.applied < j.written && !j.closed {
+	defer j.mu.Unlock()
+	for j.applied < j.written {
+		if j.closed {
+			return ErrClosed
+		}
+		if j.failing != nil {
+			if err := j.failing(); err != nil {
+				return fmt.Errorf("journal full while the store fails: %w", err)
+			}
+		}
 		j.cond.Wait()
-	}
-	closed := j.closed
-	j.mu.Unlock()
-	if closed {
-		return ErrClosed
 	}
 	return nil
 }

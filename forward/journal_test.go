@@ -1,15 +1,19 @@
 package forward
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail writes records
@@ -172,4 +176,28 @@ func TestJournal_OversizedEventGoesToTheStoreDirectly(t *testing.T) {
 	e, err := ob.Show(big.ID)
 	require.NoError(t, err)
 	assert.Equal(t, big.Body, e.Event.Body)
+}
+
+// TestJournal_FullWhileTheStoreFailsIsAnError fills a small journal while
+// bbolt cannot grow (MaxFileSize): appends fail with the store's error
+// instead of waiting forever for the journal to be reusable.
+func TestJournal_FullWhileTheStoreFailsIsAnError(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{MaxFileSize: 256 << 10, journalSize: 64 << 10, MaxEvents: 100_000, MaxBytes: 1 << 30})
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 5000 && err == nil; i++ {
+			ev := testEvent("full", i)
+			ev.Body = append(bytes.Repeat([]byte(" "), 2000), ev.Body...)
+			err = ob.Append(context.Background(), ev)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.ErrorIs(t, err, berrors.ErrMaxSizeReached)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Append blocked while the journal could not be reused")
+	}
 }
