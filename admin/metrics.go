@@ -31,6 +31,7 @@ type descs struct {
 	dedupeKeys, dedupeInFlight, dedupeHits, dedupeEvictions *prometheus.Desc
 
 	outboxPending, outboxPendingBytes, outboxDead, outboxDeadBytes, outboxOldestAge, outboxMaxEvents, outboxMaxBytes *prometheus.Desc
+	outboxAbsorbed, outboxStoreFailing                                                                               *prometheus.Desc
 
 	deliveryAttempts, deliverySuccesses, deliveryFailures, deliveryDead, deliveryAbandoned, deliveryInFlight *prometheus.Desc
 
@@ -74,6 +75,8 @@ func newDescs() descs {
 		outboxOldestAge:    d("outbox_oldest_pending_age_seconds", "Age of the oldest pending event; 0 when none is pending."),
 		outboxMaxEvents:    d("outbox_max_events", "Outbox event limit (pending plus dead letters)."),
 		outboxMaxBytes:     d("outbox_max_bytes", "Outbox byte limit (pending plus dead letters)."),
+		outboxAbsorbed:     d("outbox_absorbed_total", "Events delivered before the outbox stored them in bbolt (only the journal held them)."),
+		outboxStoreFailing: d("outbox_store_failing", "1 while journaled events cannot be stored in bbolt (callbacks are refused with 503 outbox_error)."),
 
 		deliveryAttempts:  d("delivery_attempts_total", "Delivery attempts to the internal URL started."),
 		deliverySuccesses: d("delivery_successes_total", "Delivery attempts answered 2xx."),
@@ -101,6 +104,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		d.redisUp, d.redisFallbacks, d.redisRefused, d.redisErrors,
 		d.dedupeKeys, d.dedupeInFlight, d.dedupeHits, d.dedupeEvictions,
 		d.outboxPending, d.outboxPendingBytes, d.outboxDead, d.outboxDeadBytes, d.outboxOldestAge, d.outboxMaxEvents, d.outboxMaxBytes,
+		d.outboxAbsorbed, d.outboxStoreFailing,
 		d.deliveryAttempts, d.deliverySuccesses, d.deliveryFailures, d.deliveryDead, d.deliveryAbandoned, d.deliveryInFlight,
 		d.certExpiry, d.crlNextUpdate, d.reloads, d.lastReloadOK, d.loadedAt,
 	} {
@@ -202,6 +206,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(d.outboxOldestAge, age)
 		gauge(d.outboxMaxEvents, float64(ob.MaxEvents))
 		gauge(d.outboxMaxBytes, float64(ob.MaxBytes))
+		counter(d.outboxAbsorbed, ob.Absorbed)
+		failing := 0.0
+		if ob.StoreFailing {
+			failing = 1
+		}
+		gauge(d.outboxStoreFailing, failing)
 	}
 	if s.o.Dispatcher != nil {
 		ds := s.o.Dispatcher.Stats()

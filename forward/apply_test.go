@@ -78,11 +78,14 @@ func TestEarlyDelivery_LeavesNothingBehind(t *testing.T) {
 		assert.True(t, want[id])
 		assert.Equal(t, 1, n, "delivered once")
 	}
-	assert.Positive(t, ob.absorbed.Load(), "some events were delivered before they were stored")
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Positive(t, st.Absorbed, "some events were delivered before they were stored")
+	assert.False(t, st.StoreFailing)
 	require.NoError(t, ob.Close())
 
 	re := openTestOutbox(t, OutboxOptions{Dir: dir})
-	st, err := re.Stats()
+	st, err = re.Stats()
 	require.NoError(t, err)
 	assert.Zero(t, st.Pending)
 	ids := 0

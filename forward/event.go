@@ -51,6 +51,12 @@ type Stats struct {
 	Remembered    int       // accepted ids kept for dedupe reload (approximate)
 	MaxEvents     int       // the event limit (pending plus dead)
 	MaxBytes      int64     // the byte limit (pending plus dead)
+	// Absorbed counts events delivered before the applier stored them,
+	// whose record was therefore never written to bbolt, since open.
+	Absorbed uint64
+	// StoreFailing is true while journaled events cannot be stored in
+	// bbolt; Append then refuses new events.
+	StoreFailing bool
 }
 
 // deliveryState is what the dispatcher persists about a pending event's

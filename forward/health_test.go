@@ -130,4 +130,7 @@ func TestOutbox_Writable_FalseWhileTheApplierFails(t *testing.T) {
 	err := ob.Writable()
 	require.ErrorIs(t, err, ErrNotWritable)
 	assert.ErrorIs(t, err, berrors.ErrMaxSizeReached)
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.True(t, st.StoreFailing)
 }

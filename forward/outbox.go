@@ -433,8 +433,10 @@ func (o *Outbox) Stats() (Stats, error) {
 		Remembered:   int(max(o.remembered.Load(), 0)),
 		MaxEvents:    o.maxEvents,
 		MaxBytes:     o.maxBytes,
+		Absorbed:     o.absorbed.Load(),
 	}
 	o.mu.Unlock()
+	s.StoreFailing = o.applyFailure() != nil
 	err := o.db.View(func(tx *bolt.Tx) error {
 		if p := tx.Bucket(bucketPending); p != nil {
 			if k, v := p.Cursor().First(); k != nil {
