@@ -175,7 +175,7 @@ func TestServer_Metrics_MoveWithCallbacks(t *testing.T) {
 		"role", "server", "subject", f.server.Cert.Subject.String(), "sha256", certs.CertFingerprint(f.server.Cert))
 	assert.InDelta(t, time.Until(f.server.Cert.NotAfter).Seconds(), exp, 60)
 	assert.Equal(t, 0.0, value(t, after, "imedge_tls_reloads_total", "result", "success"))
-	_, ok := sample(after, "imedge_tls_last_reload_success")
+	_, ok = sample(after, "imedge_tls_last_reload_success")
 	assert.False(t, ok, "no reload yet")
 	_, ok = sample(after, "go_goroutines")
 	assert.True(t, ok, "Go runtime metrics are exported")
