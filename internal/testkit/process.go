@@ -3,9 +3,11 @@ package testkit
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
 )
 
 // SyncBuffer is a bytes.Buffer safe for a writer goroutine (a child
@@ -43,4 +45,24 @@ func BuildImedge(dir string) (string, error) {
 		return "", fmt.Errorf("building imedge: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// MainWithImedge is a TestMain body for packages whose tests run the real
+// binary: it builds imedge into a temporary directory, stores its path in
+// *bin, runs the tests and exits with their code after removing the
+// directory. A failed build exits with code 2 and the build's output.
+func MainWithImedge(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "imedge-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if *bin, err = BuildImedge(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
