@@ -40,9 +40,8 @@ func newGroupCommit[T any](commit func(group []*groupCall[T])) *groupCommit[T] {
 }
 
 // run commits req, in a group with the requests of concurrent callers, and
-// returns its error. after, when not nil, is called with the committed call
-// before run returns (to read results the commit stored in req).
-func (g *groupCommit[T]) run(req T, after func(*groupCall[T])) error {
+// returns its error.
+func (g *groupCommit[T]) run(req T) error {
 	c := g.calls.Get().(*groupCall[T])
 	c.req = req
 	g.mu.Lock()
@@ -52,9 +51,6 @@ func (g *groupCommit[T]) run(req T, after func(*groupCall[T])) error {
 	g.mu.Unlock()
 	if lead || !<-c.done {
 		g.lead(c)
-	}
-	if after != nil {
-		after(c)
 	}
 	err := c.err
 	var zero T
@@ -123,4 +119,4 @@ func newTxGroup(db *bolt.DB) *groupCommit[txFunc] {
 }
 
 // update commits fn through the outbox's transaction group.
-func (o *Outbox) update(fn txFunc) error { return o.group.run(fn, nil) }
+func (o *Outbox) update(fn txFunc) error { return o.group.run(fn) }

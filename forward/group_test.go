@@ -41,7 +41,7 @@ func TestGroupCommit_ConcurrentCallersShareCommits(t *testing.T) {
 				err := g.run(func(tx *bolt.Tx) error {
 					id = tx.ID()
 					return tx.Bucket([]byte("b")).Put(fmt.Appendf(nil, "%d-%d", w, i), []byte("v"))
-				}, nil)
+				})
 				assert.NoError(t, err)
 				mu.Lock()
 				txs[id]++
@@ -73,7 +73,7 @@ func TestGroupCommit_OneFailureDoesNotFailOthers(t *testing.T) {
 					return errBoom
 				}
 				return tx.Bucket([]byte("b")).Put(fmt.Appendf(nil, "k%d", i), []byte("v"))
-			}, nil)
+			})
 		})
 	}
 	wg.Wait()
@@ -97,6 +97,6 @@ func TestGroupCommit_ClosedDatabase(t *testing.T) {
 	db := openGroupDB(t)
 	g := newTxGroup(db)
 	require.NoError(t, db.Close())
-	err := g.run(func(*bolt.Tx) error { return nil }, nil)
+	err := g.run(func(*bolt.Tx) error { return nil })
 	assert.Error(t, err)
 }

@@ -326,7 +326,7 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 	}
 	// Concurrent writers share one journal write and its fsync.
 	e := &journalEntry{at: now, id: ev.ID, rec: rec, ev: freshCopy(ev, rec)}
-	err := o.jgroup.run(e, nil)
+	err := o.jgroup.run(e)
 	if err == nil {
 		err = e.err
 	}
