@@ -1,0 +1,136 @@
+package h1
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+)
+
+// maxDiscard is how much of a body the handler left unread the server
+// reads and drops to keep the connection; beyond it the connection closes.
+const maxDiscard = 256 << 10
+
+// body is a request body: Content-Length bytes, or a chunked body and its
+// trailer, read from the connection's buffered reader. It sends 100
+// Continue before its first read when the client asked for it.
+type body struct {
+	mu      sync.Mutex // a handler may read from a goroutine of its own
+	done    bool       // the handler returned: reads fail
+	c       *conn
+	n       int64     // bytes left of a Content-Length body
+	chunks  io.Reader // chunked body; nil for Content-Length
+	sawEOF  bool
+	err     error // sticky read error
+	pending bool  // 100 Continue owed before the first read
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.read(p)
+}
+
+func (b *body) read(p []byte) (int, error) {
+	if b.sawEOF {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.pending {
+		b.pending = false
+		if err := b.c.sendContinue(); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
+	var n int
+	var err error
+	if b.chunks == nil {
+		if int64(len(p)) > b.n {
+			p = p[:b.n]
+		}
+		n, err = b.c.br.Read(p)
+		b.n -= int64(n)
+		if b.n == 0 {
+			b.sawEOF, err = true, io.EOF
+		} else if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+	} else {
+		n, err = b.chunks.Read(p)
+		if errors.Is(err, io.EOF) {
+			err = b.readTrailer()
+			if err == nil {
+				b.sawEOF, err = true, io.EOF
+			}
+		}
+	}
+	if err != nil && !b.sawEOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// readTrailer reads and drops a chunked body's trailer section, within
+// the header byte limit.
+func (b *body) readTrailer() error {
+	lr := &b.c.lines
+	lr.budget = b.c.s.maxHeaderBytes()
+	for {
+		line, err := lr.line()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+	}
+}
+
+// Close does nothing: what is left of the body is dropped, or the
+// connection closed, after the handler returns.
+func (b *body) Close() error { return nil }
+
+// settle ends the body's life with its request (later reads fail) and
+// reports whether the connection can carry another request: the body was
+// read to its end, or, when mayDrain, what is left (at most maxDiscard)
+// could be read and dropped now.
+func (b *body) settle(mayDrain bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	if b.sawEOF {
+		return true
+	}
+	if !mayDrain || b.err != nil || b.pending {
+		// A client waiting for 100 Continue may never send the body.
+		return false
+	}
+	n, _ := io.CopyN(io.Discard, readFunc(b.read), maxDiscard+1)
+	return b.sawEOF && n <= maxDiscard
+}
+
+// readFunc is an io.Reader made of a read function.
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
+func newBody(c *conn, h *head) io.ReadCloser {
+	if !h.chunked && h.length == 0 {
+		return http.NoBody
+	}
+	b := &body{c: c, n: h.length, pending: h.expect100}
+	if h.chunked {
+		b.chunks = httputil.NewChunkedReader(c.br)
+	}
+	return b
+}

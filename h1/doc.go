@@ -1,0 +1,30 @@
+// Package h1 is imedge's own HTTP/1.1 server, an alternative to net/http's
+// for the edge listener's connections (imedge serve --http1 fast).
+//
+// It exists for speed: net/http's HTTP/1 server starts a goroutine per
+// request to watch the connection while the handler runs and builds its
+// response through several layers of buffering. For a short callback
+// answered by a small JSON reply that overhead is a fifth of the
+// receiver's CPU. This server reads one request at a time on the
+// connection's goroutine, hands the handler a [*http.Request], buffers the
+// handler's (small) reply and writes status line, headers and body with
+// one write.
+//
+// It is also stricter than net/http, on purpose: it is an edge parser.
+// Only origin-form targets ("/path?query"), HTTP/1.1 and HTTP/1.0, token
+// methods and header names, and header values without control characters
+// are accepted; obs-fold, a request with both Content-Length and
+// Transfer-Encoding, a Transfer-Encoding other than chunked, differing
+// Content-Length values and a missing or repeated Host are refused with
+// 400 (501 for an unknown transfer coding, 505 for another HTTP version,
+// 417 for an Expect other than 100-continue, 431 for a header block over
+// MaxHeaderBytes). Every such refusal is reported to Server.Refused, so
+// the caller can audit it; the connection is closed after the answer.
+//
+// What it does not do: HTTP/2 (connections that negotiated another
+// protocol by ALPN go to Server.Other, e.g. a net/http server through a
+// [Handoff]), protocol upgrades, streaming responses (a reply is buffered
+// in full, at most [MaxResponseBytes]), and cancelling a request's context
+// when the client goes away mid-request (the context ends when the handler
+// returns).
+package h1

@@ -1,0 +1,304 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// head is a parsed request line and header block.
+type head struct {
+	method, target string
+	minor          int // 1 for HTTP/1.1, 0 for HTTP/1.0
+	header         http.Header
+	length         int64 // Content-Length; -1 with chunked
+	chunked        bool
+	expect100      bool
+	close          bool // the client asked to close after this request (or is HTTP/1.0)
+}
+
+// badRequest is a request the server refuses on its own: answered with
+// status, then the connection is closed.
+type badRequest struct {
+	status int
+	detail string
+}
+
+func (e *badRequest) Error() string { return e.detail }
+
+func refuse(status int, detail string) error { return &badRequest{status: status, detail: detail} }
+
+// errHeaderTooLarge ends a header block over the byte limit.
+var errHeaderTooLarge = refuse(http.StatusRequestHeaderFieldsTooLarge, "request header block over --max-header-bytes")
+
+// lineReader reads CRLF- (or LF-) terminated lines from br within a byte
+// budget, using scratch for lines longer than br's buffer.
+type lineReader struct {
+	br      *bufio.Reader
+	budget  int
+	scratch []byte
+}
+
+// line returns the next line without its terminator; it is valid until
+// the next call. Running over the budget returns errHeaderTooLarge.
+func (lr *lineReader) line() ([]byte, error) {
+	b, err := lr.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.scratch = append(lr.scratch[:0], b...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(lr.scratch) > lr.budget {
+				return nil, errHeaderTooLarge
+			}
+			b, err = lr.br.ReadSlice('\n')
+			lr.scratch = append(lr.scratch, b...)
+		}
+		b = lr.scratch
+	}
+	lr.budget -= len(b)
+	if lr.budget < 0 {
+		return nil, errHeaderTooLarge
+	}
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1]
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b, nil
+}
+
+// readHead reads and checks one request line and header block. Errors
+// are a *badRequest for a request to refuse, or the reader's error
+// (io.EOF, a timeout) when the bytes stopped coming.
+func readHead(lr *lineReader) (*head, error) {
+	line, err := lr.line()
+	if err != nil {
+		return nil, err
+	}
+	h := &head{header: make(http.Header, 8), length: 0}
+	if err := h.parseRequestLine(line); err != nil {
+		return nil, err
+	}
+	for {
+		line, err := lr.line()
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		if err := h.addField(line); err != nil {
+			return nil, err
+		}
+	}
+	return h, h.framing()
+}
+
+func (h *head) parseRequestLine(line []byte) error {
+	method, rest, ok := cut(line, ' ')
+	if !ok || !isToken(method) {
+		return refuse(http.StatusBadRequest, "malformed request line")
+	}
+	target, proto, ok := cut(rest, ' ')
+	if !ok || len(target) == 0 || target[0] != '/' || !isTarget(target) {
+		return refuse(http.StatusBadRequest, "request target is not an origin-form path")
+	}
+	switch string(proto) {
+	case "HTTP/1.1":
+		h.minor = 1
+	case "HTTP/1.0":
+		h.minor = 0
+		h.close = true
+	default:
+		if len(proto) == 8 && strings.HasPrefix(string(proto), "HTTP/") && isDigit(proto[5]) && proto[6] == '.' && isDigit(proto[7]) {
+			return refuse(http.StatusHTTPVersionNotSupported, "HTTP version not supported")
+		}
+		return refuse(http.StatusBadRequest, "malformed request line")
+	}
+	h.method, h.target = string(method), string(target)
+	return nil
+}
+
+func (h *head) addField(line []byte) error {
+	if line[0] == ' ' || line[0] == '\t' {
+		return refuse(http.StatusBadRequest, "obsolete header line folding")
+	}
+	name, value, ok := cut(line, ':')
+	if !ok || !isToken(name) {
+		return refuse(http.StatusBadRequest, "malformed header field name")
+	}
+	value = trimOWS(value)
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return refuse(http.StatusBadRequest, "control character in a header field value")
+		}
+	}
+	key := http.CanonicalHeaderKey(string(name))
+	h.header[key] = append(h.header[key], string(value))
+	return nil
+}
+
+// framing applies the header fields that decide how the request is
+// framed and whether the connection stays open.
+func (h *head) framing() error {
+	hd := h.header
+	switch hosts := hd["Host"]; {
+	case len(hosts) > 1:
+		return refuse(http.StatusBadRequest, "more than one Host header")
+	case len(hosts) == 0 && h.minor == 1:
+		return refuse(http.StatusBadRequest, "missing Host header")
+	case len(hosts) == 1 && !isHost(hosts[0]):
+		return refuse(http.StatusBadRequest, "malformed Host header")
+	}
+	if te := hd["Transfer-Encoding"]; len(te) > 0 {
+		switch {
+		case len(hd["Content-Length"]) > 0:
+			return refuse(http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+		case h.minor == 0:
+			return refuse(http.StatusBadRequest, "Transfer-Encoding in an HTTP/1.0 request")
+		case len(te) != 1 || !strings.EqualFold(te[0], "chunked"):
+			return refuse(http.StatusNotImplemented, "unsupported Transfer-Encoding")
+		}
+		h.chunked, h.length = true, -1
+	}
+	if cl := hd["Content-Length"]; len(cl) > 0 {
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				return refuse(http.StatusBadRequest, "differing Content-Length values")
+			}
+		}
+		n, ok := parseLength(cl[0])
+		if !ok {
+			return refuse(http.StatusBadRequest, "malformed Content-Length")
+		}
+		h.length = n
+	}
+	if ex := hd["Expect"]; len(ex) > 0 {
+		if len(ex) != 1 || !strings.EqualFold(ex[0], "100-continue") {
+			return refuse(http.StatusExpectationFailed, "unsupported Expect")
+		}
+		h.expect100 = h.minor == 1
+	}
+	for _, v := range hd["Connection"] {
+		if hasToken(v, "close") {
+			h.close = true
+		}
+	}
+	return nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// cut splits b at the first sep.
+func cut(b []byte, sep byte) (before, after []byte, found bool) {
+	for i, c := range b {
+		if c == sep {
+			return b[:i], b[i+1:], true
+		}
+	}
+	return b, nil, false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// tokenChars marks RFC 9110 tchar bytes.
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// isTarget accepts visible ASCII only: no space, control or non-ASCII
+// byte (which a client must percent-encode) and no fragment.
+func isTarget(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// hostChars marks the bytes of an RFC 3986 host with an optional port:
+// unreserved, sub-delims, ':', '[', ']' and '%'.
+var hostChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = tokenChars[c]
+	}
+	for _, c := range "#^`|" {
+		t[c] = false
+	}
+	for _, c := range ":[]()*,;=" {
+		t[c] = true
+	}
+	return t
+}()
+
+// isHost accepts a reg-name, IPv4 or bracketed IPv6 host with an optional
+// port (see hostChars); empty is allowed, as RFC 9112 allows.
+func isHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !hostChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses a Content-Length: 1 to 18 decimal digits.
+func parseLength(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// hasToken reports whether the comma-separated list v holds token,
+// compared case-insensitively.
+func hasToken(v, token string) bool {
+	for v != "" {
+		var item string
+		item, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(strings.Trim(item, " \t"), token) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,467 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Refusal describes a request the Server answered or dropped itself,
+// before any handler ran.
+type Refusal struct {
+	Status int    // the status answered; 0 when the connection was closed without an answer
+	Slow   bool   // the header block was not complete within ReadHeaderTimeout
+	Detail string // what was wrong, for the operator
+}
+
+// Server serves HTTP/1.1 on connections from a listener, one request at a
+// time per connection (see the package documentation).
+//
+// Set its fields before Serve and do not change them afterwards. Handler
+// is required; zero timeouts mean none, MaxHeaderBytes zero means
+// http.DefaultMaxHeaderBytes. Serve may be called for several listeners;
+// Shutdown or Close ends them all. Safe for concurrent use.
+type Server struct {
+	Handler           http.Handler
+	ReadHeaderTimeout time.Duration // from the first byte of a request to the end of its headers
+	ReadTimeout       time.Duration // from the first byte of a request to the end of its body
+	WriteTimeout      time.Duration // from the end of the headers to the end of the response
+	IdleTimeout       time.Duration // between requests on one connection; zero means ReadTimeout
+	MaxHeaderBytes    int           // request line and header block
+
+	// BaseContext is the parent of every request's context; nil means
+	// context.Background().
+	BaseContext context.Context
+	// ConnContext, if not nil, derives the context of a connection's
+	// requests, as http.Server's field of that name does.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// Other, if not nil, takes over each *tls.Conn that negotiated a
+	// protocol other than HTTP/1.1 by ALPN (h2); without it they are closed.
+	Other func(c net.Conn)
+	// Refused, if not nil, is told of every request the server refuses
+	// on its own, on the connection's goroutine.
+	Refused func(c net.Conn, r Refusal)
+	// Logger receives handler panics; nil means slog.Default().
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+	date      atomic.Pointer[dateLine]
+}
+
+// MaxResponseBytes is the largest response body a handler may write; a
+// Write beyond it fails with ErrResponseTooLarge.
+const MaxResponseBytes = 1 << 20
+
+// ErrResponseTooLarge is returned by the ResponseWriter's Write beyond
+// MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("h1: response body over MaxResponseBytes")
+
+// Serve accepts connections from ln and serves each on its own goroutine
+// until ln fails or the server is shut down; then it closes ln and returns
+// http.ErrServerClosed after Shutdown or Close, or ln's error.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	defer s.untrack(ln)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			return fmt.Errorf("accepting: %w", err)
+		}
+		go s.serve(c)
+	}
+}
+
+// Shutdown stops the listeners, closes idle connections, and waits until
+// every request in progress has been answered and its connection closed,
+// or ctx ends (then it returns ctx's error and leaves those connections to
+// Close).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.closeListeners()
+	wait := time.Millisecond
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// Close stops the listeners and closes every connection at once.
+func (s *Server) Close() error {
+	s.closing.Store(true)
+	s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.shut = true
+		c.rwc.Close()
+	}
+	return nil
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+	ln.Close()
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// closeIdle closes the connections waiting for a request and returns how
+// many connections remain.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if !c.active && !c.shut {
+			c.shut = true
+			c.rwc.Close()
+		}
+	}
+	return len(s.conns)
+}
+
+// setActive marks c busy with a request (true) or waiting for one; it
+// returns false if c was closed by Shutdown or Close meanwhile.
+func (s *Server) setActive(c *conn, active bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.shut {
+		return false
+	}
+	c.active = active
+	return true
+}
+
+// handshakeTimeout bounds a TLS handshake the server completes itself: the
+// smallest of the positive timeouts, as net/http's.
+// add tracks c; it returns false once the server is closing.
+func (s *Server) add(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) remove(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	var d time.Duration
+	for _, t := range []time.Duration{s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
+}
+
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return http.DefaultMaxHeaderBytes
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// conn is one served connection.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	lines  lineReader
+	tls    *tls.ConnectionState
+	remote string
+	ctx    context.Context
+
+	// Guarded by s.mu.
+	active bool // reading or serving a request
+	shut   bool // closed by Shutdown or Close
+}
+
+func (s *Server) serve(rwc net.Conn) {
+	c := &conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
+	if !s.add(c) {
+		rwc.Close()
+		return
+	}
+	handedOff := false
+	defer func() {
+		s.remove(c)
+		if !handedOff {
+			rwc.Close()
+		}
+	}()
+	if tc, ok := rwc.(*tls.Conn); ok {
+		// A listener from tls.NewListener returns connections before their
+		// handshake (edge.Listener completes it first): complete it here, as
+		// net/http does, so that ALPN and the peer's certificates are known.
+		// Until then the connection counts as idle for Shutdown.
+		if !tc.ConnectionState().HandshakeComplete {
+			_ = rwc.SetDeadline(after(time.Now(), s.handshakeTimeout()))
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			_ = rwc.SetDeadline(time.Time{})
+		}
+		st := tc.ConnectionState()
+		if p := st.NegotiatedProtocol; p != "" && p != "http/1.1" {
+			if s.Other != nil && s.setActive(c, true) {
+				handedOff = true
+				s.remove(c)
+				s.Other(rwc)
+			}
+			return
+		}
+		c.tls = &st
+	}
+
+	c.ctx = s.BaseContext
+	if c.ctx == nil {
+		c.ctx = context.Background()
+	}
+	if s.ConnContext != nil {
+		c.ctx = s.ConnContext(c.ctx, rwc)
+	}
+	c.br = bufio.NewReaderSize(rwc, 4<<10)
+	c.bw = bufio.NewWriterSize(rwc, 4<<10)
+	c.lines.br = c.br
+	for first := true; ; first = false {
+		if !c.await(first) || !c.serveRequest() || s.closing.Load() {
+			return
+		}
+	}
+}
+
+// await waits for the first byte of the next request: the header timeout
+// applies to a new connection, the idle timeout between requests.
+func (c *conn) await(first bool) bool {
+	if !c.s.setActive(c, false) {
+		return false
+	}
+	if c.br.Buffered() == 0 {
+		d := c.s.IdleTimeout
+		if d <= 0 {
+			d = c.s.ReadTimeout // as net/http does
+		}
+		if first {
+			d = c.s.ReadHeaderTimeout
+		}
+		c.readBy(time.Now(), d)
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+	}
+	return c.s.setActive(c, true)
+}
+
+// readBy and writeBy set the read or write deadline d after now; d <= 0
+// clears it.
+func (c *conn) readBy(now time.Time, d time.Duration) { _ = c.rwc.SetReadDeadline(after(now, d)) }
+
+func (c *conn) writeBy(now time.Time, d time.Duration) { _ = c.rwc.SetWriteDeadline(after(now, d)) }
+
+func after(now time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return now.Add(d)
+}
+
+// serveRequest reads, serves and answers one request and reports whether
+// the connection may carry another.
+func (c *conn) serveRequest() bool {
+	s := c.s
+	start := time.Now()
+	hd := s.ReadHeaderTimeout
+	if rt := s.ReadTimeout; rt > 0 && (hd <= 0 || rt < hd) {
+		hd = rt
+	}
+	c.readBy(start, hd)
+	c.lines.budget = s.maxHeaderBytes()
+	h, err := readHead(&c.lines)
+	if err != nil {
+		c.refuse(err)
+		return false
+	}
+	u, err := url.ParseRequestURI(h.target)
+	if err != nil {
+		c.refuse(refuse(http.StatusBadRequest, "malformed request target"))
+		return false
+	}
+	if s.ReadTimeout != hd {
+		c.readBy(start, s.ReadTimeout)
+	}
+	now := time.Now()
+	c.writeBy(now, s.WriteTimeout)
+
+	b := newBody(c, h)
+	r := &http.Request{
+		Method: h.method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: h.minor,
+		Header: h.header, Body: b, ContentLength: h.length, Close: h.close,
+		Host: h.header.Get("Host"), RemoteAddr: c.remote, RequestURI: h.target, TLS: c.tls,
+	}
+	delete(h.header, "Host") // as net/http does: the Host field has it
+	if h.minor == 0 {
+		r.Proto = "HTTP/1.0"
+	}
+	if h.chunked {
+		r.TransferEncoding = []string{"chunked"}
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	// A new ResponseWriter per request: one a handler wrongly keeps can
+	// never write into the next request's answer.
+	w := &response{h: make(http.Header, 4), head: h.method == http.MethodHead}
+	if !c.call(w, r.WithContext(ctx)) {
+		return false
+	}
+	keep := !h.close && !s.closing.Load()
+	if bb, ok := b.(*body); ok {
+		if keep && s.ReadTimeout <= 0 {
+			// Dropping an unread rest must not wait forever.
+			c.readBy(time.Now(), lingerTime)
+		}
+		keep = bb.settle(keep) && keep
+	}
+	if cap(c.lines.scratch) > 4<<10 {
+		c.lines.scratch = nil // a rare long header line is not kept for the connection's life
+	}
+	ok := c.writeResponse(w, now, keep)
+	if ok && !keep {
+		c.closeWriteAndWait()
+	}
+	return ok && keep
+}
+
+// call runs the handler; a panic closes the connection without an answer,
+// as net/http does, and is logged unless it is http.ErrAbortHandler.
+func (c *conn) call(w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v != http.ErrAbortHandler { //nolint:errorlint // a panic value, not a returned error
+				c.s.logger().Error("handler panic", "remote_addr", c.remote, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	c.s.Handler.ServeHTTP(w, r)
+	return true
+}
+
+// refuse answers a request refused before its handler (nothing for a
+// timeout or a client that went away) and reports it.
+func (c *conn) refuse(err error) {
+	var bad *badRequest
+	switch {
+	case errors.As(err, &bad):
+		c.writeBy(time.Now(), c.s.WriteTimeout)
+		fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+			bad.status, http.StatusText(bad.status), len(bad.detail)+1, bad.detail+"\n")
+		flushed := c.bw.Flush() == nil
+		c.report(Refusal{Status: bad.status, Detail: bad.detail})
+		if flushed {
+			c.closeWriteAndWait()
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.report(Refusal{Slow: true, Detail: "request headers not complete within --read-header-timeout"})
+	}
+	// Any other error: the client went away mid-request; nothing to report.
+}
+
+func (c *conn) report(r Refusal) {
+	if c.s.Refused != nil && !c.s.closing.Load() {
+		c.s.Refused(c.rwc, r)
+	}
+}
+
+// lingerTime bounds how long a connection closed with unread input waits
+// for the client to read the answer and close.
+const lingerTime = 500 * time.Millisecond
+
+// closeWriteAndWait ends the write side (close_notify and a FIN with TLS)
+// and reads what the client still sends, for at most lingerTime, before
+// the connection is closed: closing a socket with unread input sends a
+// reset, which can make the client lose the answer just written.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() != nil {
+			return
+		}
+	}
+	c.readBy(time.Now(), lingerTime)
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.rwc, maxDiscard))
+}
+
+// sendContinue answers an Expect: 100-continue before the body is read.
+func (c *conn) sendContinue() error {
+	if _, err := c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
