@@ -166,3 +166,22 @@ func (c *trackedConn) audit(reason audit.Reason, status int, detail string) {
 	}
 	c.l.o.Audit.Log(rec)
 }
+
+// Refused audits and counts a request that an HTTP/1 server other than
+// net/http (package h1) refused before any handler ran, as ConnState does
+// for net/http's own refusals: slow means the headers were not complete in
+// time (slow_request, no answer); otherwise it is a bad_request answered
+// with status. Connections not from a Listener are ignored.
+func Refused(c net.Conn, slow bool, status int, detail string) {
+	t := tracked(c)
+	if t == nil || t.l.closed() {
+		return
+	}
+	if slow {
+		t.l.n.slowReq.Add(1)
+		t.audit(audit.SlowRequest, 0, detail)
+		return
+	}
+	t.l.n.badReq.Add(1)
+	t.audit(audit.BadRequest, status, detail)
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/edge"
+	"github.com/imedge/imedge/h1"
 )
 
 func TestNew_RejectsBadOptions(t *testing.T) {
@@ -414,13 +415,40 @@ func TestWithoutHTTP2(t *testing.T) {
 // Refusals net/http makes on its own are audited through ConnState;
 // ordinary traffic and idle keep-alive closes are not.
 func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
+	auditsServerRefusals(t, func(l *edge.Listener) {
+		serveHTTP(t, l, okHandler(), func(s *http.Server) {
+			s.MaxHeaderBytes = 4096
+			s.ReadHeaderTimeout = 400 * time.Millisecond
+			s.IdleTimeout = 300 * time.Millisecond
+		})
+	})
+}
+
+// TestRefused_AuditsWhatH1Refuses is the same check for imedge's own
+// HTTP/1.1 server (--http1 fast), which reports through edge.Refused.
+func TestRefused_AuditsWhatH1Refuses(t *testing.T) {
+	auditsServerRefusals(t, func(l *edge.Listener) {
+		s := &h1.Server{Handler: okHandler(), MaxHeaderBytes: 4096,
+			ReadHeaderTimeout: 400 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
+			ConnContext: edge.ConnContext,
+			Refused:     func(c net.Conn, r h1.Refusal) { edge.Refused(c, r.Slow, r.Status, r.Detail) }}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(l) }()
+		t.Cleanup(func() {
+			s.Close()
+			assert.ErrorIs(t, <-done, http.ErrServerClosed)
+		})
+	})
+}
+
+// auditsServerRefusals serves an edge listener with start's server and
+// checks that an oversized header block, a malformed request line and a
+// slowloris each give one audit record naming the client, and that
+// served requests and idle closes give none.
+func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	e := newEnv(t)
 	l := e.listen(t, edge.Options{MaxHeaderBytes: 4096})
-	serveHTTP(t, l, okHandler(), func(s *http.Server) {
-		s.MaxHeaderBytes = 4096
-		s.ReadHeaderTimeout = 400 * time.Millisecond
-		s.IdleTimeout = 300 * time.Millisecond
-	})
+	start(l)
 	addr := l.Addr().String()
 	send := func(src, req string) string {
 		tc, err := handshakeFrom(t, src, addr, e.clientConfig())
@@ -437,11 +465,11 @@ func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	assert.Equal(t, 2, strings.Count(resp, "HTTP/1.1 200 OK"), "two answers: %q", resp)
 
-	// Oversized header block: 431 from net/http, audited.
+	// Oversized header block: 431, audited.
 	resp = send("127.0.0.3", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 20000)+"\r\n\r\n")
 	assert.Contains(t, resp, "431")
 
-	// Malformed request line: 400 from net/http, audited.
+	// Malformed request line: 400, audited.
 	resp = send("127.0.0.4", "BROKEN\r\n\r\n")
 	assert.Contains(t, resp, "400 Bad Request")
 
