@@ -21,20 +21,39 @@ import (
 const okReply = `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`
 
 func TestE2E_CurlCallbackIsForwardedByteForByte(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		serve     []string // extra imedge flags
+		curl      string   // curl's HTTP version flag
+		wantProto string   // as curl reports it
+	}{
+		{"net/http over HTTP/2", nil, "--http2", "2"},
+		{"net/http over HTTP/1.1", nil, "--http1.1", "1.1"},
+		{"--http1 fast over HTTP/1.1", []string{"--http1", "fast"}, "--http1.1", "1.1"},
+		{"--http1 fast hands HTTP/2 to net/http", []string{"--http1", "fast"}, "--http2", "2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { curlByteForByte(t, tc.serve, tc.curl, tc.wantProto) })
+	}
+}
+
+func curlByteForByte(t *testing.T, serve []string, curlProto, wantProto string) {
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()
 	auditLog := filepath.Join(dir, "audit.log")
-	im := start(t, baseArgs(p, s.srv.URL+"/im", filepath.Join(dir, "state"), auditLog)...)
+	im := start(t, append(baseArgs(p, s.srv.URL+"/im", filepath.Join(dir, "state"), auditLog), serve...)...)
 
 	// Unicode ids, an unknown field and mirrored pairs: forwarded exactly as sent.
 	body := `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[{"From_Account":"张三","To_Account":"id2"},{"From_Account":"id2","To_Account":"张三"}],"Extra":{"k":[1,2]}}`
-	out, err := exec.Command("curl", "-sS", "--fail-with-body", "--max-time", "10",
+	out, err := exec.Command("curl", "-sS", "--fail-with-body", "--max-time", "10", curlProto,
 		"--cacert", p.caFile, "--cert", p.clientCert, "--key", p.clientKey,
 		"-H", "Content-Type: application/json", "--data-binary", body,
+		"-w", "\nproto=%{http_version}",
 		callbackURL(im.addr, "36.112.173.178")+"&RequestId=2d1c5e4e").CombinedOutput()
 	require.NoError(t, err, "curl: %s\nimedge:\n%s", out, im.stderr.String())
-	assert.JSONEq(t, okReply, string(out))
+	reply, proto, _ := strings.Cut(string(out), "\nproto=")
+	assert.JSONEq(t, okReply, reply)
+	assert.Equal(t, wantProto, proto, "HTTP version curl used")
 
 	var id string
 	eventually(t, 10*time.Second, func() bool {

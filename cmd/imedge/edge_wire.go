@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/edge"
+	"github.com/imedge/imedge/h1"
 	"github.com/imedge/imedge/sandbox"
 )
 
@@ -93,6 +95,70 @@ func configureEdgeServer(srv *http.Server, cfg Config) {
 		}
 	} else {
 		srv.ConnState = edge.ConnState
+	}
+}
+
+// edgeServer serves the edge listener's connections: net/http alone
+// (--http1 std), or package h1 for HTTP/1.1 with net/http taking the
+// connections that negotiated HTTP/2 through a handoff listener (--http1
+// fast). Both get the same handler, timeouts and audit hooks.
+type edgeServer struct {
+	std     *http.Server
+	fast    *h1.Server  // nil with --http1 std
+	handoff *h1.Handoff // HTTP/2 connections from fast to std
+}
+
+// newEdgeServer wraps srv, already set up by configureEdgeServer.
+func newEdgeServer(srv *http.Server, cfg Config, logger *slog.Logger) *edgeServer {
+	e := &edgeServer{std: srv}
+	if cfg.Edge.HTTP1 != http1Fast {
+		return e
+	}
+	e.fast = &h1.Server{
+		Handler:           srv.Handler,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		ReadTimeout:       srv.ReadTimeout,
+		WriteTimeout:      srv.WriteTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ConnContext:       srv.ConnContext,
+		Refused: func(c net.Conn, r h1.Refusal) {
+			edge.Refused(c, r.Slow, r.Status, r.Detail)
+		},
+		Logger: logger,
+	}
+	return e
+}
+
+// serve serves ln until shutdown; it returns http.ErrServerClosed then.
+func (e *edgeServer) serve(ln net.Listener) error {
+	if e.fast == nil {
+		return e.std.Serve(ln)
+	}
+	if e.std.BaseContext != nil {
+		e.fast.BaseContext = e.std.BaseContext(ln)
+	}
+	e.handoff = h1.NewHandoff(ln.Addr())
+	e.fast.Other = e.handoff.Put
+	go e.std.Serve(e.handoff) //nolint:errcheck // ends with ErrServerClosed when shutdown closes the handoff
+	return e.fast.Serve(ln)
+}
+
+// shutdown stops accepting, closes idle connections and waits for the
+// requests in progress, or for ctx.
+func (e *edgeServer) shutdown(ctx context.Context) error {
+	if e.fast == nil {
+		return e.std.Shutdown(ctx)
+	}
+	err := e.fast.Shutdown(ctx)
+	return errors.Join(err, e.std.Shutdown(ctx))
+}
+
+// close closes every connection at once.
+func (e *edgeServer) close() {
+	e.std.Close()
+	if e.fast != nil {
+		e.fast.Close()
 	}
 }
 

@@ -208,6 +208,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	configureEdgeServer(srv, cfg)
+	front := newEdgeServer(srv, cfg, logger)
 	ln, err := listenEdge(cfg, src.ServerConfig(), aud, logger)
 	if err != nil {
 		return err
@@ -266,7 +267,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	})
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- front.serve(ln) }()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -280,9 +281,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	logger.Info("draining", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	shutErr := srv.Shutdown(sctx)
+	shutErr := front.shutdown(sctx)
 	if shutErr != nil {
-		srv.Close()
+		front.close()
 		shutErr = fmt.Errorf("shutting down: %w", shutErr)
 	}
 	<-errc
