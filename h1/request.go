@@ -38,6 +38,18 @@ type lineReader struct {
 	br      *bufio.Reader
 	budget  int
 	scratch []byte
+
+	// The header fields of the request being read: their values are
+	// collected in arena and turned into strings with one allocation.
+	arena  []byte
+	fields []field
+	key    [64]byte // a header name being canonicalised
+}
+
+// field is a header field whose value is arena[start:end].
+type field struct {
+	key        string
+	start, end int
 }
 
 // line returns the next line without its terminator; it is valid until
@@ -73,11 +85,12 @@ func (lr *lineReader) line() ([]byte, error) {
 // are a *badRequest for a request to refuse, or the reader's error
 // (io.EOF, a timeout) when the bytes stopped coming.
 func readHead(lr *lineReader) (*head, error) {
+	lr.arena, lr.fields = lr.arena[:0], lr.fields[:0]
 	line, err := lr.line()
 	if err != nil {
 		return nil, err
 	}
-	h := &head{header: make(http.Header, 8), length: 0}
+	h := &head{length: 0}
 	if err := h.parseRequestLine(line); err != nil {
 		return nil, err
 	}
@@ -89,10 +102,11 @@ func readHead(lr *lineReader) (*head, error) {
 		if len(line) == 0 {
 			break
 		}
-		if err := h.addField(line); err != nil {
+		if err := lr.addField(line); err != nil {
 			return nil, err
 		}
 	}
+	h.header = lr.header()
 	return h, h.framing()
 }
 
@@ -121,7 +135,7 @@ func (h *head) parseRequestLine(line []byte) error {
 	return nil
 }
 
-func (h *head) addField(line []byte) error {
+func (lr *lineReader) addField(line []byte) error {
 	if line[0] == ' ' || line[0] == '\t' {
 		return refuse(http.StatusBadRequest, "obsolete header line folding")
 	}
@@ -135,10 +149,68 @@ func (h *head) addField(line []byte) error {
 			return refuse(http.StatusBadRequest, "control character in a header field value")
 		}
 	}
-	key := http.CanonicalHeaderKey(string(name))
-	h.header[key] = append(h.header[key], string(value))
+	start := len(lr.arena)
+	lr.arena = append(lr.arena, value...)
+	lr.fields = append(lr.fields, field{key: lr.canonicalKey(name), start: start, end: len(lr.arena)})
 	return nil
 }
+
+// header builds the request's header map from the collected fields: one
+// string holds every value, and one slice every field's value.
+func (lr *lineReader) header() http.Header {
+	hd := make(http.Header, len(lr.fields))
+	blob := string(lr.arena)
+	vals := make([]string, len(lr.fields))
+	for i, f := range lr.fields {
+		vals[i] = blob[f.start:f.end]
+		if prev, ok := hd[f.key]; ok {
+			hd[f.key] = append(prev, vals[i])
+		} else {
+			hd[f.key] = vals[i : i+1 : i+1]
+		}
+	}
+	if cap(lr.arena) > 16<<10 {
+		lr.arena = nil // a rare large header block is not kept for the connection's life
+	}
+	return hd
+}
+
+// canonicalKey returns the canonical form of a header name (a valid
+// token), as http.CanonicalHeaderKey does, without allocating for the
+// names callbacks carry.
+func (lr *lineReader) canonicalKey(name []byte) string {
+	if len(name) > len(lr.key) {
+		return http.CanonicalHeaderKey(string(name))
+	}
+	b := lr.key[:len(name)]
+	upper := true
+	for i, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		b[i] = c
+		upper = c == '-'
+	}
+	if k, ok := commonKeys[string(b)]; ok {
+		return k
+	}
+	return string(b)
+}
+
+// commonKeys interns the header names IM's and common clients' requests
+// carry. Read-only.
+var commonKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Connection", "Content-Length",
+		"Content-Type", "Expect", "Host", "Transfer-Encoding", "User-Agent", "X-Forwarded-For", "X-Real-Ip",
+		"X-Request-Id", "Cache-Control", "Pragma", "Te", "Trailer", "Upgrade"} {
+		m[k] = k
+	}
+	return m
+}()
 
 // framing applies the header fields that decide how the request is
 // framed and whether the connection stays open.

@@ -17,6 +17,7 @@ type response struct {
 	body   []byte
 	head   bool // a HEAD request: the body is counted, not sent
 	keys   []string
+	inline [256]byte // the first bytes of body, without an allocation
 }
 
 // Header returns the response header map.
@@ -36,6 +37,9 @@ func (w *response) Write(b []byte) (int, error) {
 	if len(w.body)+len(b) > MaxResponseBytes {
 		return 0, ErrResponseTooLarge
 	}
+	if w.body == nil {
+		w.body = w.inline[:0]
+	}
 	w.body = append(w.body, b...)
 	return len(b), nil
 }
@@ -45,6 +49,9 @@ func (w *response) WriteString(s string) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	if len(w.body)+len(s) > MaxResponseBytes {
 		return 0, ErrResponseTooLarge
+	}
+	if w.body == nil {
+		w.body = w.inline[:0]
 	}
 	w.body = append(w.body, s...)
 	return len(s), nil
@@ -89,14 +96,13 @@ func (c *conn) writeResponse(w *response, now time.Time, keep bool) bool {
 	}
 	bw.WriteString(c.s.dateHeader(now))
 	if w.status >= 200 && w.status != http.StatusNoContent && w.status != http.StatusNotModified {
-		n := strconv.Itoa(len(w.body))
-		if cl := w.h.Get("Content-Length"); w.head && len(w.body) == 0 && cl != "" {
-			if _, ok := parseLength(cl); ok {
-				n = cl // a HEAD handler may state the length it would send
-			}
-		}
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(n)
+		if cl := w.h.Get("Content-Length"); w.head && len(w.body) == 0 && validLength(cl) {
+			bw.WriteString(cl) // a HEAD handler may state the length it would send
+		} else {
+			var num [20]byte
+			bw.Write(strconv.AppendInt(num[:0], int64(len(w.body)), 10))
+		}
 		bw.WriteString("\r\n")
 	}
 	if !keep {
@@ -107,6 +113,11 @@ func (c *conn) writeResponse(w *response, now time.Time, keep bool) bool {
 		bw.Write(w.body)
 	}
 	return bw.Flush() == nil
+}
+
+func validLength(s string) bool {
+	_, ok := parseLength(s)
+	return ok
 }
 
 func validFieldName(k string) bool {
