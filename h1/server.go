@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -342,7 +343,13 @@ func (c *conn) serveRequest() bool {
 	if rt := s.ReadTimeout; rt > 0 && (hd <= 0 || rt < hd) {
 		hd = rt
 	}
-	c.readBy(start, hd)
+	// Deadlines matter only for reads from the network: a header block
+	// or body already in the buffer (the usual case, one TLS record per
+	// callback) needs none, which saves a timer update each.
+	headerDeadline := !c.headBuffered()
+	if headerDeadline {
+		c.readBy(start, hd)
+	}
 	c.lines.budget = s.maxHeaderBytes()
 	h, err := readHead(&c.lines)
 	if err != nil {
@@ -354,10 +361,10 @@ func (c *conn) serveRequest() bool {
 		c.refuse(refuse(http.StatusBadRequest, "malformed request target"))
 		return false
 	}
-	if s.ReadTimeout != hd {
+	if !c.bodyBuffered(h) && (!headerDeadline || s.ReadTimeout != hd) {
 		c.readBy(start, s.ReadTimeout)
 	}
-	now := time.Now()
+	now := start
 	c.writeBy(now, s.WriteTimeout)
 
 	b := newBody(c, h)
@@ -397,6 +404,19 @@ func (c *conn) serveRequest() bool {
 		c.closeWriteAndWait()
 	}
 	return ok && keep
+}
+
+// headBuffered reports whether a whole header block is in the read
+// buffer, so that reading it needs no read from the network.
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n"))
+}
+
+// bodyBuffered reports whether h's whole Content-Length body is in the
+// read buffer.
+func (c *conn) bodyBuffered(h *head) bool {
+	return !h.chunked && int64(c.br.Buffered()) >= h.length
 }
 
 // call runs the handler; a panic closes the connection without an answer,
