@@ -28,8 +28,8 @@
 #              a new body (1 M limiter keys and 1 M dedupe keys), on a fresh
 #              imedge with --rate-max-keys 1000000; then its RSS
 # With --forward-batch N, a second imedge tuned for the comparison (imedge-bN)
-# joins the three main scenarios: it delivers N events per request, offers
-# nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
+# joins the three main scenarios: it delivers N events per request, serves
+# HTTP/1.1 with imedge's own server (--http1 fast), offers nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
 # and runs with --gc-percent 400 --memory-limit 256MiB; 1m-ips then uses
 # the same flags. 1m-ips always runs with --memory-limit 160MiB.
 #
@@ -311,13 +311,14 @@ record() { # record SCEN SERVER ROUND LOADJSON DELIVERED NS TICKS HWM_KIB
 }
 
 # --- the servers -------------------------------------------------------------
-TUNED=(--forward-batch "$BATCH" --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB)
+TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB)
 start_sink
 log "sink on $SINK"
 SERVERS=(imedge nginx)
 start_imedge imedge --rate-limit-exempt 10.0.0.1
 if [ "$BATCH" -gt 1 ]; then
-  # Tuned for the comparison: batched delivery; the classic key exchanges
+  # Tuned for the comparison: batched delivery; imedge's own HTTP/1.1
+  # server (no per-request goroutine, one write per reply); the classic key exchanges
   # nginx offers (Debian's nginx, on OpenSSL 3.0, has no ML-KEM); a garbage
   # collector that runs a quarter as often, bounded by a memory limit.
   start_imedge "imedge-b$BATCH" --rate-limit-exempt 10.0.0.1 "${TUNED[@]}"
