@@ -54,24 +54,23 @@ func TestServe_Pipelined(t *testing.T) {
 	}
 }
 
-func TestServe_ConnectionClose(t *testing.T) {
+// A client asking to close, and any HTTP/1.0 client, gets its answer
+// with Connection: close, then the server closes.
+func TestServe_ClosesWhenAsked(t *testing.T) {
 	t.Parallel()
-	rc := dial(t, start(t, &Server{Handler: http.HandlerFunc(echoPath)}))
-	rc.send("GET /bye HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n")
-	resp, text := rc.reply(http.MethodGet)
-	assert.Equal(t, "/bye", text)
-	assert.True(t, resp.Close, "Connection: close")
-	assert.True(t, rc.closed())
-}
-
-func TestServe_HTTP10Closes(t *testing.T) {
-	t.Parallel()
-	rc := dial(t, start(t, &Server{Handler: http.HandlerFunc(echoPath)}))
-	rc.send("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-	resp, text := rc.reply(http.MethodGet)
-	assert.Equal(t, "/old", text)
-	assert.True(t, resp.Close, "Connection: close")
-	assert.True(t, rc.closed())
+	for _, tc := range []struct{ name, req, path string }{
+		{"Connection: close", "GET /bye HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n", "/bye"},
+		{"HTTP/1.0", "GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "/old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := dial(t, start(t, &Server{Handler: http.HandlerFunc(echoPath)}))
+			rc.send(tc.req)
+			resp, text := rc.reply(http.MethodGet)
+			assert.Equal(t, tc.path, text)
+			assert.True(t, resp.Close, "Connection: close")
+			assert.True(t, rc.closed())
+		})
+	}
 }
 
 // TestResponse_Head checks the answer's status line and header order:
@@ -401,6 +400,17 @@ type blocker struct {
 	release chan struct{}
 }
 
+// blockedRequest starts a server whose handler blocks until released and
+// sends it one request, returning once the handler runs.
+func blockedRequest(t *testing.T) (*Server, *blocker, *rawClient) {
+	b := newBlocker(t)
+	s := &Server{Handler: b}
+	rc := dial(t, start(t, s))
+	rc.send("GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+	b.waitEntered(t)
+	return s, b, rc
+}
+
 func newBlocker(t *testing.T) *blocker {
 	b := &blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	t.Cleanup(func() {
@@ -468,12 +478,7 @@ func TestShutdown_Idle(t *testing.T) {
 // with Connection: close, and Shutdown returns nil after it.
 func TestShutdown_InFlight(t *testing.T) {
 	t.Parallel()
-	b := newBlocker(t)
-	s := &Server{Handler: b}
-	addr := start(t, s)
-	rc := dial(t, addr)
-	rc.send("GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
-	b.waitEntered(t)
+	s, b, rc := blockedRequest(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -501,12 +506,7 @@ func TestShutdown_InFlight(t *testing.T) {
 // handler is still blocked; Close then closes that connection.
 func TestShutdown_Expired(t *testing.T) {
 	t.Parallel()
-	b := newBlocker(t)
-	s := &Server{Handler: b}
-	addr := start(t, s)
-	rc := dial(t, addr)
-	rc.send("GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
-	b.waitEntered(t)
+	s, _, rc := blockedRequest(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

@@ -32,7 +32,12 @@ func (w *response) WriteHeader(status int) {
 }
 
 // Write appends to the buffered body.
-func (w *response) Write(b []byte) (int, error) {
+func (w *response) Write(b []byte) (int, error) { return appendBody(w, b) }
+
+// WriteString appends to the buffered body.
+func (w *response) WriteString(s string) (int, error) { return appendBody(w, s) }
+
+func appendBody[T string | []byte](w *response, b T) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	if len(w.body)+len(b) > MaxResponseBytes {
 		return 0, ErrResponseTooLarge
@@ -42,19 +47,6 @@ func (w *response) Write(b []byte) (int, error) {
 	}
 	w.body = append(w.body, b...)
 	return len(b), nil
-}
-
-// WriteString appends to the buffered body.
-func (w *response) WriteString(s string) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	if len(w.body)+len(s) > MaxResponseBytes {
-		return 0, ErrResponseTooLarge
-	}
-	if w.body == nil {
-		w.body = w.inline[:0]
-	}
-	w.body = append(w.body, s...)
-	return len(s), nil
 }
 
 // framingHeaders are set by the server only; a handler's values for them
