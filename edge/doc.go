@@ -22,7 +22,8 @@
 // [ConnContext], [ConnState] and [Observe] let an http.Server report the
 // refusals net/http makes on its own (a malformed request, a header block
 // over MaxHeaderBytes, headers not complete within ReadHeaderTimeout) to the
-// audit log, which it otherwise never sees.
+// audit log, which it otherwise never sees; [Refused] does the same for
+// another HTTP/1.1 server (package h1) that reports its refusals itself.
 //
 // Every refusal writes one record to the audit log (sampled there). The
 // package owns no TLS material (tlsconf does) and no HTTP semantics
