@@ -24,7 +24,10 @@
 // What it does not do: HTTP/2 (connections that negotiated another
 // protocol by ALPN go to Server.Other, e.g. a net/http server through a
 // [Handoff]), protocol upgrades, streaming responses (a reply is buffered
-// in full, at most [MaxResponseBytes]), and cancelling a request's context
+// in full, at most [MaxResponseBytes]), cancelling a request's context
 // when the client goes away mid-request (the context ends when the handler
-// returns).
+// returns), and net/http's context values (http.ServerContextKey,
+// http.LocalAddrContextKey). A ResponseWriter or request body used after
+// its handler returned fails (http.ErrBodyReadAfterClose) or writes into
+// nothing; it never touches the next request.
 package h1
