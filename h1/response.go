@@ -49,8 +49,8 @@ func appendBody[T string | []byte](w *response, b T) (int, error) {
 	return len(b), nil
 }
 
-// framingHeaders are set by the server only; a handler's values for them
-// are not sent.
+// framingHeader reports whether k is a field only the server sets; a
+// handler's values for it are not sent.
 func framingHeader(k string) bool {
 	return k == "Content-Length" || k == "Transfer-Encoding" || k == "Connection" || k == "Date"
 }

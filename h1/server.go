@@ -364,8 +364,7 @@ func (c *conn) serveRequest() bool {
 	if !c.bodyBuffered(h) && (!headerDeadline || s.ReadTimeout != hd) {
 		c.readBy(start, s.ReadTimeout)
 	}
-	now := start
-	c.writeBy(now, s.WriteTimeout)
+	c.writeBy(start, s.WriteTimeout)
 
 	b := newBody(c, h)
 	r := &http.Request{
@@ -399,7 +398,7 @@ func (c *conn) serveRequest() bool {
 	if cap(c.lines.scratch) > 4<<10 {
 		c.lines.scratch = nil // a rare long header line is not kept for the connection's life
 	}
-	ok := c.writeResponse(w, now, keep)
+	ok := c.writeResponse(w, start, keep)
 	if ok && !keep {
 		c.closeWriteAndWait()
 	}

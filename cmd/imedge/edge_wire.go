@@ -103,17 +103,21 @@ func configureEdgeServer(srv *http.Server, cfg Config) {
 // connections that negotiated HTTP/2 through a handoff listener (--http1
 // fast). Both get the same handler, timeouts and audit hooks.
 type edgeServer struct {
+	ln      net.Listener // the edge listener
 	std     *http.Server
 	fast    *h1.Server  // nil with --http1 std
 	handoff *h1.Handoff // HTTP/2 connections from fast to std
 }
 
-// newEdgeServer wraps srv, already set up by configureEdgeServer.
-func newEdgeServer(srv *http.Server, cfg Config, logger *slog.Logger) *edgeServer {
-	e := &edgeServer{std: srv}
+// newEdgeServer wraps srv, already set up by configureEdgeServer, to
+// serve ln. Everything is set up here, before serve and shutdown can run
+// on different goroutines.
+func newEdgeServer(srv *http.Server, cfg Config, ln net.Listener, logger *slog.Logger) *edgeServer {
+	e := &edgeServer{std: srv, ln: ln}
 	if cfg.Edge.HTTP1 != http1Fast {
 		return e
 	}
+	e.handoff = h1.NewHandoff(ln.Addr())
 	e.fast = &h1.Server{
 		Handler:           srv.Handler,
 		ReadHeaderTimeout: srv.ReadHeaderTimeout,
@@ -122,26 +126,26 @@ func newEdgeServer(srv *http.Server, cfg Config, logger *slog.Logger) *edgeServe
 		IdleTimeout:       srv.IdleTimeout,
 		MaxHeaderBytes:    srv.MaxHeaderBytes,
 		ConnContext:       srv.ConnContext,
+		Other:             e.handoff.Put,
 		Refused: func(c net.Conn, r h1.Refusal) {
 			edge.Refused(c, r.Slow, r.Status, r.Detail)
 		},
 		Logger: logger,
 	}
+	if srv.BaseContext != nil {
+		e.fast.BaseContext = srv.BaseContext(ln)
+	}
 	return e
 }
 
-// serve serves ln until shutdown; it returns http.ErrServerClosed then.
-func (e *edgeServer) serve(ln net.Listener) error {
+// serve serves the listener until shutdown; it returns
+// http.ErrServerClosed then.
+func (e *edgeServer) serve() error {
 	if e.fast == nil {
-		return e.std.Serve(ln)
+		return e.std.Serve(e.ln)
 	}
-	if e.std.BaseContext != nil {
-		e.fast.BaseContext = e.std.BaseContext(ln)
-	}
-	e.handoff = h1.NewHandoff(ln.Addr())
-	e.fast.Other = e.handoff.Put
 	go e.std.Serve(e.handoff) //nolint:errcheck // ends with ErrServerClosed when shutdown closes the handoff
-	return e.fast.Serve(ln)
+	return e.fast.Serve(e.ln)
 }
 
 // shutdown stops accepting, closes idle connections and waits for the
@@ -151,6 +155,7 @@ func (e *edgeServer) shutdown(ctx context.Context) error {
 		return e.std.Shutdown(ctx)
 	}
 	err := e.fast.Shutdown(ctx)
+	e.handoff.Close() // a hand-off still waiting closes its connection
 	return errors.Join(err, e.std.Shutdown(ctx))
 }
 
@@ -159,6 +164,7 @@ func (e *edgeServer) close() {
 	e.std.Close()
 	if e.fast != nil {
 		e.fast.Close()
+		e.handoff.Close()
 	}
 }
 

@@ -208,11 +208,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	configureEdgeServer(srv, cfg)
-	front := newEdgeServer(srv, cfg, logger)
 	ln, err := listenEdge(cfg, src.ServerConfig(), aud, logger)
 	if err != nil {
 		return err
 	}
+	front := newEdgeServer(srv, cfg, ln, logger)
 	if err := applySandbox(cfg, logger); err != nil {
 		ln.Close()
 		return err
@@ -267,7 +267,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	})
 
 	errc := make(chan error, 1)
-	go func() { errc <- front.serve(ln) }()
+	go func() { errc <- front.serve() }()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
