@@ -136,6 +136,46 @@ func TestResponse_HeadMethod(t *testing.T) {
 	assert.Equal(t, "hello, GET", text)
 }
 
+// TestResponse_HeadStatedLength: a HEAD handler that writes nothing may
+// state the length it would send; a malformed one is replaced by 0.
+func TestResponse_HeadStatedLength(t *testing.T) {
+	t.Parallel()
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strings.TrimPrefix(r.URL.Path, "/"))
+	})}
+	rc := dial(t, start(t, s))
+	rc.send("HEAD /1234 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /-5 HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _ := rc.reply(http.MethodHead)
+	assert.Equal(t, int64(1234), resp.ContentLength)
+	resp, _ = rc.reply(http.MethodHead)
+	assert.Equal(t, int64(0), resp.ContentLength)
+}
+
+// TestBody_ReadAfterHandlerReturnedFails: a body kept by a handler beyond
+// its return cannot read the next request's bytes.
+func TestBody_ReadAfterHandlerReturnedFails(t *testing.T) {
+	t.Parallel()
+	kept := make(chan io.Reader, 1)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/keep" {
+			kept <- r.Body
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})}
+	rc := dial(t, start(t, s))
+	rc.send("POST /keep HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab")
+	_, _ = rc.reply(http.MethodPost)
+	body := <-kept
+	rc.send("POST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nnext")
+	_, text := rc.reply(http.MethodPost)
+	assert.Equal(t, "next", text, "the next request is read whole")
+	n, err := body.Read(make([]byte, 8))
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, http.ErrBodyReadAfterClose)
+}
+
 // TestResponse_NoContent: 204 and 304 carry neither Content-Length nor
 // body bytes, even when the handler wrote some.
 func TestResponse_NoContent(t *testing.T) {
