@@ -15,6 +15,12 @@
 // unconfined, which Apply reports in its [Result] rather than failing. On
 // other operating systems Apply does nothing and says so.
 //
+// Apply must also come before the process's first io_uring operation: the
+// kernel's io_uring worker threads cannot take part in applying Landlock to
+// every thread, and Apply fails with [ErrKernelWorkers] when it finds one
+// (the outbox journal's ring is set up at open but used only from the first
+// callback on).
+//
 // The package decides nothing about imedge's configuration: cmd/imedge
 // lists the paths.
 package sandbox

@@ -4,6 +4,8 @@ package sandbox
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -57,9 +59,32 @@ func Apply(o Options) (Result, error) {
 	add(writeRights, false, p.writeDirs, &write)
 	add(appendRights, false, p.appendDirs, &write)
 
+	if err := noKernelWorkerThreads(); err != nil {
+		return Result{}, err
+	}
 	if err := landlock.V11.BestEffort().RestrictPaths(rules...); err != nil {
 		return Result{}, fmt.Errorf("restricting file access with Landlock ABI %d: %w", abi, err)
 	}
 	return Result{Mode: ModeLandlock, ABI: abi, Reason: fmt.Sprintf("kernel supports Landlock ABI %d", abi),
 		Read: read, Write: write}, nil
+}
+
+// noKernelWorkerThreads fails when the process has io_uring worker
+// threads. Landlock binds only the calling thread, so go-landlock applies
+// it to every thread through libpsx, which signals each thread listed in
+// /proc/self/task and waits for it to answer; an io_uring worker (named
+// iou-wrk-*) never answers a signal, and the wait would spin forever.
+// Apply must therefore run before the process's first io_uring operation.
+func noKernelWorkerThreads() error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil // no /proc: libpsx cannot list threads either
+	}
+	for _, t := range tasks {
+		comm, err := os.ReadFile("/proc/self/task/" + t.Name() + "/comm")
+		if err == nil && strings.HasPrefix(string(comm), "iou-") {
+			return fmt.Errorf("%w: thread %s is %s", ErrKernelWorkers, t.Name(), strings.TrimSpace(string(comm)))
+		}
+	}
+	return nil
 }

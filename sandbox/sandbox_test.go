@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -8,11 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/imedge/imedge/internal/uring"
 	"github.com/imedge/imedge/sandbox"
 )
 
@@ -25,6 +29,9 @@ const childEnv = "IMEDGE_SANDBOX_CHILD"
 type childSpec struct {
 	Opts  sandbox.Options
 	Tries []try
+	// URingFirst flushes a file through io_uring before Apply, which
+	// starts a kernel worker thread in the child.
+	URingFirst bool
 }
 
 // try is one file operation attempted after Apply.
@@ -56,6 +63,13 @@ func runChild(spec string) int {
 		return 3
 	}
 	var rep childReport
+	if s.URingFirst {
+		if err := flushThroughURing(); err != nil {
+			rep.Err = "io_uring: " + err.Error()
+			_ = json.NewEncoder(os.Stdout).Encode(rep)
+			return 0
+		}
+	}
 	res, err := sandbox.Apply(s.Opts)
 	rep.Result = res
 	if err != nil {
@@ -107,11 +121,21 @@ func errText(err error) string {
 // attempts tries.
 func runSandboxed(t *testing.T, o sandbox.Options, tries ...try) childReport {
 	t.Helper()
-	spec, err := json.Marshal(childSpec{Opts: o, Tries: tries})
+	return runChildSpec(t, childSpec{Opts: o, Tries: tries})
+}
+
+// runChildSpec runs the child for s; a child that does not finish within
+// 30 s is killed and fails the test.
+func runChildSpec(t *testing.T, s childSpec) childReport {
+	t.Helper()
+	spec, err := json.Marshal(s)
 	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 	out, err := cmd.Output()
+	require.NoError(t, ctx.Err(), "the child hung")
 	require.NoError(t, err, "child: %s", out)
 	var rep childReport
 	require.NoError(t, json.Unmarshal(out, &rep), "child output: %s", out)
@@ -187,4 +211,37 @@ func TestOff(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, sandbox.ModeUnsupported, res.Mode)
 	}
+}
+
+// flushThroughURing flushes a temporary file through a new io_uring ring,
+// which starts a kernel worker thread (iou-wrk-*) in the process. The ring
+// stays open, as the outbox journal's does while imedge runs.
+func flushThroughURing() error {
+	r, err := uring.New()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "imedge-sandbox-uring")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	return r.Fdatasync(f)
+}
+
+// TestApply_RefusesOnceIOURingWorkersRun: applying Landlock to every
+// thread waits for each to answer a signal, which an io_uring worker never
+// does; Apply says so instead of spinning forever.
+func TestApply_RefusesOnceIOURingWorkersRun(t *testing.T) {
+	rep := runChildSpec(t, childSpec{URingFirst: true})
+	if rep.Result.Mode == sandbox.ModeUnsupported {
+		t.Skipf("no Landlock on this kernel: %s", rep.Result.Reason)
+	}
+	if strings.HasPrefix(rep.Err, "io_uring: ") && strings.Contains(rep.Err, uring.ErrUnavailable.Error()) {
+		t.Skipf("no io_uring here: %s", rep.Err)
+	}
+	assert.Contains(t, rep.Err, sandbox.ErrKernelWorkers.Error())
+	assert.Contains(t, rep.Err, "iou-wrk")
+	assert.NotEqual(t, sandbox.ModeLandlock, rep.Result.Mode)
 }
