@@ -16,9 +16,13 @@ const applyRetry = time.Second
 // store's journal-applied mark (events acknowledged before a crash that
 // the applier had not copied yet), then opens the journal for writing from
 // its start and sets the next sequence number above everything stored.
-func (o *Outbox) recoverJournal(path string) error {
+func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
+	mode, err := ParseJournalSync(string(mode))
+	if err != nil {
+		return err
+	}
 	var applied, seqMax uint64
-	err := o.db.View(func(tx *bolt.Tx) error {
+	err = o.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketMeta).Get(keyJournalApplied); v != nil {
 			applied = keySeq(v)
 		}
@@ -65,6 +69,15 @@ func (o *Outbox) recoverJournal(path string) error {
 		_ = j.f.Close()
 		return err
 	}
+	used, why, err := j.useSync(mode)
+	if err != nil {
+		_ = j.f.Close()
+		return err
+	}
+	if why != nil {
+		o.log.Info("outbox journal flushes with fdatasync(2): io_uring unavailable", "error", why.Error())
+	}
+	o.journalSync = used
 	j.written, j.applied = seqMax, seqMax
 	o.jr = j
 	o.nextSeq = seqMax

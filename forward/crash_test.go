@@ -25,6 +25,9 @@ import (
 // each Append that returned nil, until it is killed.
 const crashDirEnv = "IMEDGE_FORWARD_CRASH_DIR"
 
+// crashSyncEnv is the crash writer's JournalSync.
+const crashSyncEnv = "IMEDGE_FORWARD_CRASH_SYNC"
+
 // crashWriterLifetime bounds the writer should its parent vanish.
 const crashWriterLifetime = 20 * time.Second
 
@@ -41,7 +44,8 @@ func TestMain(m *testing.M) {
 
 // crashWriter is the child side of TestOutbox_SurvivesSIGKILL.
 func crashWriter(dir string) error {
-	ob, err := OpenOutbox(OutboxOptions{Dir: dir, LockTimeout: 5 * time.Second, RememberFor: time.Hour})
+	ob, err := OpenOutbox(OutboxOptions{Dir: dir, LockTimeout: 5 * time.Second, RememberFor: time.Hour,
+		JournalSync: JournalSync(os.Getenv(crashSyncEnv))})
 	if err != nil {
 		return err
 	}
@@ -78,7 +82,9 @@ func crashWriter(dir string) error {
 
 // TestOutbox_SurvivesSIGKILL runs a writer process, kills it with SIGKILL at
 // a random moment, reopens the store and checks that every event whose
-// Append had returned nil is still pending. Several rounds share one store.
+// Append had returned nil is still pending. Several rounds share one store;
+// they alternate the journal's flush methods (auto is io_uring where the
+// kernel offers it).
 func TestOutbox_SurvivesSIGKILL(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -87,7 +93,8 @@ func TestOutbox_SurvivesSIGKILL(t *testing.T) {
 
 	for round := range 5 {
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+		mode := []JournalSync{JournalSyncAuto, JournalSyncFdatasync}[round%2]
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSyncEnv+"="+string(mode))
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()

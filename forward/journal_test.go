@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/imedge/imedge/internal/uring"
 )
 
 // TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail writes records
@@ -200,4 +202,48 @@ func TestJournal_FullWhileTheStoreFailsIsAnError(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Append blocked while the journal could not be reused")
 	}
+}
+
+// TestOpenOutbox_JournalSync opens an outbox with each flush method:
+// auto and io_uring use io_uring where the kernel offers it (and auto
+// falls back to fdatasync where not); every method keeps what it
+// acknowledged across a reopen. An unknown method is refused.
+func TestOpenOutbox_JournalSync(t *testing.T) {
+	probe := uringProbe()
+	for _, mode := range []JournalSync{"", JournalSyncAuto, JournalSyncIOURing, JournalSyncFdatasync} {
+		t.Run(string(mode), func(t *testing.T) {
+			dir := t.TempDir()
+			ob, err := OpenOutbox(OutboxOptions{Dir: dir, JournalSync: mode})
+			if mode == JournalSyncIOURing && probe != nil {
+				require.ErrorIs(t, err, uring.ErrUnavailable)
+				return
+			}
+			require.NoError(t, err)
+			want := JournalSyncIOURing
+			if mode == JournalSyncFdatasync || probe != nil {
+				want = JournalSyncFdatasync
+			}
+			assert.Equal(t, want, ob.journalSync)
+			for i := range 3 {
+				require.NoError(t, ob.Append(t.Context(), testEvent("sync", i)))
+			}
+			require.NoError(t, ob.Close())
+			re := openTestOutbox(t, OutboxOptions{Dir: dir, JournalSync: mode})
+			list, err := re.List(false, 0)
+			require.NoError(t, err)
+			assert.Len(t, list, 3)
+		})
+	}
+	_, err := OpenOutbox(OutboxOptions{Dir: t.TempDir(), JournalSync: "fsync"})
+	assert.ErrorContains(t, err, `journal sync "fsync": want auto, io_uring or fdatasync`)
+}
+
+// uringProbe returns why io_uring cannot be used here, or nil; where
+// kernel.io_uring_disabled is 0 it must work (internal/uring's tests say so).
+func uringProbe() error {
+	r, err := uring.New()
+	if err == nil {
+		_ = r.Close()
+	}
+	return err
 }

@@ -68,6 +68,10 @@ type OutboxOptions struct {
 	Now func() time.Time
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
+	// JournalSync is how the journal is flushed; zero means
+	// JournalSyncAuto. Opening fails with JournalSyncIOURing where
+	// io_uring is unavailable.
+	JournalSync JournalSync
 
 	journalSize int64 // zero means journalSize; tests make it small
 }
@@ -110,6 +114,7 @@ type Outbox struct {
 	// The write-ahead journal and its applier (journal.go, apply.go).
 	jr          *journal
 	journalSize int64
+	journalSync JournalSync // the method in use; empty when read-only
 	jgroup      *groupCommit[*journalEntry]
 	nextSeq     uint64 // the last sequence number given; journal group leader only
 	applyMu     sync.Mutex
@@ -233,7 +238,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		}
 	}
 	if !o.ReadOnly {
-		if err := ob.recoverJournal(filepath.Join(o.Dir, JournalFileName)); err != nil {
+		if err := ob.recoverJournal(filepath.Join(o.Dir, JournalFileName), o.JournalSync); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("recovering outbox journal in %q: %w", o.Dir, err)
 		}
@@ -244,7 +249,8 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		return nil, fmt.Errorf("loading outbox %q: %w", path, err)
 	}
 	ob.startApplier()
-	ob.log.Info("outbox opened", "path", path, "pending", ob.pendingN, "dead", ob.deadN, "read_only", o.ReadOnly)
+	ob.log.Info("outbox opened", "path", path, "pending", ob.pendingN, "dead", ob.deadN, "read_only", o.ReadOnly,
+		"journal_sync", ob.journalSync)
 	return ob, nil
 }
 

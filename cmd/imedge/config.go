@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/certs"
+	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/tlsconf"
 )
 
@@ -84,6 +85,12 @@ type Config struct {
 	// MemoryLimit is the runtime's soft memory limit in bytes (as
 	// GOMEMLIMIT); 0 leaves the runtime's.
 	MemoryLimit int64
+	// MaxProcs is how many threads run Go code at once (as GOMAXPROCS);
+	// 0 leaves the runtime's.
+	MaxProcs int
+	// JournalSync is how the outbox journal is flushed (auto, io_uring or
+	// fdatasync; see forward.JournalSync).
+	JournalSync string
 
 	Dev    bool
 	DevDir string
@@ -227,6 +234,8 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle timeout")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
 	fs.IntVar(&c.GCPercent, "gc-percent", 0, "garbage collector target, as GOGC (0: GOGC from the environment, else 100; -1: off, only with --memory-limit)")
+	fs.IntVar(&c.MaxProcs, "max-procs", 0, "threads running Go code at once, as GOMAXPROCS (0: GOMAXPROCS from the environment, else the CPUs available)")
+	fs.StringVar(&c.JournalSync, "journal-sync", string(forward.JournalSyncAuto), "how the outbox journal is flushed before OK: auto (io_uring where the kernel offers it, else fdatasync), io_uring or fdatasync")
 	fs.StringVar(&sf.memLimit, "memory-limit", "", "soft memory limit (bytes, or with KiB/MiB/GiB), as GOMEMLIMIT (default: GOMEMLIMIT from the environment, else none)")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 	fs.StringVar(&c.DevDir, "dev-dir", c.DevDir, "where --dev keeps its PKI and state")
@@ -377,6 +386,12 @@ func (c Config) Validate() error {
 	}
 	if c.GCPercent < -1 {
 		bad("--gc-percent %d: want -1 (off), 0 (the runtime's) or a positive percentage", c.GCPercent)
+	}
+	if c.MaxProcs < 0 {
+		bad("--max-procs %d: want 0 (the runtime's) or a positive count", c.MaxProcs)
+	}
+	if _, err := forward.ParseJournalSync(c.JournalSync); err != nil {
+		bad("--journal-sync: %v", err)
 	}
 	if c.GCPercent == -1 && c.MemoryLimit == 0 {
 		bad("--gc-percent -1 turns the collector off: set --memory-limit too, or the heap grows without bound")

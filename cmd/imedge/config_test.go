@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,38 @@ func TestConfig_CurvesAndMemoryFlags(t *testing.T) {
 	assert.Contains(t, err.Error(), "--gc-percent -1 turns the collector off: set --memory-limit too")
 	c.GCPercent = -5
 	assert.ErrorContains(t, c.Validate(), "--gc-percent -5")
+}
+
+func TestParseServeConfig_ProcsAndJournalSync(t *testing.T) {
+	c, _, _, err := parseServeConfig([]string{"--sdkappid", "1400000000", "--max-procs", "1", "--journal-sync", "fdatasync"}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.MaxProcs)
+	assert.Equal(t, "fdatasync", c.JournalSync)
+
+	c, _, _, err = parseServeConfig([]string{"--sdkappid", "1400000000"}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Zero(t, c.MaxProcs, "default: the runtime's")
+	assert.Equal(t, "auto", c.JournalSync)
+
+	c.MaxProcs, c.JournalSync = -1, "fsync"
+	err = c.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--max-procs -1: want 0 (the runtime's) or a positive count")
+	assert.Contains(t, err.Error(), `--journal-sync: journal sync "fsync": want auto, io_uring or fdatasync`)
+}
+
+func TestApplyMaxProcs_SetsAndRestores(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	procs, restore := applyMaxProcs(Config{MaxProcs: before + 1})
+	assert.Equal(t, before+1, procs)
+	assert.Equal(t, before+1, runtime.GOMAXPROCS(0))
+	restore()
+	assert.Equal(t, before, runtime.GOMAXPROCS(0), "restored")
+
+	procs, restore = applyMaxProcs(Config{})
+	assert.Equal(t, before, procs, "0 leaves the runtime's")
+	restore()
+	assert.Equal(t, before, runtime.GOMAXPROCS(0))
 }
 
 func TestApplyMemorySettings_SetsAndRestores(t *testing.T) {

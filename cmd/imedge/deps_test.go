@@ -20,7 +20,7 @@ var allowedDeps = map[string][]string{
 	"admin":             {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
 	"tlsconf":           {"certs", "audit"},
 	"receiver":          {"certs", "audit", "internal/lrutable"},
-	"forward":           {"certs", "audit"},
+	"forward":           {"certs", "audit", "internal/uring"},
 	"edge":              {"audit", "certs"}, // connection-level defences before net/http
 	"h1":                {},                 // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
 	"sandbox":           {},                 // Landlock; imported only by cmd
@@ -32,6 +32,7 @@ var allowedDeps = map[string][]string{
 	"certs/certstest":   {"certs"},
 	"internal/testkit":  {},
 	"internal/lrutable": {},
+	"internal/uring":    {}, // fdatasync through io_uring, for forward's journal
 	"scripts":           {}, // bash scripts; its Go files are tests that run them
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -28,5 +29,19 @@ func applyMemorySettings(cfg Config) (gcPercent int, memoryLimit int64, restore 
 	return gcPercent, memoryLimit, func() {
 		debug.SetGCPercent(prevGC)
 		debug.SetMemoryLimit(prevLimit)
+	}
+}
+
+// applyMaxProcs sets GOMAXPROCS from --max-procs, when given, and returns
+// the value in effect and a function restoring the previous one.
+func applyMaxProcs(cfg Config) (procs int, restore func()) {
+	prev := runtime.GOMAXPROCS(0)
+	if cfg.MaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.MaxProcs)
+	}
+	return runtime.GOMAXPROCS(0), func() {
+		if cfg.MaxProcs > 0 {
+			runtime.GOMAXPROCS(prev)
+		}
 	}
 }

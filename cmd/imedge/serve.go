@@ -112,6 +112,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	}
 	gcPercent, memoryLimit, restoreMemory := applyMemorySettings(cfg)
 	defer restoreMemory()
+	maxProcs, restoreProcs := applyMaxProcs(cfg)
+	defer restoreProcs()
 	tlsOpts := tlsconf.Options{
 		CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
 		ClientCRLFiles: cfg.ClientCRLFiles, CRLFailClosed: cfg.CRLFailClosed, ClientAuth: ca,
@@ -126,7 +128,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 
 	box, err := forward.OpenOutbox(forward.OutboxOptions{
 		Dir: cfg.spoolDir(), MaxEvents: cfg.OutboxMaxEvents, MaxBytes: cfg.OutboxMaxBytes,
-		RememberFor: cfg.DedupeWindow, Logger: logger,
+		RememberFor: cfg.DedupeWindow, Logger: logger, JournalSync: forward.JournalSync(cfg.JournalSync),
 	})
 	if err != nil {
 		return fmt.Errorf("opening outbox: %w", err)
@@ -225,7 +227,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	logger.Info("listening", "addr", ln.Addr().String(), "path", cfg.Path, "sdkappid", cfg.SdkAppid,
 		"client_auth", cfg.ClientAuth, "token", tokenState(cfg), "forward_url", redactURL(cfg.ForwardURL),
 		"outbox", cfg.spoolDir(), "dedupe_keys_reloaded", reloaded, "server_cert_sha256", st.ServerCert.SHA256,
-		"gc_percent", gcPercent, "memory_limit", memoryLimit)
+		"gc_percent", gcPercent, "memory_limit", memoryLimit, "max_procs", maxProcs)
 	if cfg.ClientAuth == "none" {
 		logger.Warn("client certificates are NOT required: only the IM token authenticates callers")
 	}
