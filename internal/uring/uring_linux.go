@@ -52,6 +52,7 @@ type cqOffsets struct {
 // concurrent use; flushes run one at a time.
 type Ring struct {
 	mu     sync.Mutex // one submission in flight
+	seq    uint64     // user_data of the last submission; guarded by mu
 	closed atomic.Bool
 	fd     int
 	event  *os.File // eventfd signalled on each completion
@@ -151,10 +152,11 @@ func (r *Ring) fdatasync(fd int) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	if err := r.submitFsync(fd); err != nil {
+	r.seq++
+	if err := r.submitFsync(fd, r.seq); err != nil {
 		return err
 	}
-	res, err := r.await()
+	res, err := r.await(r.seq)
 	if err != nil {
 		return err
 	}
@@ -164,9 +166,9 @@ func (r *Ring) fdatasync(fd int) error {
 	return nil
 }
 
-// submitFsync queues one IORING_OP_FSYNC entry and submits it without
-// waiting: the kernel hands a flush to a worker of its own.
-func (r *Ring) submitFsync(fd int) error {
+// submitFsync queues one IORING_OP_FSYNC entry tagged id and submits it
+// without waiting: the kernel hands a flush to a worker of its own.
+func (r *Ring) submitFsync(fd int, id uint64) error {
 	tail := atomic.LoadUint32(r.sqTail)
 	idx := tail & *r.sqMask
 	sqe := (*[sqeSize]byte)(r.sqes[idx*sqeSize:])
@@ -174,35 +176,39 @@ func (r *Ring) submitFsync(fd int) error {
 	sqe[0] = opFsync
 	*(*int32)(unsafe.Pointer(&sqe[4])) = int32(fd)
 	*(*uint32)(unsafe.Pointer(&sqe[28])) = fsyncDatasync
+	*(*uint64)(unsafe.Pointer(&sqe[32])) = id // user_data
 	*(*uint32)(unsafe.Add(r.sqArray, idx*4)) = idx
 	atomic.StoreUint32(r.sqTail, tail+1) // publishes the entry to the kernel
 	for {
 		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 1, 0, 0, 0, 0)
 		switch {
-		case errno == 0:
-			return nil
-		case errno == unix.EINTR && atomic.LoadUint32(r.sqHead) == tail:
-			continue // not consumed yet: submit again
+		case errno == 0, atomic.LoadUint32(r.sqHead) != tail:
+			return nil // consumed: its completion will be posted
 		case errno == unix.EINTR:
-			return nil // consumed before the signal
+			continue // not consumed yet: submit again
 		}
-		// Not submitted: take the entry back so the rings stay in step.
+		// Not consumed: take the entry back so the rings stay in step.
 		atomic.StoreUint32(r.sqTail, tail)
 		return os.NewSyscallError("io_uring_enter", errno)
 	}
 }
 
-// await returns the result of the one submitted operation, reading the
+// await returns the result of the submission tagged id, reading the
 // eventfd (through the poller) until its completion entry is posted.
-func (r *Ring) await() (int32, error) {
+// Completions of earlier submissions whose wait failed are dropped.
+func (r *Ring) await(id uint64) (int32, error) {
 	var buf [8]byte
 	for {
 		head := atomic.LoadUint32(r.cqHead)
 		if head != atomic.LoadUint32(r.cqTail) {
 			cqe := unsafe.Add(r.cqes, (head&*r.cqMask)*cqeSize)
+			got := *(*uint64)(cqe)
 			res := *(*int32)(unsafe.Add(cqe, 8))
 			atomic.StoreUint32(r.cqHead, head+1)
-			return res, nil
+			if got == id {
+				return res, nil
+			}
+			continue
 		}
 		if _, err := r.event.Read(buf[:]); err != nil {
 			if errors.Is(err, os.ErrClosed) {
