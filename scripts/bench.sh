@@ -30,8 +30,9 @@
 # With --forward-batch N, a second imedge tuned for the comparison (imedge-bN)
 # joins the three main scenarios: it delivers N events per request, serves
 # HTTP/1.1 with imedge's own server (--http1 fast), offers nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
-# and runs with --gc-percent 400 --memory-limit 256MiB; 1m-ips then uses
-# the same flags. 1m-ips always runs with --memory-limit 160MiB.
+# and runs with --gc-percent 400 --memory-limit 256MiB --max-procs 1 (one
+# processor for Go code: the load generator takes the other core, and the
+# journal flushes through io_uring); 1m-ips then uses the same flags. 1m-ips always runs with --memory-limit 160MiB.
 #
 # Output: a table of, per scenario and server (medians over rounds):
 #   ok/s        callbacks answered OK per second (new connections per second
@@ -311,7 +312,7 @@ record() { # record SCEN SERVER ROUND LOADJSON DELIVERED NS TICKS HWM_KIB
 }
 
 # --- the servers -------------------------------------------------------------
-TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB)
+TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB --max-procs 1)
 start_sink
 log "sink on $SINK"
 SERVERS=(imedge nginx)
@@ -320,7 +321,8 @@ if [ "$BATCH" -gt 1 ]; then
   # Tuned for the comparison: batched delivery; imedge's own HTTP/1.1
   # server (no per-request goroutine, one write per reply); the classic key exchanges
   # nginx offers (Debian's nginx, on OpenSSL 3.0, has no ML-KEM); a garbage
-  # collector that runs a quarter as often, bounded by a memory limit.
+  # collector that runs a quarter as often, bounded by a memory limit; one
+  # processor for Go code, as the load generator keeps the other core busy.
   start_imedge "imedge-b$BATCH" --rate-limit-exempt 10.0.0.1 "${TUNED[@]}"
   SERVERS=(imedge "imedge-b$BATCH" nginx)
 fi
