@@ -69,7 +69,7 @@ func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
 		_ = j.f.Close()
 		return err
 	}
-	used, why, err := j.useSync(mode)
+	used, why, err := j.useSync(mode, o.newRing)
 	if err != nil {
 		_ = j.f.Close()
 		return err

@@ -319,11 +319,11 @@ func (j *journal) sync() error {
 // makes the kernel start an io_uring worker thread, which the sandbox must
 // not find when it is applied (see sandbox.ErrKernelWorkers); a kernel
 // that sets up a ring with an eventfd (5.2+) has IORING_OP_FSYNC (5.1+).
-func (j *journal) useSync(mode JournalSync) (used JournalSync, why error, err error) {
+func (j *journal) useSync(mode JournalSync, newRing func() (*uring.Ring, error)) (used JournalSync, why error, err error) {
 	if mode == JournalSyncFdatasync {
 		return JournalSyncFdatasync, nil, nil
 	}
-	ring, rerr := uring.New()
+	ring, rerr := newRing()
 	switch {
 	case rerr == nil:
 		j.ring = ring

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,4 +247,33 @@ func uringProbe() error {
 		_ = r.Close()
 	}
 	return err
+}
+
+// TestOpenOutbox_JournalSyncWithoutIOURing: where no ring can be set up
+// (a seccomp profile refusing io_uring_setup, say), auto falls back to
+// fdatasync and logs why, and io_uring refuses to open.
+func TestOpenOutbox_JournalSyncWithoutIOURing(t *testing.T) {
+	refused := fmt.Errorf("%w: io_uring_setup: operation not permitted", uring.ErrUnavailable)
+	noRing := func() (*uring.Ring, error) { return nil, refused }
+
+	var logs bytes.Buffer
+	dir := t.TempDir()
+	ob, err := OpenOutbox(OutboxOptions{Dir: dir, newRing: noRing,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	assert.Equal(t, JournalSyncFdatasync, ob.journalSync)
+	assert.Contains(t, logs.String(), `"msg":"outbox journal flushes with fdatasync(2): io_uring unavailable","error":"io_uring unavailable: io_uring_setup: operation not permitted"`)
+	assert.Contains(t, logs.String(), `"journal_sync":"fdatasync"`)
+	require.NoError(t, ob.Append(t.Context(), testEvent("noring", 0)))
+	require.NoError(t, ob.Close())
+
+	_, err = OpenOutbox(OutboxOptions{Dir: dir, JournalSync: JournalSyncIOURing, newRing: noRing})
+	require.ErrorIs(t, err, uring.ErrUnavailable)
+	assert.ErrorContains(t, err, "journal sync io_uring: io_uring unavailable")
+
+	// The store opened by the failed attempt was closed again.
+	re := openTestOutbox(t, OutboxOptions{Dir: dir, JournalSync: JournalSyncFdatasync})
+	list, err := re.List(false, 0)
+	require.NoError(t, err)
+	assert.Len(t, list, 1)
 }

@@ -14,6 +14,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/imedge/imedge/internal/uring"
 )
 
 // FileName is the name of the store file inside [OutboxOptions.Dir].
@@ -74,6 +76,8 @@ type OutboxOptions struct {
 	JournalSync JournalSync
 
 	journalSize int64 // zero means journalSize; tests make it small
+	// newRing, when set, replaces uring.New (tests make it fail).
+	newRing func() (*uring.Ring, error)
 }
 
 // Outbox is a durable, bounded queue of accepted events in an embedded
@@ -115,6 +119,7 @@ type Outbox struct {
 	jr          *journal
 	journalSize int64
 	journalSync JournalSync // the method in use; empty when read-only
+	newRing     func() (*uring.Ring, error)
 	jgroup      *groupCommit[*journalEntry]
 	nextSeq     uint64 // the last sequence number given; journal group leader only
 	applyMu     sync.Mutex
@@ -209,6 +214,10 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 	}
 	if o.journalSize > 0 {
 		ob.journalSize = o.journalSize
+	}
+	ob.newRing = uring.New
+	if o.newRing != nil {
+		ob.newRing = o.newRing
 	}
 	if ob.log == nil {
 		ob.log = slog.New(slog.DiscardHandler)
