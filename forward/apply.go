@@ -21,36 +21,7 @@ func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
 	if err != nil {
 		return err
 	}
-	var applied, seqMax uint64
-	err = o.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyJournalApplied); v != nil {
-			applied = keySeq(v)
-		}
-		p := tx.Bucket(bucketPending)
-		seqMax = max(applied, p.Sequence())
-		if k, _ := p.Cursor().Last(); k != nil {
-			seqMax = max(seqMax, keySeq(k))
-		}
-		if k, _ := tx.Bucket(bucketDead).Cursor().Last(); k != nil {
-			seqMax = max(seqMax, keySeq(k))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	var found []*journalEntry
-	err = scanJournal(path, o.journalSize, func(seq uint64, rec []byte) error {
-		if seq <= applied {
-			return nil
-		}
-		ev, at, _, err := decodeRecord(rec, false)
-		if err != nil {
-			return fmt.Errorf("journal record %d: %w", seq, err)
-		}
-		found = append(found, &journalEntry{seq: seq, at: at, id: ev.ID, rec: rec})
-		return nil
-	})
+	found, seqMax, err := o.journalTail(path)
 	if err != nil {
 		return err
 	}
@@ -58,7 +29,6 @@ func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
 		if err := o.db.Update(func(tx *bolt.Tx) error { return o.putEntries(tx, found) }); err != nil {
 			return fmt.Errorf("applying %d journal records: %w", len(found), err)
 		}
-		seqMax = max(seqMax, found[len(found)-1].seq)
 		o.log.Info("outbox journal recovered", "events", len(found))
 	}
 	j, err := openJournal(path, o.journalSize)
@@ -83,6 +53,50 @@ func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
 	o.nextSeq = seqMax
 	o.jgroup = newGroupCommit(o.commitJournal)
 	return nil
+}
+
+// journalTail returns the intact journal records past the store's
+// journal-applied mark (events answered OK before a crash that the applier
+// had not stored), and the highest sequence number the store or those
+// records know. It only reads.
+func (o *Outbox) journalTail(path string) (found []*journalEntry, seqMax uint64, err error) {
+	var applied uint64
+	err = o.db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bucketMeta); m != nil {
+			if v := m.Get(keyJournalApplied); v != nil {
+				applied = keySeq(v)
+			}
+		}
+		seqMax = applied
+		if p := tx.Bucket(bucketPending); p != nil {
+			seqMax = max(seqMax, p.Sequence())
+			if k, _ := p.Cursor().Last(); k != nil {
+				seqMax = max(seqMax, keySeq(k))
+			}
+		}
+		if d := tx.Bucket(bucketDead); d != nil {
+			if k, _ := d.Cursor().Last(); k != nil {
+				seqMax = max(seqMax, keySeq(k))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	err = scanJournal(path, o.journalSize, func(seq uint64, rec []byte) error {
+		if seq <= applied {
+			return nil
+		}
+		ev, at, _, err := decodeRecord(rec, false)
+		if err != nil {
+			return fmt.Errorf("journal record %d: %w", seq, err)
+		}
+		found = append(found, &journalEntry{seq: seq, at: at, id: ev.ID, rec: rec})
+		seqMax = max(seqMax, seq)
+		return nil
+	})
+	return found, seqMax, err
 }
 
 // putEntries stores entries as pending, remembers their ids and moves the

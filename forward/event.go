@@ -48,9 +48,14 @@ type Stats struct {
 	Dead          int       // dead-lettered events
 	DeadBytes     int64     // their stored size
 	OldestPending time.Time // acceptance time of the oldest pending event; zero when none
-	Remembered    int       // accepted ids kept for dedupe reload (approximate)
-	MaxEvents     int       // the event limit (pending plus dead)
-	MaxBytes      int64     // the byte limit (pending plus dead)
+	// Unapplied counts the pending events found only in the journal: in a
+	// read-only open after a crash, events answered OK that the next
+	// writable open (the server, replay or purge) stores. Included in
+	// Pending.
+	Unapplied  int
+	Remembered int   // accepted ids kept for dedupe reload (approximate)
+	MaxEvents  int   // the event limit (pending plus dead)
+	MaxBytes   int64 // the byte limit (pending plus dead)
 	// Absorbed counts events delivered before the applier stored them,
 	// whose record was therefore never written to bbolt, since open.
 	Absorbed uint64

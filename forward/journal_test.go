@@ -26,30 +26,7 @@ import (
 // is ignored, and the journal is emptied.
 func TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail(t *testing.T) {
 	dir := t.TempDir()
-	ob := openTestOutbox(t, OutboxOptions{Dir: dir})
-	require.NoError(t, ob.Append(t.Context(), testEvent("jr", 0)))
-	require.NoError(t, ob.Close())
-
-	path := filepath.Join(dir, JournalFileName)
-	j, err := openJournal(path, journalSize)
-	require.NoError(t, err)
-	var entries []*journalEntry
-	var want []string
-	for i := 1; i <= 3; i++ {
-		ev := testEvent("jr", i)
-		want = append(want, ev.ID)
-		entries = append(entries, &journalEntry{at: ev.ReceivedAt, id: ev.ID, rec: encodeRecord(ev, ev.ReceivedAt)})
-	}
-	next := uint64(1) // the store holds sequence 1
-	var handed []*journalEntry
-	require.NoError(t, j.writeGroup(entries, &next, func(es []*journalEntry) { handed = append(handed, es...) }))
-	assert.Len(t, handed, 3)
-	// A fourth record whose write was torn: its header promises more bytes
-	// than were written.
-	torn := encodeRecord(testEvent("jr", 4), testEvent("jr", 4).ReceivedAt)
-	_, err = j.f.WriteAt([]byte{byte(len(torn) + 8), 0, 0, 0, 1, 2, 3, 4, 9, 9}, j.off)
-	require.NoError(t, err)
-	require.NoError(t, j.close())
+	want := leaveUnappliedRecords(t, dir)
 
 	re := openTestOutbox(t, OutboxOptions{Dir: dir})
 	list, err := re.List(false, 0)
@@ -73,6 +50,88 @@ func TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail(t *testing.T) {
 	list, err = again.List(false, 0)
 	require.NoError(t, err)
 	assert.Len(t, list, 5)
+}
+
+// leaveUnappliedRecords makes dir what a crashed imedge would have left: a
+// store holding one event (sequence 1), and a journal holding three more
+// records (synced, not yet copied to the store) followed by a torn one. It
+// returns the three records' event ids.
+func leaveUnappliedRecords(t *testing.T, dir string) []string {
+	t.Helper()
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir})
+	require.NoError(t, ob.Append(t.Context(), testEvent("jr", 0)))
+	require.NoError(t, ob.Close())
+
+	path := filepath.Join(dir, JournalFileName)
+	j, err := openJournal(path, journalSize)
+	require.NoError(t, err)
+	var entries []*journalEntry
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		ev := testEvent("jr", i)
+		ids = append(ids, ev.ID)
+		entries = append(entries, &journalEntry{at: ev.ReceivedAt, id: ev.ID, rec: encodeRecord(ev, ev.ReceivedAt)})
+	}
+	next := uint64(1) // the store holds sequence 1
+	var handed []*journalEntry
+	require.NoError(t, j.writeGroup(entries, &next, func(es []*journalEntry) { handed = append(handed, es...) }))
+	require.Len(t, handed, 3)
+	// A fourth record whose write was torn: its header promises more bytes
+	// than were written.
+	torn := encodeRecord(testEvent("jr", 4), testEvent("jr", 4).ReceivedAt)
+	_, err = j.f.WriteAt([]byte{byte(len(torn) + 8), 0, 0, 0, 1, 2, 3, 4, 9, 9}, j.off)
+	require.NoError(t, err)
+	require.NoError(t, j.close())
+	return ids
+}
+
+// TestReadOnly_ShowsTheJournalsUnappliedRecords: after a crash, the
+// read-only view (imedge outbox stats/list/show) counts and lists the
+// events only the journal holds, as the next writable open will store
+// them, and changes nothing on disk.
+func TestReadOnly_ShowsTheJournalsUnappliedRecords(t *testing.T) {
+	dir := t.TempDir()
+	ids := leaveUnappliedRecords(t, dir)
+	journalBefore, err := os.ReadFile(filepath.Join(dir, JournalFileName))
+	require.NoError(t, err)
+
+	ro := openTestOutbox(t, OutboxOptions{Dir: dir, ReadOnly: true})
+	st, err := ro.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 4, st.Pending)
+	assert.Equal(t, 3, st.Unapplied)
+	assert.False(t, st.OldestPending.IsZero())
+	list, err := ro.List(false, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 4)
+	for i, id := range ids {
+		assert.Equal(t, id, list[i+1].Event.ID)
+		assert.Equal(t, uint64(i+2), list[i+1].Seq)
+		assert.Positive(t, list[i+1].BodySize)
+	}
+	limited, err := ro.List(false, 2)
+	require.NoError(t, err)
+	assert.Len(t, limited, 2)
+	dead, err := ro.List(true, 0)
+	require.NoError(t, err)
+	assert.Empty(t, dead)
+	e, err := ro.Show(ids[2])
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4), e.Seq)
+	assert.Equal(t, testEvent("jr", 3).Body, e.Event.Body)
+	require.NoError(t, ro.Close())
+
+	journalAfter, err := os.ReadFile(filepath.Join(dir, JournalFileName))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(journalBefore, journalAfter), "a read-only open leaves the journal as it was")
+
+	// The writable open stores what the read-only view showed.
+	rw := openTestOutbox(t, OutboxOptions{Dir: dir})
+	st2, err := rw.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, st.Pending, st2.Pending)
+	assert.Equal(t, st.PendingBytes, st2.PendingBytes)
+	assert.Zero(t, st2.Unapplied)
 }
 
 // TestJournal_ScanStopsAtThePreviousPass writes a pass of five records,

@@ -119,21 +119,25 @@ type Outbox struct {
 	jr          *journal
 	journalSize int64
 	journalSync JournalSync // the method in use; empty when read-only
-	newRing     func() (*uring.Ring, error)
-	jgroup      *groupCommit[*journalEntry]
-	nextSeq     uint64 // the last sequence number given; journal group leader only
-	applyMu     sync.Mutex
-	applyQ      []*journalEntry // synced to the journal, not yet in the store
-	doneQ       []uint64        // delivered, to be deleted by the applier
-	applyErr    error           // the last failure to apply, nil once one succeeds
-	applyWake   chan struct{}
-	applyHurry  chan struct{} // the journal waits to be reused: skip the pause
-	applyStop   chan struct{}
-	applyDone   chan struct{}
-	wake        chan struct{}
-	done        chan struct{}
-	closeOnce   sync.Once
-	closed      atomic.Bool
+	// unapplied holds, in a read-only open, the journal's records past the
+	// store's applied mark: events answered OK before a crash, which the
+	// next writable open stores. They count and list as pending.
+	unapplied  []*journalEntry
+	newRing    func() (*uring.Ring, error)
+	jgroup     *groupCommit[*journalEntry]
+	nextSeq    uint64 // the last sequence number given; journal group leader only
+	applyMu    sync.Mutex
+	applyQ     []*journalEntry // synced to the journal, not yet in the store
+	doneQ      []uint64        // delivered, to be deleted by the applier
+	applyErr   error           // the last failure to apply, nil once one succeeds
+	applyWake  chan struct{}
+	applyHurry chan struct{} // the journal waits to be reused: skip the pause
+	applyStop  chan struct{}
+	applyDone  chan struct{}
+	wake       chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+	closed     atomic.Bool
 }
 
 // OpenOutbox opens (creating if needed) the outbox in o.Dir and loads its
@@ -251,6 +255,9 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("recovering outbox journal in %q: %w", o.Dir, err)
 		}
+	} else if ob.unapplied, _, err = ob.journalTail(filepath.Join(o.Dir, JournalFileName)); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("reading outbox journal in %q: %w", o.Dir, err)
 	}
 	if err := ob.load(); err != nil {
 		ob.closeJournal()
@@ -274,6 +281,10 @@ func syncDir(dir string) error {
 
 // load counts the stored events and builds the delivery index.
 func (o *Outbox) load() error {
+	for _, e := range o.unapplied {
+		o.pendingN++
+		o.pendingBytes += int64(len(e.rec))
+	}
 	return o.db.View(func(tx *bolt.Tx) error {
 		state := tx.Bucket(bucketState)
 		if p := tx.Bucket(bucketPending); p != nil {
@@ -452,11 +463,15 @@ func (o *Outbox) Stats() (Stats, error) {
 	}
 	o.mu.Unlock()
 	s.StoreFailing = o.applyFailure() != nil
+	s.Unapplied = len(o.unapplied)
 	err := o.db.View(func(tx *bolt.Tx) error {
 		if p := tx.Bucket(bucketPending); p != nil {
 			if k, v := p.Cursor().First(); k != nil {
 				s.OldestPending = recordAcceptedAt(v)
 			}
+		}
+		if s.OldestPending.IsZero() && len(o.unapplied) > 0 {
+			s.OldestPending = o.unapplied[0].at
 		}
 		return nil
 	})
@@ -510,15 +525,17 @@ func (o *Outbox) Show(ref string) (Entry, error) {
 	return Entry{}, fmt.Errorf("showing %q: %w", ref, ErrNotFound)
 }
 
-// scan walks one bucket in key order until fn returns false or an error.
-// Entries come without their body; fn may call body to read it (only
-// during the call).
+// scan walks one bucket in key order until fn returns false or an error,
+// the pending one followed by the journal's unapplied records (read-only
+// opens). Entries come without their body; fn may call body to read it
+// (only during the call).
 func (o *Outbox) scan(dead bool, fn func(e Entry, body func() ([]byte, error)) (bool, error)) error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
 	o.waitApplied()
-	return o.db.View(func(tx *bolt.Tx) error {
+	more := true
+	err := o.db.View(func(tx *bolt.Tx) error {
 		name := bucketPending
 		if dead {
 			name = bucketDead
@@ -555,13 +572,30 @@ func (o *Outbox) scan(dead bool, fn func(e Entry, body func() ([]byte, error)) (
 				Attempts: st.Attempts, LastAttempt: st.LastAttempt, NextAttempt: st.NextAttempt,
 				LastError: st.LastError, Dead: dead, DeadAt: st.DeadAt,
 			}
-			more, err := fn(e, body)
-			if err != nil || !more {
+			if more, err = fn(e, body); err != nil || !more {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil || !more || dead {
+		return err
+	}
+	for _, je := range o.unapplied {
+		ev, acc, bodySize, err := decodeRecord(je.rec, false)
+		if err != nil {
+			return fmt.Errorf("journal record %d: %w", je.seq, err)
+		}
+		body := func() ([]byte, error) {
+			full, _, _, err := decodeRecord(je.rec, true)
+			return full.Body, err
+		}
+		e := Entry{Seq: je.seq, Event: ev, BodySize: bodySize, StoredSize: len(je.rec), AcceptedAt: acc}
+		if more, err = fn(e, body); err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // Replay makes entries deliverable now. With dead true it moves dead

@@ -79,6 +79,9 @@ func runOutbox(args []string, stdout, stderr io.Writer) error {
 		}
 		return out(st, func() {
 			fmt.Fprintf(stdout, "pending:        %d events, %d bytes\n", st.Pending, st.PendingBytes)
+			if st.Unapplied > 0 {
+				fmt.Fprintf(stdout, "                %d of them only in the journal (left by a crash; stored at the next start)\n", st.Unapplied)
+			}
 			if !st.OldestPending.IsZero() {
 				fmt.Fprintf(stdout, "oldest pending: %s (%s ago)\n", st.OldestPending.UTC().Format(time.RFC3339), time.Since(st.OldestPending).Round(time.Second))
 			}

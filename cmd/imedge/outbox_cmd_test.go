@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,51 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// runOutboxCmd runs "imedge outbox SUB --spool-dir spool ARGS..." and
+// returns its combined output.
+func runOutboxCmd(spool string, args ...string) (string, error) {
+	full := append([]string{"outbox", args[0], "--spool-dir", spool}, args[1:]...)
+	out, err := exec.Command(binPath, full...).CombinedOutput()
+	return string(out), err
+}
+
+// TestE2E_OutboxStatsAfterKillNine: callbacks answered OK while the
+// internal URL is down, then SIGKILL. On the dead server's directory,
+// "imedge outbox stats" counts every one of them as pending, those the
+// applier had stored and those only the journal held (the applier runs at
+// most every 20 ms, so the last ones are journal-only), and "list" shows
+// them all.
+func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
+	p := newPKI(t)
+	s := newSink(t)
+	s.mu.Lock()
+	s.status = http.StatusServiceUnavailable
+	s.mu.Unlock()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	im := start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
+	cl := p.httpsClient()
+	const n = 20
+	for i := range n {
+		resp, err := cl.Post(callbackURL(im.addr, "10.0.0.7"), "application/json", strings.NewReader(friendDeleteBody(fmt.Sprintf("kill%02d", i), "nine")))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	im.kill()
+
+	spool := filepath.Join(state, "outbox")
+	out, err := runOutboxCmd(spool, "stats", "--json")
+	require.NoError(t, err, out)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	assert.Equal(t, float64(n), st["Pending"], "every callback answered OK is pending")
+	t.Logf("%v of %d only in the journal", st["Unapplied"], n)
+	out, err = runOutboxCmd(spool, "list")
+	require.NoError(t, err, out)
+	assert.Equal(t, n, strings.Count(out, "10.0.0.7"), out)
+}
 
 // TestE2E_OutboxCommands: with the internal URL refusing events for good
 // (400), an accepted callback is dead-lettered; the operator commands list,
@@ -32,11 +78,7 @@ func TestE2E_OutboxCommands(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	outbox := func(args ...string) (string, error) {
-		full := append([]string{"outbox", args[0], "--spool-dir", spool}, args[1:]...)
-		out, err := exec.Command(binPath, full...).CombinedOutput()
-		return string(out), err
-	}
+	outbox := func(args ...string) (string, error) { return runOutboxCmd(spool, args...) }
 	out, err := outbox("stats")
 	require.Error(t, err, "the running server holds the store")
 	assert.Contains(t, out, "stop it first")
