@@ -115,9 +115,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 func TestE2E_InternalURLDownThenUp(t *testing.T) {
 	p := newPKI(t)
 	s := newSink(t)
-	s.mu.Lock()
-	s.status = http.StatusServiceUnavailable
-	s.mu.Unlock()
+	s.setStatus(http.StatusServiceUnavailable)
 	dir := t.TempDir()
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")), "--rate", "0")...)
 	cl := p.httpsClient()
@@ -131,9 +129,7 @@ func TestE2E_InternalURLDownThenUp(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	assert.Equal(t, 0, s.count())
-	s.mu.Lock()
-	s.status = 0
-	s.mu.Unlock()
+	s.setStatus(0)
 	eventually(t, 30*time.Second, func() bool { return s.count() == 50 }, "not every event arrived after recovery")
 	s.mu.Lock()
 	for id, b := range s.bodies {

@@ -91,6 +91,13 @@ func newSink(t *testing.T) *sink {
 	return s
 }
 
+// setStatus makes the sink answer every request with code (0: 204).
+func (s *sink) setStatus(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = code
+}
+
 func (s *sink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

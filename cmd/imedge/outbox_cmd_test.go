@@ -31,9 +31,7 @@ func runOutboxCmd(spool string, args ...string) (string, error) {
 func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 	p := newPKI(t)
 	s := newSink(t)
-	s.mu.Lock()
-	s.status = http.StatusServiceUnavailable
-	s.mu.Unlock()
+	s.setStatus(http.StatusServiceUnavailable)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	im := start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
@@ -66,9 +64,7 @@ func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 func TestE2E_OutboxCommands(t *testing.T) {
 	p := newPKI(t)
 	s := newSink(t)
-	s.mu.Lock()
-	s.status = http.StatusBadRequest
-	s.mu.Unlock()
+	s.setStatus(http.StatusBadRequest)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	spool := filepath.Join(state, "outbox")
@@ -113,9 +109,7 @@ func TestE2E_OutboxCommands(t *testing.T) {
 	assert.Contains(t, out, "only --dead")
 
 	// Restarted with a working internal URL, the replayed event is delivered.
-	s.mu.Lock()
-	s.status = 0
-	s.mu.Unlock()
+	s.setStatus(0)
 	im = start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
 	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "the replayed event was not delivered")
 	im.stop(t)
