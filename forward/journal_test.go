@@ -29,19 +29,13 @@ func TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail(t *testing.T) {
 	want := leaveUnappliedRecords(t, dir)
 
 	re := openTestOutbox(t, OutboxOptions{Dir: dir})
-	list, err := re.List(false, 0)
-	require.NoError(t, err)
-	require.Len(t, list, 4)
-	for i, id := range want {
-		assert.Equal(t, id, list[i+1].Event.ID)
-		assert.Equal(t, uint64(i+2), list[i+1].Seq)
-	}
+	assertListsUnapplied(t, re, want)
 
 	// Appends after recovery continue the sequence, and a second recovery
 	// (over a journal that still holds the first pass's records) adds
 	// nothing twice.
 	require.NoError(t, re.Append(t.Context(), testEvent("jr", 5)))
-	list, err = re.List(false, 0)
+	list, err := re.List(false, 0)
 	require.NoError(t, err)
 	require.Len(t, list, 5)
 	assert.Equal(t, uint64(5), list[4].Seq)
@@ -85,6 +79,21 @@ func leaveUnappliedRecords(t *testing.T, dir string) []string {
 	return ids
 }
 
+// assertListsUnapplied checks that ob lists the stored event of
+// leaveUnappliedRecords and then its three journal records, ids, as
+// sequences 2 to 4.
+func assertListsUnapplied(t *testing.T, ob *Outbox, ids []string) {
+	t.Helper()
+	list, err := ob.List(false, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 4)
+	for i, id := range ids {
+		assert.Equal(t, id, list[i+1].Event.ID)
+		assert.Equal(t, uint64(i+2), list[i+1].Seq)
+		assert.Positive(t, list[i+1].BodySize)
+	}
+}
+
 // TestReadOnly_ShowsTheJournalsUnappliedRecords: after a crash, the
 // read-only view (imedge outbox stats/list/show) counts and lists the
 // events only the journal holds, as the next writable open will store
@@ -101,14 +110,7 @@ func TestReadOnly_ShowsTheJournalsUnappliedRecords(t *testing.T) {
 	assert.Equal(t, 4, st.Pending)
 	assert.Equal(t, 3, st.Unapplied)
 	assert.False(t, st.OldestPending.IsZero())
-	list, err := ro.List(false, 0)
-	require.NoError(t, err)
-	require.Len(t, list, 4)
-	for i, id := range ids {
-		assert.Equal(t, id, list[i+1].Event.ID)
-		assert.Equal(t, uint64(i+2), list[i+1].Seq)
-		assert.Positive(t, list[i+1].BodySize)
-	}
+	assertListsUnapplied(t, ro, ids)
 	limited, err := ro.List(false, 2)
 	require.NoError(t, err)
 	assert.Len(t, limited, 2)
