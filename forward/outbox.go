@@ -559,20 +559,11 @@ func (o *Outbox) scan(dead bool, fn func(e Entry, body func() ([]byte, error)) (
 					st, _ = decodeState(sv)
 				}
 			}
-			ev, acc, bodySize, err := decodeRecord(rec, false)
+			e, err := recordEntry(keySeq(k), rec, st, dead)
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", keySeq(k), err)
 			}
-			body := func() ([]byte, error) {
-				full, _, _, err := decodeRecord(rec, true)
-				return full.Body, err
-			}
-			e := Entry{
-				Seq: keySeq(k), Event: ev, BodySize: bodySize, StoredSize: len(rec), AcceptedAt: acc,
-				Attempts: st.Attempts, LastAttempt: st.LastAttempt, NextAttempt: st.NextAttempt,
-				LastError: st.LastError, Dead: dead, DeadAt: st.DeadAt,
-			}
-			if more, err = fn(e, body); err != nil || !more {
+			if more, err = fn(e, bodyOf(rec)); err != nil || !more {
 				return err
 			}
 		}
@@ -582,20 +573,37 @@ func (o *Outbox) scan(dead bool, fn func(e Entry, body func() ([]byte, error)) (
 		return err
 	}
 	for _, je := range o.unapplied {
-		ev, acc, bodySize, err := decodeRecord(je.rec, false)
+		e, err := recordEntry(je.seq, je.rec, deliveryState{}, false)
 		if err != nil {
 			return fmt.Errorf("journal record %d: %w", je.seq, err)
 		}
-		body := func() ([]byte, error) {
-			full, _, _, err := decodeRecord(je.rec, true)
-			return full.Body, err
-		}
-		e := Entry{Seq: je.seq, Event: ev, BodySize: bodySize, StoredSize: len(je.rec), AcceptedAt: acc}
-		if more, err = fn(e, body); err != nil || !more {
+		if more, err = fn(e, bodyOf(je.rec)); err != nil || !more {
 			return err
 		}
 	}
 	return nil
+}
+
+// recordEntry describes the stored record rec of sequence seq, with its
+// delivery state, without its body.
+func recordEntry(seq uint64, rec []byte, st deliveryState, dead bool) (Entry, error) {
+	ev, acc, bodySize, err := decodeRecord(rec, false)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{
+		Seq: seq, Event: ev, BodySize: bodySize, StoredSize: len(rec), AcceptedAt: acc,
+		Attempts: st.Attempts, LastAttempt: st.LastAttempt, NextAttempt: st.NextAttempt,
+		LastError: st.LastError, Dead: dead, DeadAt: st.DeadAt,
+	}, nil
+}
+
+// bodyOf returns a function decoding rec's body.
+func bodyOf(rec []byte) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		full, _, _, err := decodeRecord(rec, true)
+		return full.Body, err
+	}
 }
 
 // Replay makes entries deliverable now. With dead true it moves dead
