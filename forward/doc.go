@@ -12,7 +12,7 @@
 // records that arrive while a sync runs form the next group, written as
 // soon as that one ends, with no timer. A background applier then copies
 // journaled events into bbolt, as many per transaction as are waiting (at
-// most one transaction every 20 ms under load), together with a
+// most one transaction every 100 ms under load), together with a
 // journal-applied mark and the deletes of delivered events. Up to 8192
 // journaled events are also kept in memory and are deliverable at once; one
 // delivered before the applier's transaction has only its id written (its

@@ -26,7 +26,7 @@ func runOutboxCmd(spool string, args ...string) (string, error) {
 // internal URL is down, then SIGKILL. On the dead server's directory,
 // "imedge outbox stats" counts every one of them as pending, those the
 // applier had stored and those only the journal held (the applier runs at
-// most every 20 ms, so the last ones are journal-only), and "list" shows
+// most every 100 ms, so the last ones are journal-only), and "list" shows
 // them all.
 func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 	p := newPKI(t)
