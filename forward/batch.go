@@ -135,7 +135,7 @@ func appendBatch(b []byte, evs []Event, attempts []int) []byte {
 		}
 		b = append(b, `,"attempt":`...)
 		b = strconv.AppendInt(b, int64(attempts[i]), 10)
-		if json.Valid(ev.Body) {
+		if ev.BodyJSON || json.Valid(ev.Body) {
 			b = append(b, `,"body":`...)
 			b = append(b, ev.Body...)
 		} else {

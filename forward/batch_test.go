@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -354,4 +355,79 @@ func TestDispatcher_NegativeBatchWaitIsRefused(t *testing.T) {
 	o.BatchSize, o.BatchWait = 8, -time.Millisecond
 	_, err := NewDispatcher(o)
 	assert.ErrorIs(t, err, ErrInvalidOptions)
+}
+
+// flagRecorder is a BatchDeliverer that notes each event's BodyJSON on
+// every attempt before the real Client posts the batch.
+type flagRecorder struct {
+	*Client
+	mu    sync.Mutex
+	flags map[int][]bool // attempt -> BodyJSON of each event in it
+}
+
+func (r *flagRecorder) DeliverBatch(ctx context.Context, evs []Event, attempts []int) error {
+	r.mu.Lock()
+	for i, ev := range evs {
+		r.flags[attempts[i]] = append(r.flags[attempts[i]], ev.BodyJSON)
+	}
+	r.mu.Unlock()
+	return r.Client.DeliverBatch(ctx, evs, attempts)
+}
+
+func TestDispatcher_BatchTrustsBodyJSONOnlyFromMemory(t *testing.T) {
+	// The first attempt takes the event as appended, flag included; a retry
+	// reads it back from the store, which does not keep the flag, so the
+	// batch checks that body itself.
+	recv := &internal{respond: func(n int, _ http.ResponseWriter, _ *http.Request) int {
+		if n == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	rec := &flagRecorder{Client: newTestClient(t, ClientOptions{URL: srv.URL}), flags: map[int][]bool{}}
+	o := fastDispatcher(ob, rec)
+	o.BatchSize = 8
+	d := newTestDispatcher(t, o)
+	for i := range 4 {
+		ev := testEvent("flag", i)
+		ev.BodyJSON = true
+		require.NoError(t, ob.Append(t.Context(), ev))
+	}
+	_, err := ob.Stats() // all four deliverable, so the first batch takes them
+	require.NoError(t, err)
+	runDispatcher(t, d)
+	requireDrained(t, ob)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	assert.Equal(t, []bool{true, true, true, true}, rec.flags[1], "first attempt: the appended event, flag kept")
+	assert.Equal(t, []bool{false, false, false, false}, rec.flags[2], "retry: read back from the store")
+	// Retries leave on their own schedules, so they may regroup.
+	got := recv.deliveries()
+	require.GreaterOrEqual(t, len(got), 2, "a failed batch, then its retries")
+	for _, dl := range got {
+		for _, e := range decodeBatch(t, dl) {
+			assert.True(t, json.Valid(e.Body), "either way the body is embedded as JSON")
+			assert.Nil(t, e.BodyBase64)
+		}
+	}
+}
+
+func TestClient_DeliverBatch_BodyJSONSkipsTheCheck(t *testing.T) {
+	// A body the caller vouches for goes in as it is: here a number, which
+	// the check would also pass, and, to show that no check runs, a body
+	// the check would have sent base64-encoded.
+	recv := &internal{}
+	srv := startInternal(t, recv)
+	c := newTestClient(t, ClientOptions{URL: srv.URL})
+	vouched, checked := testEvent("v", 1), testEvent("c", 2)
+	vouched.Body, vouched.BodyJSON = []byte(`{"a":1`), true
+	checked.Body = []byte(`{"a":1`)
+	require.NoError(t, c.DeliverBatch(t.Context(), []Event{vouched, checked}, []int{1, 1}))
+	got := recv.deliveries()
+	require.Len(t, got, 1)
+	assert.Contains(t, string(got[0].Body), `"body":{"a":1}`, "the vouched body is embedded unchecked")
+	assert.Contains(t, string(got[0].Body), `"body_base64":"eyJhIjox"`, "the unvouched one is checked")
 }

@@ -23,6 +23,11 @@ type Event struct {
 	RequestID   string    // imedge's request id
 	ReceivedAt  time.Time // when the request arrived
 	Body        []byte    // original request body
+	// BodyJSON says the caller has checked that Body is one valid JSON
+	// value (the receiver accepts nothing else), so a batch embeds it
+	// without checking it again. It is not stored: an event read back
+	// from the store is checked before it is embedded.
+	BodyJSON bool
 }
 
 // Entry describes one stored event for operators: its place in the outbox

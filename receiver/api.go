@@ -8,7 +8,7 @@ import (
 )
 
 // Event is one accepted callback, handed to the Sink. Body is the exact
-// bytes IM sent; the Sink must not modify it.
+// bytes IM sent, one valid JSON object; the Sink must not modify it.
 type Event struct {
 	ID          string    // hex SHA-256 of SdkAppid, 0x00, CallbackCommand, 0x00, body (see EventID)
 	AppID       string    // SdkAppid

@@ -78,6 +78,7 @@ func (s outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
 	err := s.box.Append(ctx, forward.Event{
 		ID: ev.ID, AppID: ev.AppID, Command: ev.Command, ClientIP: ev.ClientIP, OptPlatform: ev.OptPlatform,
 		Identity: ev.Identity, CertSHA256: ev.CertSHA256, RequestID: ev.RequestID, ReceivedAt: ev.ReceivedAt, Body: ev.Body,
+		BodyJSON: true, // the receiver accepts only valid JSON (FuzzBody checks it)
 	})
 	if errors.Is(err, forward.ErrFull) {
 		return fmt.Errorf("%w: %w", receiver.ErrSinkFull, err)
