@@ -6,7 +6,8 @@
 //
 // [Outbox] is an embedded bbolt store (one file, [FileName], in its
 // directory; directory 0700, files 0600) behind a write-ahead journal
-// ([JournalFileName], a fixed-size 64 MiB file allocated once).
+// ([JournalFileName], a fixed-size 64 MiB file written with zeros once,
+// when created).
 // [Outbox.Append] returns only after the event is written to the journal
 // and fdatasynced; concurrent Appends share one write and one fdatasync:
 // records that arrive while a sync runs form the next group, written as
