@@ -24,7 +24,7 @@ func newSchedule() schedule {
 // add places a pending event: due now when at is zero or not after now.
 func (s *schedule) add(seq uint64, at time.Time) {
 	if at.IsZero() {
-		heap.Push(&s.ready, seq)
+		s.ready.push(seq)
 		return
 	}
 	it := &waitItem{seq: seq, at: at}
@@ -38,10 +38,10 @@ func (s *schedule) take(now time.Time) (seq uint64, wait time.Duration, ok bool)
 	for len(s.waiting) > 0 && !s.waiting[0].at.After(now) {
 		it := heap.Pop(&s.waiting).(*waitItem)
 		delete(s.waitIdx, it.seq)
-		heap.Push(&s.ready, it.seq)
+		s.ready.push(it.seq)
 	}
 	if len(s.ready) > 0 {
-		seq = heap.Pop(&s.ready).(uint64)
+		seq = s.ready.pop()
 		s.inflight[seq] = struct{}{}
 		return seq, 0, true
 	}
@@ -59,7 +59,7 @@ func (s *schedule) promote(seq uint64) bool {
 	}
 	heap.Remove(&s.waiting, it.idx)
 	delete(s.waitIdx, seq)
-	heap.Push(&s.ready, seq)
+	s.ready.push(seq)
 	return true
 }
 
@@ -83,7 +83,7 @@ func (s *schedule) drop(seq uint64) {
 	}
 	for i, v := range s.ready {
 		if v == seq {
-			heap.Remove(&s.ready, i)
+			s.ready.remove(i)
 			return
 		}
 	}
@@ -91,17 +91,61 @@ func (s *schedule) drop(seq uint64) {
 
 func (s *schedule) inFlight() int { return len(s.inflight) }
 
+// seqHeap is a min-heap of sequence numbers. Its own methods instead of
+// container/heap's: boxing each uint64 into an interface allocated once
+// per delivered event.
 type seqHeap []uint64
 
-func (h seqHeap) Len() int           { return len(h) }
-func (h seqHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h seqHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *seqHeap) Push(x any)        { *h = append(*h, x.(uint64)) }
-func (h *seqHeap) Pop() any {
-	old := *h
-	v := old[len(old)-1]
-	*h = old[:len(old)-1]
+func (h *seqHeap) push(v uint64) {
+	*h = append(*h, v)
+	h.up(len(*h) - 1)
+}
+
+// pop removes and returns the smallest; h must not be empty.
+func (h *seqHeap) pop() uint64 {
+	return h.remove(0)
+}
+
+// remove removes and returns the element at i.
+func (h *seqHeap) remove(i int) uint64 {
+	a := *h
+	v, last := a[i], len(a)-1
+	a[i] = a[last]
+	*h = a[:last]
+	if i < last {
+		h.down(i)
+		h.up(i)
+	}
 	return v
+}
+
+func (h seqHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p] <= h[i] {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (h seqHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r] < h[l] {
+			m = r
+		}
+		if h[i] <= h[m] {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 type waitItem struct {
