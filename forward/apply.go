@@ -92,7 +92,7 @@ func (o *Outbox) journalTail(path string) (found []*journalEntry, seqMax uint64,
 		if err != nil {
 			return fmt.Errorf("journal record %d: %w", seq, err)
 		}
-		found = append(found, &journalEntry{seq: seq, at: at, id: ev.ID, rec: rec})
+		found = append(found, &journalEntry{seq: seq, at: at, id: ev.ID, acc: newAcceptedID(at, ev.ID), rec: rec})
 		seqMax = max(seqMax, seq)
 		return nil
 	})
@@ -102,16 +102,16 @@ func (o *Outbox) journalTail(path string) (found []*journalEntry, seqMax uint64,
 // putEntries stores entries as pending, remembers their ids and moves the
 // journal-applied mark to the last of them (entries are in sequence order).
 func (o *Outbox) putEntries(tx *bolt.Tx, entries []*journalEntry) error {
-	p, a := tx.Bucket(bucketPending), tx.Bucket(bucketAccepted)
+	p := tx.Bucket(bucketPending)
 	for _, e := range entries {
 		if !e.skip {
 			if err := p.Put(seqKey(e.seq), e.rec); err != nil {
 				return err
 			}
 		}
-		if err := a.Put(acceptedKey(e.at, e.seq), encodeID(e.id)); err != nil {
-			return err
-		}
+	}
+	if err := putAccepted(tx.Bucket(bucketAccepted), entries); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketMeta).Put(keyJournalApplied, seqKey(entries[len(entries)-1].seq))
 }
@@ -154,11 +154,11 @@ func (o *Outbox) storeDirect(e *journalEntry) {
 	e.seq = o.nextSeq
 	var pruned int
 	e.err = o.update(func(tx *bolt.Tx) error {
-		p, a := tx.Bucket(bucketPending), tx.Bucket(bucketAccepted)
-		if err := p.Put(seqKey(e.seq), e.rec); err != nil {
+		a := tx.Bucket(bucketAccepted)
+		if err := tx.Bucket(bucketPending).Put(seqKey(e.seq), e.rec); err != nil {
 			return err
 		}
-		if err := a.Put(acceptedKey(e.at, e.seq), encodeID(e.id)); err != nil {
+		if err := putAccepted(a, []*journalEntry{e}); err != nil {
 			return err
 		}
 		n, err := o.pruneAccepted(a, e.at, 1)

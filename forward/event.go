@@ -2,7 +2,6 @@ package forward
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"strconv"
 	"time"
@@ -242,53 +241,6 @@ func keySeq(k []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(k)
-}
-
-// acceptedKey orders the accepted bucket by time, then sequence, so pruning
-// and AcceptedSince are range scans.
-func acceptedKey(at time.Time, seq uint64) []byte {
-	b := make([]byte, 0, 16)
-	b = binary.BigEndian.AppendUint64(b, uint64(max(unixNano(at), 0)))
-	return binary.BigEndian.AppendUint64(b, seq)
-}
-
-func acceptedKeyTime(k []byte) time.Time {
-	if len(k) < 8 {
-		return time.Time{}
-	}
-	return fromUnixNano(int64(binary.BigEndian.Uint64(k[:8])))
-}
-
-// encodeID stores a lowercase hex SHA-256 id in 33 bytes instead of 64;
-// any other id is stored as is behind a zero tag.
-func encodeID(id string) []byte {
-	if len(id) == 64 && isLowerHex(id) {
-		b := make([]byte, 33)
-		b[0] = 1
-		_, _ = hex.Decode(b[1:], []byte(id))
-		return b
-	}
-	return append([]byte{0}, id...)
-}
-
-func decodeID(b []byte) string {
-	if len(b) == 33 && b[0] == 1 {
-		return hex.EncodeToString(b[1:])
-	}
-	if len(b) >= 1 {
-		return string(b[1:])
-	}
-	return ""
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // matchRef reports whether ref names the entry: its event id, or its

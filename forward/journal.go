@@ -111,6 +111,7 @@ type journalEntry struct {
 	seq uint64 // assigned by the journal, in file order
 	at  time.Time
 	id  string
+	acc acceptedID // id and at as the accepted bucket stores them
 	rec []byte
 	err error // a failure of this entry alone (written to the store directly)
 	// ev is the event as appended, its body within rec; the zero Event

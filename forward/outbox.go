@@ -314,7 +314,7 @@ func (o *Outbox) load() error {
 			}
 		}
 		if a := tx.Bucket(bucketAccepted); a != nil {
-			o.remembered.Store(int64(a.Stats().KeyN))
+			o.remembered.Store(countAccepted(a))
 		}
 		return nil
 	})
@@ -351,7 +351,7 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 		return fmt.Errorf("writing event to outbox: %w", err)
 	}
 	// Concurrent writers share one journal write and its fsync.
-	e := &journalEntry{at: now, id: ev.ID, rec: rec, ev: freshCopy(ev, rec)}
+	e := &journalEntry{at: now, id: ev.ID, acc: newAcceptedID(now, ev.ID), rec: rec, ev: freshCopy(ev, rec)}
 	err := o.jgroup.run(e)
 	if err == nil {
 		err = e.err
@@ -387,29 +387,6 @@ func (o *Outbox) unreserve(size int64) {
 	o.mu.Unlock()
 }
 
-// pruneAccepted deletes a few of the oldest accepted ids that are past
-// RememberFor or beyond MaxRemembered.
-func (o *Outbox) pruneAccepted(a *bolt.Bucket, now time.Time, added int) (int, error) {
-	cutoff := now.Add(-o.rememberFor)
-	count := o.remembered.Load() + int64(added)
-	c := a.Cursor()
-	n := 0
-	for n < acceptedPrunePerAppend*added {
-		k, _ := c.First()
-		if k == nil {
-			break
-		}
-		if !acceptedKeyTime(k).Before(cutoff) && count-int64(n) <= int64(o.maxRemember) {
-			break
-		}
-		if err := c.Delete(); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
 // signal wakes a waiting Dispatcher.
 func (o *Outbox) signal() {
 	select {
@@ -418,7 +395,8 @@ func (o *Outbox) signal() {
 	}
 }
 
-// AcceptedSince calls fn, oldest first, for every event id accepted at or
+// AcceptedSince calls fn, oldest first (events appended concurrently may
+// come a few milliseconds out of order), for every event id accepted at or
 // after since that is still remembered (see RememberFor), whether delivered
 // or not. It is meant for reloading a dedupe window at start. fn runs inside
 // a read transaction and must not call the Outbox.
@@ -434,7 +412,11 @@ func (o *Outbox) AcceptedSince(since time.Time, fn func(id string, at time.Time)
 		}
 		c := a.Cursor()
 		for k, v := c.Seek(acceptedKey(since, 0)); k != nil; k, v = c.Next() {
-			fn(decodeID(v), acceptedKeyTime(k))
+			eachAccepted(k, v, func(id string, at time.Time) {
+				if !at.Before(since) {
+					fn(id, at)
+				}
+			})
 		}
 		return nil
 	})

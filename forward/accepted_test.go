@@ -1,0 +1,189 @@
+package forward
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+// acceptedKeys returns the number of keys and of ids in ob's accepted bucket.
+func acceptedKeys(t *testing.T, ob *Outbox) (keys int, ids int64) {
+	t.Helper()
+	require.NoError(t, ob.db.View(func(tx *bolt.Tx) error {
+		a := tx.Bucket(bucketAccepted)
+		keys = a.Stats().KeyN
+		ids = countAccepted(a)
+		return nil
+	}))
+	return keys, ids
+}
+
+// TestAccepted_OneBlockPerTransaction: concurrent Appends are applied
+// together, and each transaction stores its ids as one value; all of them
+// come back from AcceptedSince and count in Stats.Remembered, also after
+// a reopen.
+func TestAccepted_OneBlockPerTransaction(t *testing.T) {
+	dir := t.TempDir()
+	clock := &stepClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now})
+	want := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				ev := testEvent(fmt.Sprint("blk", w), i)
+				assert.NoError(t, ob.Append(t.Context(), ev))
+				mu.Lock()
+				want[ev.ID] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 200, st.Remembered)
+	keys, ids := acceptedKeys(t, ob)
+	assert.Equal(t, int64(200), ids)
+	assert.Less(t, keys, 100, "ids applied together share a value")
+
+	check := func(ob *Outbox) {
+		got := map[string]time.Time{}
+		var times []time.Time
+		require.NoError(t, ob.AcceptedSince(time.Time{}, func(id string, at time.Time) {
+			_, dup := got[id]
+			assert.False(t, dup, "id %s listed twice", id)
+			got[id] = at
+			times = append(times, at)
+		}))
+		assert.Len(t, got, len(want))
+		for id := range want {
+			assert.Contains(t, got, id)
+		}
+		// Since a time inside the blocks: exactly the ids accepted at or
+		// after it, which means comparing ids within a block.
+		require.Len(t, times, 200)
+		since := times[100]
+		later := map[string]bool{}
+		for id, at := range got {
+			if !at.Before(since) {
+				later[id] = true
+			}
+		}
+		listed := map[string]bool{}
+		require.NoError(t, ob.AcceptedSince(since, func(id string, _ time.Time) { listed[id] = true }))
+		assert.Equal(t, later, listed)
+	}
+	check(ob)
+	require.NoError(t, ob.Close())
+	re := openTestOutbox(t, OutboxOptions{Dir: dir})
+	st, err = re.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 200, st.Remembered, "counted from the blocks at open")
+	check(re)
+}
+
+// stepClock advances a millisecond on every reading, so that events
+// applied together have different acceptance times.
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+// TestAccepted_ReadsAndPrunesIdsStoredOneByOne: a store written before
+// blocks (one id per key) keeps working: its ids are listed with their
+// times next to new blocks, counted at open, and pruned first.
+func TestAccepted_ReadsAndPrunesIdsStoredOneByOne(t *testing.T) {
+	dir := t.TempDir()
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now})
+	require.NoError(t, ob.Close())
+
+	// Three ids the old way: a hex id, another, and an id that is not hex.
+	old := []string{testEvent("old", 0).ID, testEvent("old", 1).ID, "not-a-hex-id"}
+	db, err := bolt.Open(ob.Path(), 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		a := tx.Bucket(bucketAccepted)
+		for i, id := range old {
+			at := time.Date(2025, 1, 1, 11, 50+i, 0, 0, time.UTC)
+			if err := a.Put(acceptedKey(at, uint64(1000+i)), encodeID(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, db.Close())
+
+	ob = openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now, MaxRemembered: 4})
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.Remembered, "ids stored one by one are counted")
+
+	var got []string
+	since := time.Date(2025, 1, 1, 11, 51, 0, 0, time.UTC)
+	require.NoError(t, ob.AcceptedSince(since, func(id string, at time.Time) {
+		got = append(got, id)
+		assert.False(t, at.Before(since))
+	}))
+	assert.Equal(t, old[1:], got, "old ids at or after since, with their times")
+
+	// Two new ids make five against a bound of four: the oldest old id goes.
+	for i := range 2 {
+		require.NoError(t, ob.Append(t.Context(), testEvent("new", i)))
+	}
+	got = nil
+	require.NoError(t, ob.AcceptedSince(time.Time{}, func(id string, _ time.Time) { got = append(got, id) }))
+	assert.Equal(t, []string{old[1], old[2], testEvent("new", 0).ID, testEvent("new", 1).ID}, got)
+	st, err = ob.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 4, st.Remembered)
+}
+
+// TestAccepted_BlockFormat: ids survive a block round trip in acceptance
+// order; dropping the oldest keeps the rest; damaged blocks are read up to
+// the damage, and pruning treats them as one id to remove.
+func TestAccepted_BlockFormat(t *testing.T) {
+	first, last := testEvent("a", 0).ID, testEvent("a", 1).ID
+	ids := []acceptedID{newAcceptedID(time.Unix(0, 3), first), newAcceptedID(time.Unix(0, 5), "plain"), newAcceptedID(time.Unix(0, 9), last)}
+	v := appendAcceptedBlock(nil, ids)
+	assert.Equal(t, 3, acceptedCount(v))
+	k := acceptedKeyNanos(9, 7)
+	type got struct {
+		id string
+		at int64
+	}
+	read := func(v []byte) []got {
+		var out []got
+		eachAccepted(k, v, func(id string, at time.Time) { out = append(out, got{id, at.UnixNano()}) })
+		return out
+	}
+	assert.Equal(t, []got{{first, 3}, {"plain", 5}, {last, 9}}, read(v))
+
+	rest, ok := dropOldestAccepted(v, 2)
+	require.True(t, ok)
+	assert.Equal(t, 1, acceptedCount(rest))
+	assert.Equal(t, []got{{last, 9}}, read(rest))
+	_, ok = dropOldestAccepted(v, 3)
+	assert.False(t, ok, "dropping every id is a delete, not a rewrite")
+
+	torn := v[:len(v)-5]
+	assert.Equal(t, []got{{first, 3}, {"plain", 5}}, read(torn), "entries before the damage are read")
+	_, ok = dropOldestAccepted(torn, 1)
+	assert.False(t, ok, "a damaged block is not rewritten")
+	assert.Equal(t, 1, acceptedCount([]byte{acceptedBlock}), "no count: one id to remove")
+	assert.Equal(t, 1, acceptedCount(encodeID("x")), "an id stored alone")
+}
