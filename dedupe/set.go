@@ -83,9 +83,16 @@ type Set struct {
 	// newest, as a new one), so the table's order of use is acceptance
 	// order and also expiry order (Load of out-of-order times aside).
 	seen *lrutable.Table[int64]
-	// inflight holds claimed keys. The value is nil until a second Claim
-	// has to wait, which keeps the uncontended path allocation-free.
-	inflight map[digest]*claim
+	// inflight holds claimed keys, by the caller's key, with their digest
+	// so that Settle does not hash the key again. c is nil until a second
+	// Claim has to wait, which keeps the uncontended path allocation-free.
+	inflight map[string]held
+}
+
+// held is a claimed key's entry in Set.inflight.
+type held struct {
+	digest digest
+	c      *claim
 }
 
 // claim is what waiters of an in-flight key block on. done is closed by
@@ -122,7 +129,7 @@ func New(o Options) (*Set, error) {
 		now:      o.Now,
 		size:     o.Size,
 		salt:     newSalt(),
-		inflight: make(map[digest]*claim),
+		inflight: make(map[string]held),
 		// Digests are salted SHA-256, uniformly random and unknown to
 		// senders, so their first bytes are the hash. The table grows with
 		// use up to Size, never beyond.
@@ -162,13 +169,13 @@ func (s *Set) Claim(ctx context.Context, k string) (bool, error) {
 	}
 	key := s.salt.digestOf(k)
 	s.mu.Lock()
-	if c, ok := s.inflight[key]; ok {
-		if c == nil {
-			c = &claim{done: make(chan struct{})}
-			s.inflight[key] = c
+	if h, ok := s.inflight[k]; ok {
+		if h.c == nil {
+			h.c = &claim{done: make(chan struct{})}
+			s.inflight[k] = h
 		}
 		s.mu.Unlock()
-		return s.wait(ctx, c)
+		return s.wait(ctx, h.c)
 	}
 	if exp, ok := s.seen.Peek(key); ok {
 		if s.now().UnixNano() < *exp {
@@ -178,7 +185,7 @@ func (s *Set) Claim(ctx context.Context, k string) (bool, error) {
 		}
 		s.seen.Remove(key) // lazy expiry
 	}
-	s.inflight[key] = nil
+	s.inflight[k] = held{digest: key}
 	s.mu.Unlock()
 	return true, nil
 }
@@ -204,21 +211,20 @@ func (s *Set) wait(ctx context.Context, c *claim) (bool, error) {
 // forgotten so the sender's retry is treated as new; waiters get
 // [ErrInFlightFailed]. Settle on a key that is not held does nothing.
 func (s *Set) Settle(k string, accepted bool) {
-	key := s.salt.digestOf(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.inflight[key]
+	h, ok := s.inflight[k]
 	if !ok {
 		return
 	}
-	delete(s.inflight, key)
+	delete(s.inflight, k)
 	if accepted {
 		now := s.now().UnixNano()
-		s.markSeen(key, now, now)
+		s.markSeen(h.digest, now, now)
 	}
-	if c != nil {
-		c.accepted = accepted
-		close(c.done)
+	if h.c != nil {
+		h.c.accepted = accepted
+		close(h.c.done)
 	}
 }
 
