@@ -48,14 +48,39 @@ type acceptedID struct {
 // newAcceptedID returns id, accepted at at, in the form a block stores.
 func newAcceptedID(at time.Time, id string) acceptedID {
 	a := acceptedID{at: max(unixNano(at), 0)}
-	if isHexID(id) {
-		_, _ = hex.Decode(a.bin[:], []byte(id))
-		a.hex = true
-	} else {
+	if a.hex = decodeHexID(&a.bin, id); !a.hex {
 		a.id = id
 	}
 	return a
 }
+
+// decodeHexID decodes id into dst if it is a lowercase hex SHA-256, in one
+// pass, and reports whether it was.
+func decodeHexID(dst *[32]byte, id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for i := range dst {
+		hi, lo := lowerHex[id[2*i]], lowerHex[id[2*i+1]]
+		if hi|lo > 0xf {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+// lowerHex maps '0'-'9' and 'a'-'f' to their values and every other byte
+// to 0xff. Read-only.
+var lowerHex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // putAccepted stores the ids of entries as one block.
 func putAccepted(a *bolt.Bucket, entries []*journalEntry) error {

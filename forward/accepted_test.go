@@ -2,6 +2,7 @@ package forward
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,4 +187,16 @@ func TestAccepted_BlockFormat(t *testing.T) {
 	assert.False(t, ok, "a damaged block is not rewritten")
 	assert.Equal(t, 1, acceptedCount([]byte{acceptedBlock}), "no count: one id to remove")
 	assert.Equal(t, 1, acceptedCount(encodeID("x")), "an id stored alone")
+}
+
+func TestDecodeHexID_AgreesWithEncodeID(t *testing.T) {
+	id := testEvent("hex", 0).ID
+	for _, s := range []string{id, strings.ToUpper(id), id[:63], id + "0", id[:10] + "g" + id[11:], "", "plain"} {
+		var bin [32]byte
+		ok := decodeHexID(&bin, s)
+		assert.Equal(t, isHexID(s), ok, "%q", s)
+		if ok {
+			assert.Equal(t, encodeID(s)[1:], bin[:])
+		}
+	}
 }
