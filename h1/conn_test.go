@@ -590,3 +590,37 @@ func TestClose(t *testing.T) {
 	defer cancel()
 	assert.NoError(t, s.Shutdown(ctx), "nothing left to wait for")
 }
+
+// TestDeadline_KeptOnlyWhenAtMostASixtyFourthEarly: a deadline already set
+// is kept only when it ends no later than wanted and at most d/64 before;
+// otherwise the wanted one replaces it, and d <= 0 clears a set one.
+func TestDeadline_KeptOnlyWhenAtMostASixtyFourthEarly(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := 64 * time.Second
+	want := now.Add(d)
+	for _, tc := range []struct {
+		name    string
+		cur     time.Time
+		d       time.Duration
+		replace bool
+	}{
+		{"none set", time.Time{}, d, true},
+		{"set half a second early", want.Add(-time.Second / 2), d, false},
+		{"set exactly d/64 early", want.Add(-time.Second), d, false},
+		{"set more than d/64 early", want.Add(-time.Second - time.Nanosecond), d, true},
+		{"set later than wanted", want.Add(time.Nanosecond), d, true},
+		{"set as wanted", want, d, false},
+		{"clear a set one", want, 0, true},
+		{"clear none", time.Time{}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, replace := deadline(tc.cur, now, tc.d)
+			assert.Equal(t, tc.replace, replace)
+			if tc.d > 0 {
+				assert.Equal(t, want, got)
+			} else {
+				assert.True(t, got.IsZero())
+			}
+		})
+	}
+}

@@ -26,8 +26,10 @@
 // [Handoff]), protocol upgrades, streaming responses (a reply is buffered
 // in full, at most [MaxResponseBytes]), cancelling a request's context
 // when the client goes away mid-request (the context ends when the handler
-// returns), and net/http's context values (http.ServerContextKey,
-// http.LocalAddrContextKey). A ResponseWriter or request body used after
+// returns), net/http's context values (http.ServerContextKey,
+// http.LocalAddrContextKey), and exact timeouts: a read or write deadline
+// is moved only when it would change by more than 1/64 of its timeout, so
+// a timeout may end up to that much early. A ResponseWriter or request body used after
 // its handler returned fails (http.ErrBodyReadAfterClose) or writes into
 // nothing; it never touches the next request.
 package h1
