@@ -53,6 +53,7 @@ func TestAccepted_OneBlockPerTransaction(t *testing.T) {
 	keys, ids := acceptedKeys(t, ob)
 	assert.Equal(t, int64(200), ids)
 	assert.Less(t, keys, 100, "ids applied together share a value")
+	assert.GreaterOrEqual(t, keys, 200/acceptedBlockIDs, "at most acceptedBlockIDs to a value")
 
 	check := func(ob *Outbox) {
 		got := map[string]time.Time{}
@@ -198,5 +199,39 @@ func TestDecodeHexID_AgreesWithEncodeID(t *testing.T) {
 		if ok {
 			assert.Equal(t, encodeID(s)[1:], bin[:])
 		}
+	}
+}
+
+// TestPutAccepted_BlocksOfAtMost64InTimeOrder: a transaction's ids, given
+// out of time order, are stored sorted by time in blocks of at most
+// acceptedBlockIDs whose keys keep that order.
+func TestPutAccepted_BlocksOfAtMost64InTimeOrder(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{})
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var entries []*journalEntry
+	for i := range 150 {
+		at := base.Add(time.Duration((i*37)%150) * time.Millisecond) // a permutation of 0..149 ms
+		id := testEvent("put", i).ID
+		entries = append(entries, &journalEntry{seq: uint64(1000 + i), at: at, id: id, acc: newAcceptedID(at, id)})
+	}
+	require.NoError(t, ob.db.Update(func(tx *bolt.Tx) error { return putAccepted(tx.Bucket(bucketAccepted), entries) }))
+
+	var sizes []int
+	var times []time.Time
+	require.NoError(t, ob.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAccepted).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			sizes = append(sizes, acceptedCount(v))
+			eachAccepted(k, v, func(_ string, at time.Time) {
+				assert.False(t, at.After(acceptedKeyTime(k)), "a block's key time is its newest")
+				times = append(times, at)
+			})
+		}
+		return nil
+	}))
+	assert.Equal(t, []int{64, 64, 22}, sizes)
+	require.Len(t, times, 150)
+	for i, at := range times {
+		assert.Equal(t, base.Add(time.Duration(i)*time.Millisecond), at, "id %d in time order", i)
 	}
 }
