@@ -397,16 +397,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, rq *request) 
 		h.refuse(w, rq, audit.BodyTooLarge, http.StatusRequestEntityTooLarge, "Content-Length over the cap")
 		return false
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
 	var (
 		buf []byte
 		err error
 	)
 	if r.ContentLength >= 0 {
+		// The server ends the body at Content-Length, checked above.
 		buf = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(body, buf)
+		_, err = io.ReadFull(r.Body, buf)
 	} else {
-		buf, err = readAllBounded(body, limit)
+		buf, err = readAllBounded(http.MaxBytesReader(w, r.Body, limit), limit)
 	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError

@@ -21,7 +21,9 @@ func EventID(appID, command string, body []byte) string {
 	h.Write(sep[:])
 	h.Write(body)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	var id [2 * sha256.Size]byte
+	hex.Encode(id[:], h.Sum(sum[:0]))
+	return string(id[:])
 }
 
 // IdentityOf names the holder of a verified client certificate: its first
