@@ -18,6 +18,7 @@ type response struct {
 	head   bool // a HEAD request: the body is counted, not sent
 	keys   []string
 	inline [256]byte // the first bytes of body, without an allocation
+	ikeys  [8]string // the first keys, likewise
 }
 
 // Header returns the response header map.
@@ -64,11 +65,11 @@ func (c *conn) writeResponse(w *response, now time.Time, keep bool) bool {
 	}
 	bw := c.bw
 	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(strconv.Itoa(w.status))
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(w.status), 10))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(w.status))
 	bw.WriteString("\r\n")
-	w.keys = w.keys[:0]
+	w.keys = w.ikeys[:0]
 	for k := range w.h {
 		if !framingHeader(k) {
 			w.keys = append(w.keys, k)
@@ -92,8 +93,7 @@ func (c *conn) writeResponse(w *response, now time.Time, keep bool) bool {
 		if cl := w.h.Get("Content-Length"); w.head && len(w.body) == 0 && validLength(cl) {
 			bw.WriteString(cl) // a HEAD handler may state the length it would send
 		} else {
-			var num [20]byte
-			bw.Write(strconv.AppendInt(num[:0], int64(len(w.body)), 10))
+			bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(w.body)), 10))
 		}
 		bw.WriteString("\r\n")
 	}
