@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,52 @@ type instruments struct {
 	answer   *prometheus.HistogramVec // until the status line was written
 	tlsReqs  *prometheus.CounterVec
 	ciphers  map[uint16]string // read-only; tls.CipherSuiteName allocates a list per call
+
+	// The children of the vectors above by their labels, looked up once:
+	// WithLabelValues hashes the label strings under a lock on every call,
+	// three times per callback (about 0.9 % of imedge's CPU per callback).
+	byCode sync.Map // int -> codeObservers
+	byTLS  sync.Map // tlsLabels -> prometheus.Counter
+}
+
+// codeObservers are the histograms of one status code.
+type codeObservers struct{ answer, duration prometheus.Observer }
+
+// tlsLabels identify a child of tlsReqs.
+type tlsLabels struct {
+	version, suite uint16
+	verified       bool
+}
+
+func (in *instruments) observers(code int) codeObservers {
+	if o, ok := in.byCode.Load(code); ok {
+		return o.(codeObservers)
+	}
+	l := statusLabel(code)
+	o := codeObservers{answer: in.answer.WithLabelValues(l), duration: in.duration.WithLabelValues(l)}
+	in.byCode.Store(code, o)
+	return o
+}
+
+func (in *instruments) tlsCounter(st *tls.ConnectionState) prometheus.Counter {
+	k := tlsLabels{version: st.Version, suite: st.CipherSuite, verified: len(st.PeerCertificates) > 0}
+	if c, ok := in.byTLS.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	// tlsconf verifies client certificates itself (VerifiedChains stays
+	// empty): a certificate on an established connection passed that
+	// verification.
+	verified := "none"
+	if k.verified {
+		verified = "verified"
+	}
+	cipher, ok := in.ciphers[k.suite]
+	if !ok {
+		cipher = tls.CipherSuiteName(k.suite) // TLS 1.3 suites are listed; this is a fallback
+	}
+	c := in.tlsReqs.WithLabelValues(tls.VersionName(k.version), cipher, verified)
+	in.byTLS.Store(k, c)
+	return c
 }
 
 func newInstruments(now func() time.Time) *instruments {
@@ -63,18 +110,7 @@ func (s *Server) Instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := in.now()
 		if r.TLS != nil {
-			// tlsconf verifies client certificates itself (VerifiedChains
-			// stays empty): a certificate on an established connection
-			// passed that verification.
-			verified := "none"
-			if len(r.TLS.PeerCertificates) > 0 {
-				verified = "verified"
-			}
-			cipher, ok := in.ciphers[r.TLS.CipherSuite]
-			if !ok {
-				cipher = tls.CipherSuiteName(r.TLS.CipherSuite) // TLS 1.3 suites are listed; this is a fallback
-			}
-			in.tlsReqs.WithLabelValues(tls.VersionName(r.TLS.Version), cipher, verified).Inc()
+			in.tlsCounter(r.TLS).Inc()
 		}
 		rec := &recorder{ResponseWriter: w, now: in.now}
 		next.ServeHTTP(rec, r)
@@ -82,9 +118,9 @@ func (s *Server) Instrument(next http.Handler) http.Handler {
 		if rec.code == 0 { // the handler wrote nothing: net/http answers 200
 			rec.code, rec.wroteAt = http.StatusOK, end
 		}
-		code := statusLabel(rec.code)
-		in.answer.WithLabelValues(code).Observe(rec.wroteAt.Sub(start).Seconds())
-		in.duration.WithLabelValues(code).Observe(end.Sub(start).Seconds())
+		o := in.observers(rec.code)
+		o.answer.Observe(rec.wroteAt.Sub(start).Seconds())
+		o.duration.Observe(end.Sub(start).Seconds())
 	})
 }
 
