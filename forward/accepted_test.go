@@ -1,9 +1,7 @@
 package forward
 
 import (
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,23 +28,12 @@ func acceptedKeys(t *testing.T, ob *Outbox) (keys int, ids int64) {
 // a reopen.
 func TestAccepted_OneBlockPerTransaction(t *testing.T) {
 	dir := t.TempDir()
-	clock := &stepClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+	// Every reading a millisecond later: events applied together have
+	// different acceptance times.
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC), step: time.Millisecond}
 	ob := openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now})
-	want := map[string]bool{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := range 25 {
-				ev := testEvent(fmt.Sprint("blk", w), i)
-				assert.NoError(t, ob.Append(t.Context(), ev))
-				mu.Lock()
-				want[ev.ID] = true
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	want := appendConcurrently(t, ob, "blk")
+	require.Len(t, want, 200)
 	st, err := ob.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, 200, st.Remembered)
@@ -65,7 +52,7 @@ func TestAccepted_OneBlockPerTransaction(t *testing.T) {
 			times = append(times, at)
 		}))
 		assert.Len(t, got, len(want))
-		for id := range want {
+		for _, id := range want {
 			assert.Contains(t, got, id)
 		}
 		// Since a time inside the blocks: exactly the ids accepted at or
@@ -89,20 +76,6 @@ func TestAccepted_OneBlockPerTransaction(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 200, st.Remembered, "counted from the blocks at open")
 	check(re)
-}
-
-// stepClock advances a millisecond on every reading, so that events
-// applied together have different acceptance times.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Millisecond)
-	return c.t
 }
 
 // TestAccepted_ReadsAndPrunesIdsStoredOneByOne: a store written before

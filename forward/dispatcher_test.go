@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,22 +65,7 @@ func TestDispatcher_InternalURLDownThenUp(t *testing.T) {
 	d := newTestDispatcher(t, fastDispatcher(ob, c))
 	runDispatcher(t, d)
 
-	var want []string
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for w := range 8 {
-		wg.Go(func() {
-			for i := range 25 {
-				ev := testEvent(fmt.Sprint("down", w), i)
-				if assert.NoError(t, ob.Append(t.Context(), ev)) {
-					mu.Lock()
-					want = append(want, ev.ID)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
+	want := appendConcurrently(t, ob, "down")
 	require.Eventually(t, func() bool { return d.Stats().Failures >= 50 }, waitFor, tick, "deliveries fail while the URL is down")
 	st, err := ob.Stats()
 	require.NoError(t, err)

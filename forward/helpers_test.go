@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -192,4 +193,27 @@ func (s *syncBuffer) String() string {
 
 func (s *syncBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// appendConcurrently appends 8 x 25 test events tagged tag from 8
+// goroutines and returns the ids of those appended.
+func appendConcurrently(t *testing.T, ob *Outbox, tag string) []string {
+	t.Helper()
+	var ids []string
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				ev := testEvent(fmt.Sprint(tag, w), i)
+				if assert.NoError(t, ob.Append(t.Context(), ev)) {
+					mu.Lock()
+					ids = append(ids, ev.ID)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ids
 }

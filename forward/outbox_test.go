@@ -19,15 +19,18 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// fakeClock is a settable clock for acceptance times.
+// fakeClock is a settable clock for acceptance times; with step set, every
+// reading advances it by step first.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
 	return c.t
 }
 
