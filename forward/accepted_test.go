@@ -185,7 +185,7 @@ func TestPutAccepted_BlocksOfAtMost64InTimeOrder(t *testing.T) {
 	for i := range 150 {
 		at := base.Add(time.Duration((i*37)%150) * time.Millisecond) // a permutation of 0..149 ms
 		id := testEvent("put", i).ID
-		entries = append(entries, &journalEntry{seq: uint64(1000 + i), at: at, id: id, acc: newAcceptedID(at, id)})
+		entries = append(entries, &journalEntry{seq: uint64(1000 + i), at: at, acc: newAcceptedID(at, id)})
 	}
 	require.NoError(t, ob.db.Update(func(tx *bolt.Tx) error { return putAccepted(tx.Bucket(bucketAccepted), entries) }))
 

@@ -110,8 +110,7 @@ type journal struct {
 type journalEntry struct {
 	seq uint64 // assigned by the journal, in file order
 	at  time.Time
-	id  string
-	acc acceptedID // id and at as the accepted bucket stores them
+	acc acceptedID // the event id, as the accepted bucket stores it
 	rec []byte
 	err error // a failure of this entry alone (written to the store directly)
 	// ev is the event as appended, its body within rec; the zero Event

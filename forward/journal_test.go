@@ -64,7 +64,7 @@ func leaveUnappliedRecords(t *testing.T, dir string) []string {
 	for i := 1; i <= 3; i++ {
 		ev := testEvent("jr", i)
 		ids = append(ids, ev.ID)
-		entries = append(entries, &journalEntry{at: ev.ReceivedAt, id: ev.ID, rec: encodeRecord(ev, ev.ReceivedAt)})
+		entries = append(entries, &journalEntry{at: ev.ReceivedAt, acc: newAcceptedID(ev.ReceivedAt, ev.ID), rec: encodeRecord(ev, ev.ReceivedAt)})
 	}
 	next := uint64(1) // the store holds sequence 1
 	var handed []*journalEntry

@@ -106,8 +106,9 @@ type Outbox struct {
 	deadBytes    int64
 	sched        schedule
 	// fresh holds events stored but not yet attempted, as appended, so
-	// that their first delivery needs no store read (see freshCopy).
-	fresh map[uint64]freshEvent
+	// that their first delivery needs no store read (see freshCopy): their
+	// journal entries, a pointer each rather than a copy of the event.
+	fresh map[uint64]*journalEntry
 	// absorbed counts events delivered before the applier stored them,
 	// whose record was therefore never written to bbolt.
 	absorbed atomic.Uint64
@@ -197,7 +198,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		now:         time.Now,
 		log:         o.Logger,
 		sched:       newSchedule(),
-		fresh:       make(map[uint64]freshEvent),
+		fresh:       make(map[uint64]*journalEntry),
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -351,7 +352,7 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 		return fmt.Errorf("writing event to outbox: %w", err)
 	}
 	// Concurrent writers share one journal write and its fsync.
-	e := &journalEntry{at: now, id: ev.ID, acc: newAcceptedID(now, ev.ID), rec: rec, ev: freshCopy(ev, rec)}
+	e := &journalEntry{at: now, acc: newAcceptedID(now, ev.ID), rec: rec, ev: freshCopy(ev, rec)}
 	err := o.jgroup.run(e)
 	if err == nil {
 		err = e.err
