@@ -26,7 +26,8 @@ type instruments struct {
 
 	// The children of the vectors above by their labels, looked up once:
 	// WithLabelValues hashes the label strings under a lock on every call,
-	// three times per callback (about 0.9 % of imedge's CPU per callback).
+	// three times per callback (BenchmarkInstrument: 355 ns per request
+	// with it, 242 without).
 	byCode sync.Map // int -> codeObservers
 	byTLS  sync.Map // tlsLabels -> prometheus.Counter
 }
