@@ -92,8 +92,8 @@ func (s *schedule) drop(seq uint64) {
 func (s *schedule) inFlight() int { return len(s.inflight) }
 
 // seqHeap is a min-heap of sequence numbers. Its own methods instead of
-// container/heap's: boxing each uint64 into an interface allocated once
-// per delivered event.
+// container/heap's: boxing each uint64 into an interface for Push and out
+// of Pop allocated on the way in and out of the heap.
 type seqHeap []uint64
 
 func (h *seqHeap) push(v uint64) {
