@@ -26,15 +26,16 @@ import (
 // insert). Not one block per transaction: bbolt rewrites the last leaf
 // (two or more values) on every append, so blocks of thousands of ids
 // were copied again by the next transaction, through the store's memory
-// mapping (20 MiB more RSS after a million callbacks). Stores written before blocks hold one id per key (value:
-// encodeID form, tag 0 or 1, acceptance time in the key); both forms are
-// read, and pruning removes either.
+// mapping (20 MiB more RSS after a million callbacks). Stores written
+// before blocks hold one id per key (value: encodeID form, tag 0 or 1,
+// acceptance time in the key); both forms are read, and pruning removes
+// either.
 //
 // Because a block is keyed by its newest time, every id of blocks before
 // the one Seek(since) finds is older than since; ids of later blocks are
-// compared one by one. Ids are in acceptance order within a block;
-// across two blocks, Appends that raced each other may be a few
-// milliseconds out of order.
+// compared one by one. The ids of one transaction are in acceptance
+// order; across two transactions, Appends that raced each other may be a
+// few milliseconds out of order.
 const acceptedBlock = 2
 
 // acceptedBlockIDs is the most ids a block holds: about 2.7 KiB, under a
