@@ -22,6 +22,18 @@ func runOutboxCmd(spool string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// outboxSetup makes a PKI and a sink answering status, and returns them
+// with the serve arguments of a server forwarding to that sink and the
+// server's outbox directory.
+func outboxSetup(t *testing.T, status int) (p *pki, s *sink, args []string, spool string) {
+	t.Helper()
+	p, s = newPKI(t), newSink(t)
+	s.setStatus(status)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	return p, s, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log")), filepath.Join(state, "outbox")
+}
+
 // TestE2E_OutboxStatsAfterKillNine: callbacks answered OK while the
 // internal URL is down, then SIGKILL. On the dead server's directory,
 // "imedge outbox stats" counts every one of them as pending, those the
@@ -29,12 +41,8 @@ func runOutboxCmd(spool string, args ...string) (string, error) {
 // most every 100 ms, so the last ones are journal-only), and "list" shows
 // them all.
 func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
-	p := newPKI(t)
-	s := newSink(t)
-	s.setStatus(http.StatusServiceUnavailable)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	im := start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
+	p, _, args, spool := outboxSetup(t, http.StatusServiceUnavailable)
+	im := start(t, args...)
 	cl := p.httpsClient()
 	const n = 20
 	for i := range n {
@@ -45,7 +53,6 @@ func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 	}
 	im.kill()
 
-	spool := filepath.Join(state, "outbox")
 	out, err := runOutboxCmd(spool, "stats", "--json")
 	require.NoError(t, err, out)
 	var st map[string]any
@@ -62,13 +69,8 @@ func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 // show, replay and purge it on the stopped server's directory, and say the
 // store is in use while the server runs.
 func TestE2E_OutboxCommands(t *testing.T) {
-	p := newPKI(t)
-	s := newSink(t)
-	s.setStatus(http.StatusBadRequest)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	spool := filepath.Join(state, "outbox")
-	im := start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
+	p, s, args, spool := outboxSetup(t, http.StatusBadRequest)
+	im := start(t, args...)
 	resp, err := p.httpsClient().Post(callbackURL(im.addr, "10.0.0.9"), "application/json", strings.NewReader(friendDeleteBody("dead", "letter")))
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -110,7 +112,7 @@ func TestE2E_OutboxCommands(t *testing.T) {
 
 	// Restarted with a working internal URL, the replayed event is delivered.
 	s.setStatus(0)
-	im = start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
+	im = start(t, args...)
 	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "the replayed event was not delivered")
 	im.stop(t)
 	out, err = outbox("purge", "--dead")
