@@ -282,17 +282,8 @@ func acceptedKeyTime(k []byte) time.Time {
 	return fromUnixNano(int64(binary.BigEndian.Uint64(k[:8])))
 }
 
-// encodeID stores a lowercase hex SHA-256 id in 33 bytes instead of 64;
-// any other id is stored as is behind a zero tag. Blocks store the same
-// form (appendAcceptedBlock).
-func encodeID(id string) []byte {
-	if isHexID(id) {
-		b, _ := hex.AppendDecode([]byte{1}, []byte(id)) // isHexID: valid hex
-		return b
-	}
-	return append([]byte{0}, id...)
-}
-
+// decodeID reads an id in encodeID's form (see accepted_test.go): a hex
+// SHA-256 in 33 bytes behind tag 1, any other id as is behind tag 0.
 func decodeID(b []byte) string {
 	if len(b) == 33 && b[0] == 1 {
 		return hex.EncodeToString(b[1:])
@@ -301,18 +292,4 @@ func decodeID(b []byte) string {
 		return string(b[1:])
 	}
 	return ""
-}
-
-// isHexID reports whether id is a lowercase hex SHA-256.
-func isHexID(id string) bool {
-	if len(id) != 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -207,4 +208,30 @@ func TestPutAccepted_BlocksOfAtMost64InTimeOrder(t *testing.T) {
 	for i, at := range times {
 		assert.Equal(t, base.Add(time.Duration(i)*time.Millisecond), at, "id %d in time order", i)
 	}
+}
+
+// encodeID is the form stores written before blocks kept each id in (a
+// lowercase hex SHA-256 in 33 bytes behind tag 1, any other id as is
+// behind tag 0), the form blocks keep too (appendAcceptedBlock); decodeID
+// reads it. Tests use it to write such stores.
+func encodeID(id string) []byte {
+	if isHexID(id) {
+		b, _ := hex.AppendDecode([]byte{1}, []byte(id)) // isHexID: valid hex
+		return b
+	}
+	return append([]byte{0}, id...)
+}
+
+// isHexID reports whether id is a lowercase hex SHA-256.
+func isHexID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
