@@ -238,13 +238,17 @@ func (s *Set) markSeen(key digest, acceptedAt, now int64) {
 	if exp <= now {
 		return
 	}
-	if old, ok := s.seen.Peek(key); ok && *old > now && *old <= exp {
+	old, seen := s.seen.Peek(key)
+	if seen && *old > now && *old <= exp {
 		return // window runs from the first acceptance
 	}
 	s.pruneExpired(now)
-	if old, ok := s.seen.Get(key); ok { // an expired or later window: replace it
-		*old = exp
-		return
+	// Looked up again only if it was there: pruning may have removed it.
+	if seen {
+		if old, ok := s.seen.Get(key); ok { // an expired or later window: replace it
+			*old = exp
+			return
+		}
 	}
 	if s.seen.Len() >= s.size {
 		s.seen.RemoveOldest()

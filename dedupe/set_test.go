@@ -325,6 +325,42 @@ func TestSet_Load_DoesNotReleaseKeyInFlight(t *testing.T) {
 	assert.True(t, isNew(t, s, key(1)))
 }
 
+func TestSet_Settle_ReplacesALaterLoadedWindow(t *testing.T) {
+	clk := newClock()
+	s := newSet(t, dedupe.Options{TTL: 10 * time.Minute, Now: clk.Now})
+	ok, err := s.Claim(t.Context(), key(1))
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	s.Load(key(1), clk.Now().Add(time.Hour)) // a later acceptance, loaded while in flight
+	s.Settle(key(1), true)                   // this acceptance is earlier: its window counts
+	assert.Equal(t, 1, s.Stats().Len)
+
+	clk.Advance(10*time.Minute - time.Nanosecond)
+	assert.False(t, isNew(t, s, key(1)))
+	clk.Advance(time.Nanosecond)
+	assert.True(t, isNew(t, s, key(1)), "window runs from the earlier acceptance")
+}
+
+func TestSet_Settle_ReplacesAnExpiredLoadedWindow(t *testing.T) {
+	clk := newClock()
+	s := newSet(t, dedupe.Options{TTL: 10 * time.Minute, Now: clk.Now})
+	accept(t, s, key(2)) // older than key(1)'s entry: pruning stops here
+	ok, err := s.Claim(t.Context(), key(1))
+	require.NoError(t, err)
+	require.True(t, ok)
+	s.Load(key(1), clk.Now().Add(-9*time.Minute))
+
+	clk.Advance(2 * time.Minute) // the loaded window has ended, key(2)'s has not
+	s.Settle(key(1), true)       // a new window from now
+	assert.Equal(t, 2, s.Stats().Len)
+
+	clk.Advance(10*time.Minute - time.Nanosecond)
+	assert.False(t, isNew(t, s, key(1)), "the expired window was replaced, not kept")
+	clk.Advance(time.Nanosecond)
+	assert.True(t, isNew(t, s, key(1)))
+}
+
 func TestSet_Eviction_OldestAcceptedFirst(t *testing.T) {
 	s := newSet(t, dedupe.Options{Size: 3})
 	accept(t, s, key(1))
