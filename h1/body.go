@@ -124,11 +124,13 @@ type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
-func newBody(c *conn, h *head) io.ReadCloser {
+// newBody returns the request body h announces, set up in b (zero), or
+// http.NoBody.
+func newBody(c *conn, h *head, b *body) io.ReadCloser {
 	if !h.chunked && h.length == 0 {
 		return http.NoBody
 	}
-	b := &body{c: c, n: h.length, pending: h.expect100}
+	b.c, b.n, b.pending = c, h.length, h.expect100
 	if h.chunked {
 		b.chunks = httputil.NewChunkedReader(c.br)
 	}

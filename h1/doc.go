@@ -25,8 +25,10 @@
 // protocol by ALPN go to Server.Other, e.g. a net/http server through a
 // [Handoff]), protocol upgrades, streaming responses (a reply is buffered
 // in full, at most [MaxResponseBytes]), cancelling a request's context
-// when the client goes away mid-request (the context ends when the handler
-// returns), net/http's context values (http.ServerContextKey,
+// (it is the connection's, from Server.BaseContext and ConnContext: it
+// does not end when the client goes away or when the handler returns; a
+// handler that starts work outliving it must not rely on that), net/http's
+// context values (http.ServerContextKey,
 // http.LocalAddrContextKey), and exact timeouts: a read or write deadline
 // is moved only when it would change by more than 1/64 of its timeout, so
 // a timeout may end up to that much early. A ResponseWriter or request body used after

@@ -17,9 +17,10 @@ import (
 //
 // What the comparison allows for, each a normalisation net/http applies
 // after parsing rather than a different reading of the bytes:
-//   - The target: the server parses readHead's target with
-//     url.ParseRequestURI and refuses what that rejects ("/%zz"), so a head
-//     is accepted only if both steps pass, as in conn.serveRequest.
+//   - The target: the server parses readHead's target with parseTarget,
+//     which must agree with url.ParseRequestURI (checked here), and refuses
+//     what that rejects ("/%zz"), so a head is accepted only if both steps
+//     pass, as in conn.serveRequest.
 //   - Transfer-Encoding: net/http moves it from the header map into
 //     r.TransferEncoding; h1 keeps the field and sets r.TransferEncoding.
 //   - Content-Length: net/http keeps one of several equal values; h1 keeps
@@ -51,15 +52,21 @@ func FuzzReadHead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lr := &lineReader{br: bufio.NewReaderSize(bytes.NewReader(data), 4096), budget: 16 << 10}
-		h, err := readHead(lr)
-		if err != nil {
+		h := new(head)
+		if err := readHead(lr, h, nil); err != nil {
 			return
 		}
-		if _, err := url.ParseRequestURI(h.target); err != nil {
+		var u url.URL
+		want, werr := url.ParseRequestURI(h.target)
+		if err := parseTarget(h.target, &u); err != nil {
+			require.Error(t, werr, "parseTarget refused what ParseRequestURI accepts: %q", h.target)
 			return // refused by the server after readHead (see above)
 		}
+		require.NoError(t, werr, "parseTarget accepted what ParseRequestURI refuses: %q", h.target)
+		assert.Equal(t, *want, u, "parseTarget(%q)", h.target)
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
 		require.NoError(t, err, "readHead accepted what net/http refuses: %q", data)
+		assert.Equal(t, req.URL.String(), u.String())
 
 		assert.Equal(t, req.Method, h.method)
 		assert.Equal(t, req.RequestURI, h.target)

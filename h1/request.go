@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -84,30 +85,33 @@ func (lr *lineReader) line() ([]byte, error) {
 // readHead reads and checks one request line and header block. Errors
 // are a *badRequest for a request to refuse, or the reader's error
 // (io.EOF, a timeout) when the bytes stopped coming.
-func readHead(lr *lineReader) (*head, error) {
+//
+// The header map's values are slices of spare when it holds enough
+// strings, so that a request's usual few fields take no allocation of
+// their own.
+func readHead(lr *lineReader, h *head, spare []string) error {
 	lr.arena, lr.fields = lr.arena[:0], lr.fields[:0]
 	line, err := lr.line()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	h := &head{length: 0}
 	if err := h.parseRequestLine(line); err != nil {
-		return nil, err
+		return err
 	}
 	for {
 		line, err := lr.line()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(line) == 0 {
 			break
 		}
 		if err := lr.addField(line); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	h.header = lr.header()
-	return h, h.framing()
+	h.header = lr.header(spare)
+	return h.framing()
 }
 
 func (h *head) parseRequestLine(line []byte) error {
@@ -131,8 +135,63 @@ func (h *head) parseRequestLine(line []byte) error {
 		}
 		return refuse(http.StatusBadRequest, "malformed request line")
 	}
-	h.method, h.target = string(method), string(target)
+	h.method, h.target = methodString(method), string(target)
 	return nil
+}
+
+// parseTarget parses an origin-form target (one isTarget accepts) into u,
+// as url.ParseRequestURI does. A target whose path has only bytes a URL
+// path keeps as they are (no percent escape) and whose query is absent or
+// not empty is split at its first '?' without more work, which is what
+// ParseRequestURI would return for it; any other goes through
+// ParseRequestURI.
+func parseTarget(target string, u *url.URL) error {
+	path, query, hasQuery := strings.Cut(target, "?")
+	if (!hasQuery || query != "") && plainPath(path) {
+		*u = url.URL{Path: path, RawQuery: query}
+		return nil
+	}
+	v, err := url.ParseRequestURI(target)
+	if err != nil {
+		return err
+	}
+	*u = *v
+	return nil
+}
+
+// plainPath reports whether every byte of p is one url.URL keeps in a
+// path as it is: unreserved, '/' or one of "$&+,:;=@".
+func plainPath(p string) bool {
+	for i := range len(p) {
+		if !pathChars[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var pathChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	for _, c := range "-._~/$&+,:;=@" {
+		t[c] = true
+	}
+	return t
+}()
+
+// methodString returns method as a string, without an allocation for the
+// common methods.
+func methodString(method []byte) string {
+	switch string(method) {
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	}
+	return string(method)
 }
 
 func (lr *lineReader) addField(line []byte) error {
@@ -157,10 +216,13 @@ func (lr *lineReader) addField(line []byte) error {
 
 // header builds the request's header map from the collected fields: one
 // string holds every value, and one slice every field's value.
-func (lr *lineReader) header() http.Header {
+func (lr *lineReader) header(spare []string) http.Header {
 	hd := make(http.Header, len(lr.fields))
 	blob := string(lr.arena)
-	vals := make([]string, len(lr.fields))
+	vals := spare[:min(len(lr.fields), cap(spare))]
+	if len(vals) < len(lr.fields) {
+		vals = make([]string, len(lr.fields))
+	}
 	for i, f := range lr.fields {
 		vals[i] = blob[f.start:f.end]
 		if prev, ok := hd[f.key]; ok {
@@ -194,23 +256,56 @@ func (lr *lineReader) canonicalKey(name []byte) string {
 		b[i] = c
 		upper = c == '-'
 	}
-	if k, ok := commonKeys[string(b)]; ok {
+	if k := commonKey(b); k != "" {
 		return k
 	}
 	return string(b)
 }
 
-// commonKeys interns the header names IM's and common clients' requests
-// carry. Read-only.
-var commonKeys = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Connection", "Content-Length",
-		"Content-Type", "Expect", "Host", "Transfer-Encoding", "User-Agent", "X-Forwarded-For", "X-Real-Ip",
-		"X-Request-Id", "Cache-Control", "Pragma", "Te", "Trailer", "Upgrade"} {
-		m[k] = k
+// commonKey returns the interned string for the canonical header names
+// IM's and common clients' requests carry, or "". A switch rather than a
+// map: no hash to compute, and the comparison is by length first.
+func commonKey(b []byte) string {
+	switch string(b) {
+	case "Accept":
+		return "Accept"
+	case "Accept-Encoding":
+		return "Accept-Encoding"
+	case "Accept-Language":
+		return "Accept-Language"
+	case "Cache-Control":
+		return "Cache-Control"
+	case "Connection":
+		return "Connection"
+	case "Content-Length":
+		return "Content-Length"
+	case "Content-Type":
+		return "Content-Type"
+	case "Expect":
+		return "Expect"
+	case "Host":
+		return "Host"
+	case "Pragma":
+		return "Pragma"
+	case "Te":
+		return "Te"
+	case "Trailer":
+		return "Trailer"
+	case "Transfer-Encoding":
+		return "Transfer-Encoding"
+	case "Upgrade":
+		return "Upgrade"
+	case "User-Agent":
+		return "User-Agent"
+	case "X-Forwarded-For":
+		return "X-Forwarded-For"
+	case "X-Real-Ip":
+		return "X-Real-Ip"
+	case "X-Request-Id":
+		return "X-Request-Id"
 	}
-	return m
-}()
+	return ""
+}
 
 // framing applies the header fields that decide how the request is
 // framed and whether the connection stays open.

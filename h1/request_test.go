@@ -3,6 +3,8 @@ package h1
 import (
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -136,4 +138,36 @@ func TestServe_HTTP10(t *testing.T) {
 	assert.Equal(t, "abc", r.body)
 	assert.Empty(t, r.host)
 	assert.True(t, r.close)
+}
+
+func TestParseTarget_AgreesWithParseRequestURI(t *testing.T) {
+	for _, target := range []string{
+		"/", "/v4/cb", "/cb?SdkAppid=1400000000&CallbackCommand=Sns.CallbackFriendDelete&ClientIP=1.2.3.4",
+		"/a?", "/a??", "/a?b?c", "/a%20b", "/%zz", "/a%2Fb?x=%41", "//host/path", "/a:b;c=d@e$f&g+h,i~j",
+		"/a'b", "/a!b", "/a(b)", "/a*b", "/a\"b", "/a<b>", "/a{b}", "/a|b", "/a\\b", "/a^b", "/a`b", "/a[b]",
+		"/p?q=a b", "/p?#",
+	} {
+		var got url.URL
+		err := parseTarget(target, &got)
+		want, werr := url.ParseRequestURI(target)
+		if werr != nil {
+			assert.Error(t, err, "%q", target)
+			continue
+		}
+		if assert.NoError(t, err, "%q", target) {
+			assert.Equal(t, *want, got, "%q", target)
+		}
+	}
+}
+
+func TestCanonicalKey_InternsCommonNames(t *testing.T) {
+	lr := &lineReader{}
+	for _, name := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Cache-Control", "Connection",
+		"Content-Length", "Content-Type", "Expect", "Host", "Pragma", "Te", "Trailer", "Transfer-Encoding",
+		"Upgrade", "User-Agent", "X-Forwarded-For", "X-Real-Ip", "X-Request-Id"} {
+		lower := []byte(strings.ToLower(name))
+		assert.Equal(t, name, lr.canonicalKey(lower))
+		assert.Zero(t, testing.AllocsPerRun(10, func() { _ = lr.canonicalKey(lower) }), name)
+	}
+	assert.Equal(t, "X-Other-Name", lr.canonicalKey([]byte("x-OTHER-name")))
 }

@@ -239,6 +239,7 @@ type conn struct {
 	tls    *tls.ConnectionState
 	remote string
 	ctx    context.Context
+	proto  *http.Request // a zero Request with ctx, copied into each request
 	// The deadlines readBy and writeBy last set (zero: none or unknown).
 	readDL, writeDL time.Time
 
@@ -291,6 +292,7 @@ func (s *Server) serve(rwc net.Conn) {
 	if s.ConnContext != nil {
 		c.ctx = s.ConnContext(c.ctx, rwc)
 	}
+	c.proto = new(http.Request).WithContext(c.ctx)
 	c.br = bufio.NewReaderSize(rwc, 4<<10)
 	c.bw = bufio.NewWriterSize(rwc, 4<<10)
 	c.lines.br = c.br
@@ -360,6 +362,16 @@ func after(now time.Time, d time.Duration) time.Time {
 	return now.Add(d)
 }
 
+// exchange is what one request and its answer need, in one allocation.
+type exchange struct {
+	head head
+	vals [8]string // the header map's values, when they fit
+	url  url.URL
+	body body
+	req  http.Request
+	w    response
+}
+
 // serveRequest reads, serves and answers one request and reports whether
 // the connection may carry another.
 func (c *conn) serveRequest() bool {
@@ -377,13 +389,15 @@ func (c *conn) serveRequest() bool {
 		c.readBy(start, hd)
 	}
 	c.lines.budget = s.maxHeaderBytes()
-	h, err := readHead(&c.lines)
-	if err != nil {
+	// A new exchange per request: a ResponseWriter or body a handler
+	// wrongly keeps can never touch the next request.
+	x := new(exchange)
+	h := &x.head
+	if err := readHead(&c.lines, h, x.vals[:]); err != nil {
 		c.refuse(err)
 		return false
 	}
-	u, err := url.ParseRequestURI(h.target)
-	if err != nil {
+	if err := parseTarget(h.target, &x.url); err != nil {
 		c.refuse(refuse(http.StatusBadRequest, "malformed request target"))
 		return false
 	}
@@ -392,12 +406,12 @@ func (c *conn) serveRequest() bool {
 	}
 	c.writeBy(start, s.WriteTimeout)
 
-	b := newBody(c, h)
-	r := &http.Request{
-		Method: h.method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: h.minor,
-		Header: h.header, Body: b, ContentLength: h.length, Close: h.close,
-		Host: h.header.Get("Host"), RemoteAddr: c.remote, RequestURI: h.target, TLS: c.tls,
-	}
+	b := newBody(c, h, &x.body)
+	r := &x.req
+	*r = *c.proto // the connection's context, which a Request cannot be given otherwise without a copy
+	r.Method, r.URL, r.Proto, r.ProtoMajor, r.ProtoMinor = h.method, &x.url, "HTTP/1.1", 1, h.minor
+	r.Header, r.Body, r.ContentLength, r.Close = h.header, b, h.length, h.close
+	r.Host, r.RemoteAddr, r.RequestURI, r.TLS = h.header.Get("Host"), c.remote, h.target, c.tls
 	delete(h.header, "Host") // as net/http does: the Host field has it
 	if h.minor == 0 {
 		r.Proto = "HTTP/1.0"
@@ -405,12 +419,9 @@ func (c *conn) serveRequest() bool {
 	if h.chunked {
 		r.TransferEncoding = []string{"chunked"}
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
-	// A new ResponseWriter per request: one a handler wrongly keeps can
-	// never write into the next request's answer.
-	w := &response{h: make(http.Header, 4), head: h.method == http.MethodHead}
-	if !c.call(w, r.WithContext(ctx)) {
+	w := &x.w
+	w.h, w.head = make(http.Header, 4), h.method == http.MethodHead
+	if !c.call(w, r) {
 		return false
 	}
 	keep := !h.close && !s.closing.Load()
