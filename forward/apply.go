@@ -1,8 +1,10 @@
 package forward
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -348,16 +350,15 @@ func (o *Outbox) applyLoop() {
 // transaction) is neither written nor deleted, only its id is remembered.
 // On failure nothing is accounted: the caller queues both again.
 func (o *Outbox) applyEntries(batch []*journalEntry, dones []uint64) error {
-	var inBatch map[uint64]*journalEntry
+	var inBatch batchIndex
 	skipped := 0
 	if len(dones) > 0 && len(batch) > 0 {
-		inBatch = make(map[uint64]*journalEntry, len(batch))
+		inBatch = newBatchIndex(batch)
 		for _, e := range batch {
 			e.skip = false
-			inBatch[e.seq] = e
 		}
 		for _, seq := range dones {
-			if e, ok := inBatch[seq]; ok && !e.skip {
+			if e, ok := inBatch.find(seq); ok && !e.skip {
 				e.skip = true
 				skipped++
 			}
@@ -394,17 +395,42 @@ func (o *Outbox) applyEntries(batch []*journalEntry, dones []uint64) error {
 	return nil
 }
 
+// batchIndex finds an applier batch's entries by sequence number, by
+// binary search: a map built for each transaction (about 3 000 entries at
+// full load) was 2.4 % of the keep-alive CPU profile.
+type batchIndex []*journalEntry
+
+// newBatchIndex indexes batch, which is in journal order (so sorted by
+// sequence number) as the journal hands entries off; a batch that is not
+// is indexed through a sorted copy.
+func newBatchIndex(batch []*journalEntry) batchIndex {
+	bySeq := func(a, b *journalEntry) int { return cmp.Compare(a.seq, b.seq) }
+	if !slices.IsSortedFunc(batch, bySeq) {
+		batch = slices.SortedFunc(slices.Values(batch), bySeq)
+	}
+	return batch
+}
+
+// find returns the entry of sequence number seq.
+func (b batchIndex) find(seq uint64) (*journalEntry, bool) {
+	i, ok := slices.BinarySearchFunc(b, seq, func(e *journalEntry, s uint64) int { return cmp.Compare(e.seq, s) })
+	if !ok {
+		return nil, false
+	}
+	return b[i], true
+}
+
 // deleteDelivered deletes the delivered events dones and their delivery
 // states and returns the stored size of each (0: already gone). Events of
 // inBatch, not stored yet, are left alone and count their record's size.
-func deleteDelivered(tx *bolt.Tx, dones []uint64, inBatch map[uint64]*journalEntry) ([]int64, error) {
+func deleteDelivered(tx *bolt.Tx, dones []uint64, inBatch batchIndex) ([]int64, error) {
 	if len(dones) == 0 {
 		return nil, nil
 	}
 	p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
 	sizes := make([]int64, len(dones))
 	for i, seq := range dones {
-		if e, ok := inBatch[seq]; ok {
+		if e, ok := inBatch.find(seq); ok {
 			sizes[i] = int64(len(e.rec))
 			continue
 		}

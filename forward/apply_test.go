@@ -2,7 +2,10 @@ package forward
 
 import (
 	"bytes"
+	"cmp"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,4 +94,33 @@ func TestEarlyDelivery_LeavesNothingBehind(t *testing.T) {
 	ids := 0
 	require.NoError(t, re.AcceptedSince(time.Time{}, func(string, time.Time) { ids++ }))
 	assert.Equal(t, 300, ids, "every id is remembered for the dedupe window")
+}
+
+// TestBatchIndex_FindsEveryEntryInAnyOrder: a batch in journal order (with
+// gaps, as when a record went to the store directly) and the same batch
+// shuffled are both searchable; absent numbers are not found.
+func TestBatchIndex_FindsEveryEntryInAnyOrder(t *testing.T) {
+	var batch []*journalEntry
+	for seq := uint64(3); seq < 300; seq += 1 + seq%3 {
+		batch = append(batch, &journalEntry{seq: seq})
+	}
+	shuffled := slices.Clone(batch)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	require.False(t, slices.IsSortedFunc(shuffled, func(a, b *journalEntry) int { return cmp.Compare(a.seq, b.seq) }))
+
+	for _, b := range [][]*journalEntry{batch, shuffled} {
+		idx := newBatchIndex(b)
+		for _, e := range batch {
+			got, ok := idx.find(e.seq)
+			if assert.True(t, ok, "seq %d", e.seq) {
+				assert.Same(t, e, got)
+			}
+		}
+		for _, seq := range []uint64{0, 1, 2, 5, 300, 1 << 40} {
+			_, ok := idx.find(seq)
+			assert.False(t, ok, "seq %d", seq)
+		}
+	}
+	_, ok := batchIndex(nil).find(1)
+	assert.False(t, ok)
 }
