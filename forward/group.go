@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"runtime"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -8,8 +9,9 @@ import (
 
 // groupCommit gathers the requests of concurrent callers into groups and
 // hands each group to one commit function, without waiting for a timer: the
-// first caller commits at once; callers arriving while a commit runs queue
-// up, and when it ends the first of them commits everything queued, so a
+// first caller commits as soon as the goroutines ready to run have had
+// their turn; callers arriving meanwhile or while a commit runs queue up,
+// and when it ends the first of them commits everything queued, so a
 // group is whatever arrived during one commit. The outbox uses one for its
 // journal (one write and one fsync per group) and one for its bbolt
 // transactions. bbolt's own Batch instead held every group open for
@@ -62,6 +64,13 @@ func (g *groupCommit[T]) run(req T) error {
 // lead commits every queued call (self among them), wakes their callers,
 // and passes the lead to the first call queued meanwhile, or gives it up.
 func (g *groupCommit[T]) lead(self *groupCall[T]) {
+	// Let the goroutines that are ready to run go first: those about to
+	// call run join this group instead of the next one. Under the bench's
+	// keep-alive load (one processor) the journal's groups grew from 26
+	// to 30 callbacks per fsync, and CPU per callback fell by about 2 us
+	// (medians of two sets of six interleaved runs, 29.5 -> 26.8 and
+	// 26.4 -> 25.9). With nothing else to run it returns at once.
+	runtime.Gosched()
 	g.mu.Lock()
 	group := g.queue
 	g.queue, g.spare = g.spare, nil
