@@ -37,13 +37,29 @@ func newSet(t *testing.T, o dedupe.Options) *dedupe.Set {
 	return s
 }
 
-// accept claims key, requires that it is new, and settles it as accepted.
-func accept(t *testing.T, s *dedupe.Set, k string) {
+// hold claims key, requires that it is new, and leaves it held (in flight).
+func hold(t *testing.T, s *dedupe.Set, k string) {
 	t.Helper()
 	ok, err := s.Claim(t.Context(), k)
 	require.NoError(t, err)
 	require.True(t, ok, "key should be new")
+}
+
+// accept claims key, requires that it is new, and settles it as accepted.
+func accept(t *testing.T, s *dedupe.Set, k string) {
+	t.Helper()
+	hold(t, s, k)
 	s.Settle(k, true)
+}
+
+// assertWindowEndsIn advances clk to just before d from now, where k must
+// still be a duplicate, then to d, where it must be new again.
+func assertWindowEndsIn(t *testing.T, clk *fakeClock, s *dedupe.Set, k string, d time.Duration, msg string) {
+	t.Helper()
+	clk.Advance(d - time.Nanosecond)
+	assert.False(t, isNew(t, s, k), "%s: still inside the window", msg)
+	clk.Advance(time.Nanosecond)
+	assert.True(t, isNew(t, s, k), "%s: the window has ended", msg)
 }
 
 func isNew(t *testing.T, s *dedupe.Set, k string) bool {
@@ -84,10 +100,7 @@ func TestNew_ZeroOptionsUseTenMinuteWindow(t *testing.T) {
 	s := newSet(t, dedupe.Options{Now: clk.Now})
 	accept(t, s, key(1))
 
-	clk.Advance(10*time.Minute - time.Nanosecond)
-	assert.False(t, isNew(t, s, key(1)), "still inside the default window")
-	clk.Advance(time.Nanosecond)
-	assert.True(t, isNew(t, s, key(1)), "default window is 10 minutes")
+	assertWindowEndsIn(t, clk, s, key(1), 10*time.Minute, "default window is 10 minutes")
 }
 
 func TestSet_Claim_DuplicateWithinWindow(t *testing.T) {
@@ -126,13 +139,11 @@ func TestSet_Window_RunsFromFirstAcceptanceAndIsNotExtended(t *testing.T) {
 
 func TestSet_Settle_NotAcceptedForgetsKey(t *testing.T) {
 	s := newSet(t, dedupe.Options{})
-	ok, err := s.Claim(t.Context(), key(1))
-	require.NoError(t, err)
-	require.True(t, ok)
+	hold(t, s, key(1))
 	s.Settle(key(1), false)
 
 	assert.Equal(t, dedupe.Stats{}, s.Stats(), "nothing remembered after a failed accept")
-	ok, err = s.Claim(t.Context(), key(1))
+	ok, err := s.Claim(t.Context(), key(1))
 	require.NoError(t, err)
 	assert.True(t, ok, "the sender's retry goes through")
 }
@@ -146,9 +157,7 @@ func TestSet_Settle_UnheldKeyIsNoop(t *testing.T) {
 
 func TestSet_Claim_InFlightReportedInStats(t *testing.T) {
 	s := newSet(t, dedupe.Options{})
-	ok, err := s.Claim(t.Context(), key(1))
-	require.NoError(t, err)
-	require.True(t, ok)
+	hold(t, s, key(1))
 	assert.Equal(t, 1, s.Stats().InFlight)
 	s.Settle(key(1), true)
 	assert.Equal(t, dedupe.Stats{Len: 1}, s.Stats())
@@ -291,10 +300,7 @@ func TestSet_Load_RestoresKeysAcceptedWithinWindow(t *testing.T) {
 	assert.True(t, isNew(t, s, key(3)))
 
 	// The restored window still ends 10 minutes after the original acceptance.
-	clk.Advance(time.Minute - time.Nanosecond)
-	assert.False(t, isNew(t, s, key(1)))
-	clk.Advance(time.Nanosecond)
-	assert.True(t, isNew(t, s, key(1)))
+	assertWindowEndsIn(t, clk, s, key(1), time.Minute, "restored window")
 }
 
 func TestSet_Load_KeepsEarliestAcceptance(t *testing.T) {
@@ -304,18 +310,13 @@ func TestSet_Load_KeepsEarliestAcceptance(t *testing.T) {
 	s.Load(key(1), now.Add(-8*time.Minute))
 	s.Load(key(1), now.Add(-1*time.Minute)) // later copy must not extend
 
-	clk.Advance(2*time.Minute - time.Nanosecond)
-	assert.False(t, isNew(t, s, key(1)))
-	clk.Advance(time.Nanosecond)
-	assert.True(t, isNew(t, s, key(1)), "window runs from the earliest acceptance")
+	assertWindowEndsIn(t, clk, s, key(1), 2*time.Minute, "window runs from the earliest acceptance")
 }
 
 func TestSet_Load_DoesNotReleaseKeyInFlight(t *testing.T) {
 	clk := newClock()
 	s := newSet(t, dedupe.Options{TTL: 10 * time.Minute, Now: clk.Now})
-	ok, err := s.Claim(t.Context(), key(1))
-	require.NoError(t, err)
-	require.True(t, ok)
+	hold(t, s, key(1))
 
 	s.Load(key(1), clk.Now().Add(-5*time.Minute))
 	assert.Equal(t, 1, s.Stats().InFlight)
@@ -328,37 +329,27 @@ func TestSet_Load_DoesNotReleaseKeyInFlight(t *testing.T) {
 func TestSet_Settle_ReplacesALaterLoadedWindow(t *testing.T) {
 	clk := newClock()
 	s := newSet(t, dedupe.Options{TTL: 10 * time.Minute, Now: clk.Now})
-	ok, err := s.Claim(t.Context(), key(1))
-	require.NoError(t, err)
-	require.True(t, ok)
+	hold(t, s, key(1))
 
 	s.Load(key(1), clk.Now().Add(time.Hour)) // a later acceptance, loaded while in flight
 	s.Settle(key(1), true)                   // this acceptance is earlier: its window counts
 	assert.Equal(t, 1, s.Stats().Len)
 
-	clk.Advance(10*time.Minute - time.Nanosecond)
-	assert.False(t, isNew(t, s, key(1)))
-	clk.Advance(time.Nanosecond)
-	assert.True(t, isNew(t, s, key(1)), "window runs from the earlier acceptance")
+	assertWindowEndsIn(t, clk, s, key(1), 10*time.Minute, "window runs from the earlier acceptance")
 }
 
 func TestSet_Settle_ReplacesAnExpiredLoadedWindow(t *testing.T) {
 	clk := newClock()
 	s := newSet(t, dedupe.Options{TTL: 10 * time.Minute, Now: clk.Now})
 	accept(t, s, key(2)) // older than key(1)'s entry: pruning stops here
-	ok, err := s.Claim(t.Context(), key(1))
-	require.NoError(t, err)
-	require.True(t, ok)
+	hold(t, s, key(1))
 	s.Load(key(1), clk.Now().Add(-9*time.Minute))
 
 	clk.Advance(2 * time.Minute) // the loaded window has ended, key(2)'s has not
 	s.Settle(key(1), true)       // a new window from now
 	assert.Equal(t, 2, s.Stats().Len)
 
-	clk.Advance(10*time.Minute - time.Nanosecond)
-	assert.False(t, isNew(t, s, key(1)), "the expired window was replaced, not kept")
-	clk.Advance(time.Nanosecond)
-	assert.True(t, isNew(t, s, key(1)))
+	assertWindowEndsIn(t, clk, s, key(1), 10*time.Minute, "the expired window was replaced by a new one")
 }
 
 func TestSet_Eviction_OldestAcceptedFirst(t *testing.T) {
