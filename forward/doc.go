@@ -11,7 +11,8 @@
 // [Outbox.Append] returns only after the event is written to the journal
 // and fdatasynced; concurrent Appends share one write and one fdatasync:
 // records that arrive while a sync runs form the next group, written as
-// soon as that one ends, with no timer. A background applier then copies
+// soon as that one ends and the goroutines ready to run have had their
+// turn (those about to append join it), with no timer. A background applier then copies
 // journaled events into bbolt, as many per transaction as are waiting (at
 // most one transaction every 100 ms under load), together with a
 // journal-applied mark and the deletes of delivered events. Up to 8192
