@@ -1,6 +1,8 @@
 // Package testkit holds small helpers shared by imedge's tests and
-// benchmarks: a manually advanced clock and the process's resident set size.
-// It is imported only by _test.go files.
+// benchmarks: a manually advanced clock, the process's resident set size,
+// and running the real binary. Waiting for a condition uses testify's
+// require.Eventually / assert.Eventually, never a sleep. It is imported only
+// by _test.go files.
 package testkit
 
 import (
@@ -11,20 +13,40 @@ import (
 	"time"
 )
 
-// Clock is a manually advanced clock. Safe for concurrent use.
+// Clock is a manually advanced clock: the one fake clock of imedge's tests.
+// With a step set (SetStep), every reading first advances it by the step, so
+// that successive readings differ as they would on a real clock. Safe for
+// concurrent use.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
 // NewClock returns a Clock reading t.
 func NewClock(t time.Time) *Clock { return &Clock{t: t} }
 
-// Now returns the clock's time.
+// Now returns the clock's time, after advancing it by the step, if any.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
 	return c.t
+}
+
+// Set moves the clock to t, backwards or forwards.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// SetStep makes every later reading advance the clock by d first; zero
+// stops it.
+func (c *Clock) SetStep(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.step = d
 }
 
 // Advance moves the clock forward by d.

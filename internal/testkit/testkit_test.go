@@ -19,6 +19,18 @@ func TestClock_Advance(t *testing.T) {
 	assert.Equal(t, start.Add(90*time.Second), c.Now())
 }
 
+func TestClock_SetAndStep(t *testing.T) {
+	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := testkit.NewClock(start)
+	c.Set(start.Add(-time.Hour))
+	assert.Equal(t, start.Add(-time.Hour), c.Now(), "Set moves backwards too")
+	c.SetStep(time.Millisecond)
+	a, b := c.Now(), c.Now()
+	assert.Equal(t, time.Millisecond, b.Sub(a), "each reading advances by the step")
+	c.SetStep(0)
+	assert.Equal(t, c.Now(), c.Now())
+}
+
 func TestRSSBytes(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
