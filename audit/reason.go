@@ -45,12 +45,22 @@ const (
 	BadJSON            Reason = "bad_json"            // 400: body not a JSON object, or duplicate keys
 	CommandMismatch    Reason = "command_mismatch"    // 400: body CallbackCommand differs from the query's
 	BadPairList        Reason = "bad_pairlist"        // 400: PairList missing or malformed
-	BadAccount         Reason = "bad_account"         // 400: From_Account/To_Account empty, too long or not UTF-8
+	BadAccount         Reason = "bad_account"         // 400: an account id (a *_Account field) empty, too long or not UTF-8
+	BadField           Reason = "bad_field"           // 400: a field the command's catalog entry checks is missing, of the wrong type or too long (detail names it)
 	RateLimited        Reason = "rate_limited"        // 429: ClientIP over its rate
 	OutboxFull         Reason = "outbox_full"         // 503: outbox at its event or byte limit
 	OutboxError        Reason = "outbox_error"        // 503: outbox write failed (disk full, read-only)
 	Internal           Reason = "internal_error"      // 500: a bug; see the operational log
 	RedisUnavailable   Reason = "redis_unavailable"   // 503: shared state (Redis) unreachable and --redis-policy fail-closed
+)
+
+// Decision fallbacks: a before-callback answered with the command's
+// configured fallback (HTTP 200) because the decision service did not give
+// a usable answer.
+const (
+	DecideTimeout  Reason = "decide_timeout"   // the decision service did not answer within --decide-timeout (or its circuit is open)
+	DecideError    Reason = "decide_error"     // connection error or non-2xx status from the decision service
+	DecideBadReply Reason = "decide_bad_reply" // the decision service's reply broke the command's reply schema
 )
 
 // Reasons lists every reason code, in documentation order.
@@ -59,7 +69,8 @@ func Reasons() []Reason {
 		TLSNoCert, TLSUnknownCA, TLSExpired, TLSNotYetValid, TLSBadEKU, TLSNotAllowed, TLSRevoked, TLSCRLStale, TLSVersion, TLSBadCert,
 		SourceDenied, ConnLimit, TLSTimeout, SlowRequest, BadRequest, ProxyRefused,
 		BadMethod, BadPath, NoIdentity, BadQuery, BadAppID, UnsupportedCommand, BadContentType, BadClientIP,
-		MissingSign, BadSign, StaleSign, BodyTooLarge, BadJSON, CommandMismatch, BadPairList, BadAccount,
+		MissingSign, BadSign, StaleSign, BodyTooLarge, BadJSON, CommandMismatch, BadPairList, BadAccount, BadField,
 		RateLimited, OutboxFull, OutboxError, Internal, RedisUnavailable,
+		DecideTimeout, DecideError, DecideBadReply,
 	}
 }
