@@ -6,7 +6,7 @@
 #                    [--forward-batch N] [--out FILE] [--keep]
 #
 # Builds imedge (or uses $IMEDGE_BIN), makes a PKI with `imedge certs`,
-# starts a counting sink (`imedge sink`, HTTP on loopback), imedge
+# starts a counting sink (internal/benchsink, HTTP on loopback), imedge
 # (--rate-limit-exempt for the load's ClientIP, state in a temporary
 # directory) and nginx (configured as Tencent's IM guide does, with
 # ssl_verify_client on and ssl_client_certificate, but TLS 1.2+, proxying to
@@ -30,9 +30,9 @@
 # With --forward-batch N, a second imedge tuned for the comparison (imedge-bN)
 # joins the three main scenarios: it delivers N events per request, serves
 # HTTP/1.1 with imedge's own server (--http1 fast), offers nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
-# and runs with --gc-percent 400 --memory-limit 256MiB --max-procs 1 (one
+# and runs with GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1 in its environment (one
 # processor for Go code: the load generator takes the other core, and the
-# journal flushes through io_uring); 1m-ips then uses the same flags. 1m-ips always runs with --memory-limit 160MiB.
+# journal flushes through io_uring); 1m-ips then uses the same settings. 1m-ips always runs with GOMEMLIMIT=160MiB.
 #
 # Output: a table of, per scenario and server (medians over rounds):
 #   ok/s        callbacks answered OK per second (new connections per second
@@ -117,6 +117,9 @@ if [ -z "$IMEDGE" ]; then
   (cd "$ROOT" && go build -o "$WORK/imedge" ./cmd/imedge)
   IMEDGE=$WORK/imedge
 fi
+log "building the counting sink"
+(cd "$ROOT" && go build -o "$WORK/benchsink" ./internal/benchsink)
+BENCHSINK=$WORK/benchsink
 
 # --- PKI -----------------------------------------------------------------
 P=$WORK/pki
@@ -174,7 +177,7 @@ now_ns() { date +%s%N; }
 
 start_sink() { # start_sink [ADDR]: sets SINK_PID and SINK
   local out=$WORK/sink.$RANDOM.out
-  "$IMEDGE" sink --listen "${1:-127.0.0.1:0}" >"$out" 2>&1 &
+  "$BENCHSINK" --listen "${1:-127.0.0.1:0}" >"$out" 2>&1 &
   SINK_PID=$!
   PIDS+=("$SINK_PID")
   wait_for 10 grep -q "sink listening on" "$out" || die "the sink did not start: $(cat "$out")"
@@ -194,12 +197,13 @@ listening() { # listening PID LOG: the log says so; also true once PID exited
   kill -0 "$1" 2>/dev/null || return 0
   grep -q '"msg":"listening"' "$2"
 }
+IMEDGE_ENV=() # VAR=VALUE settings of the Go runtime for the next start_imedge
 start_imedge() { # start_imedge NAME EXTRA-SERVE-FLAGS...
   local name=$1; shift
   local logf=$WORK/$name.log
   # The admin port is the kernel's choice: a probed free port can be taken
   # by another process before imedge binds it.
-  "$IMEDGE" serve --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --cert "$P/server.pem" --key "$P/server-key.pem" \
+  env "${IMEDGE_ENV[@]}" "$IMEDGE" serve --admin-listen 127.0.0.1:0 --listen 127.0.0.1:0 --cert "$P/server.pem" --key "$P/server-key.pem" \
     --client-ca "$P/ca.pem" --sdkappid "$APPID" --forward-url "http://$SINK/events" \
     --state-dir "$WORK/state-$name" --audit-log "$WORK/$name-audit.log" \
     --outbox-max-events 3000000 --outbox-max-bytes 4GiB --retry-base 50ms --retry-max 1s \
@@ -312,7 +316,8 @@ record() { # record SCEN SERVER ROUND LOADJSON DELIVERED NS TICKS HWM_KIB
 }
 
 # --- the servers -------------------------------------------------------------
-TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB --max-procs 1)
+TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384")
+TUNED_ENV=(GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1)
 start_sink
 log "sink on $SINK"
 SERVERS=(imedge nginx)
@@ -323,7 +328,9 @@ if [ "$BATCH" -gt 1 ]; then
   # nginx offers (Debian's nginx, on OpenSSL 3.0, has no ML-KEM); a garbage
   # collector that runs a quarter as often, bounded by a memory limit; one
   # processor for Go code, as the load generator keeps the other core busy.
+  IMEDGE_ENV=("${TUNED_ENV[@]}")
   start_imedge "imedge-b$BATCH" --rate-limit-exempt 10.0.0.1 "${TUNED[@]}"
+  IMEDGE_ENV=()
   SERVERS=(imedge "imedge-b$BATCH" nginx)
 fi
 start_nginx
@@ -367,9 +374,13 @@ DRAIN_N=$want
 # 1 M distinct ClientIPs and 1 M new bodies on a fresh imedge.
 stop_pid "${PIDOF[imedge]}"
 ONE_M=(--rate 20 --burst 40 --rate-max-keys "$MILLION" --dedupe-size "$MILLION")
-if [ "$BATCH" -gt 1 ]; then ONE_M+=("${TUNED[@]}"); fi
-ONE_M+=(--memory-limit 160MiB) # the last --memory-limit wins
+IMEDGE_ENV=(GOMEMLIMIT=160MiB)
+if [ "$BATCH" -gt 1 ]; then
+  ONE_M+=("${TUNED[@]}")
+  IMEDGE_ENV=("${TUNED_ENV[@]}" GOMEMLIMIT=160MiB) # the last GOMEMLIMIT wins
+fi
 start_imedge imedge-1m "${ONE_M[@]}"
+IMEDGE_ENV=()
 run_case 1m-ips imedge-1m 1 --mode keepalive --concurrency 64 --duration 0 --requests "$MILLION" --distinct-client-ips "$MILLION"
 RSS_1M=$(($(rss_kib "${PIDOF[imedge-1m]}") / 1024))
 

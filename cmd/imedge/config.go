@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/certs"
-	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/tlsconf"
 )
 
@@ -79,18 +78,6 @@ type Config struct {
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 	MaxHeaderBytes  int
-	// GCPercent is the garbage collector's target (as GOGC); 0 leaves the
-	// runtime's (GOGC from the environment, else 100), -1 turns it off.
-	GCPercent int
-	// MemoryLimit is the runtime's soft memory limit in bytes (as
-	// GOMEMLIMIT); 0 leaves the runtime's.
-	MemoryLimit int64
-	// MaxProcs is how many threads run Go code at once (as GOMAXPROCS);
-	// 0 leaves the runtime's.
-	MaxProcs int
-	// JournalSync is how the outbox journal is flushed (auto, io_uring or
-	// fdatasync; see forward.JournalSync).
-	JournalSync string
 
 	Dev    bool
 	DevDir string
@@ -171,7 +158,6 @@ type serveFlags struct {
 	maxBody    string
 	outboxMax  string
 	curves     string
-	memLimit   string
 }
 
 func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
@@ -233,10 +219,6 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "deadline for the response")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "keep-alive idle timeout")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
-	fs.IntVar(&c.GCPercent, "gc-percent", 0, "garbage collector target, as GOGC (0: GOGC from the environment, else 100; -1: off, only with --memory-limit)")
-	fs.IntVar(&c.MaxProcs, "max-procs", 0, "threads running Go code at once, as GOMAXPROCS (0: GOMAXPROCS from the environment, else the CPUs available)")
-	fs.StringVar(&c.JournalSync, "journal-sync", string(forward.JournalSyncAuto), "how the outbox journal is flushed before OK: auto (io_uring where the kernel offers it, else fdatasync), io_uring or fdatasync")
-	fs.StringVar(&sf.memLimit, "memory-limit", "", "soft memory limit (bytes, or with KiB/MiB/GiB), as GOMEMLIMIT (default: GOMEMLIMIT from the environment, else none)")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 	fs.StringVar(&c.DevDir, "dev-dir", c.DevDir, "where --dev keeps its PKI and state")
 	c.Admin.register(fs)
@@ -246,9 +228,46 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	return fs, sf
 }
 
+// removedSetting says what replaced a serve flag (and config key) that no
+// longer exists. Giving one fails at start with that line, rather than
+// silently meaning something else.
+func removedSetting(name string) (string, bool) {
+	switch name {
+	case "gc-percent":
+		return "removed, set GOGC in the environment (e.g. Environment=GOGC=400 in the systemd unit)", true
+	case "memory-limit":
+		return "removed, set GOMEMLIMIT in the environment (e.g. Environment=GOMEMLIMIT=256MiB)", true
+	case "max-procs":
+		return "removed, set GOMAXPROCS in the environment", true
+	case "journal-sync":
+		return "removed: the outbox journal always flushes through io_uring where the kernel offers it, else fdatasync", true
+	}
+	return "", false
+}
+
+// checkRemoved refuses a removed flag in args, naming its replacement.
+func checkRemoved(args []string) error {
+	for _, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			if a == "--" {
+				return nil
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if msg, ok := removedSetting(name); ok {
+			return usageErrorf("--%s: %s", name, msg)
+		}
+	}
+	return nil
+}
+
 // parseServeFlags builds serve's flag set, applies the --config file and
 // then the command line, which wins.
 func parseServeFlags(args []string, out io.Writer) (*flag.FlagSet, *serveFlags, bool, error) {
+	if err := checkRemoved(args); err != nil {
+		return nil, nil, false, err
+	}
 	fs, sf := newServeFlagSet(out)
 	if path := configArg(args); path != "" {
 		if err := applyConfigFile(fs, path); err != nil {
@@ -282,11 +301,6 @@ func parseServeConfig(args []string, getenv func(string) string, out io.Writer) 
 	}
 	if c.OutboxMaxBytes, err = parseBytes(sf.outboxMax); err != nil {
 		errs = append(errs, fmt.Errorf("--outbox-max-bytes: %w", err))
-	}
-	if sf.memLimit != "" {
-		if c.MemoryLimit, err = parseBytes(sf.memLimit); err != nil {
-			errs = append(errs, fmt.Errorf("--memory-limit: %w", err))
-		}
 	}
 	if c.Curves, err = tlsconf.ParseCurves(sf.curves); err != nil {
 		errs = append(errs, fmt.Errorf("--tls-curves: %w", err))
@@ -383,18 +397,6 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Path, "/") {
 		bad("--path %q: must start with /", c.Path)
-	}
-	if c.GCPercent < -1 {
-		bad("--gc-percent %d: want -1 (off), 0 (the runtime's) or a positive percentage", c.GCPercent)
-	}
-	if c.MaxProcs < 0 {
-		bad("--max-procs %d: want 0 (the runtime's) or a positive count", c.MaxProcs)
-	}
-	if _, err := forward.ParseJournalSync(c.JournalSync); err != nil {
-		bad("--journal-sync: %v", err)
-	}
-	if c.GCPercent == -1 && c.MemoryLimit == 0 {
-		bad("--gc-percent -1 turns the collector off: set --memory-limit too, or the heap grows without bound")
 	}
 	if c.SdkAppid == "" {
 		bad("--sdkappid is required")

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -162,75 +161,41 @@ func TestConfigArg(t *testing.T) {
 	assert.Equal(t, "", configArg([]string{"--configx", "d"}))
 }
 
-func TestConfig_CurvesAndMemoryFlags(t *testing.T) {
-	c, _, _, err := parseServeConfig([]string{"--tls-curves", "X25519,P-256", "--gc-percent", "400", "--memory-limit", "160MiB"}, noEnv, &bytes.Buffer{})
+func TestConfig_CurvesFlag(t *testing.T) {
+	c, _, _, err := parseServeConfig([]string{"--tls-curves", "X25519,P-256"}, noEnv, &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, []tls.CurveID{tls.X25519, tls.CurveP256}, c.Curves)
-	assert.Equal(t, 400, c.GCPercent)
-	assert.Equal(t, int64(160<<20), c.MemoryLimit)
 
 	c, _, _, err = parseServeConfig(nil, noEnv, &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Nil(t, c.Curves, "default: Go's key exchanges")
-	assert.Zero(t, c.GCPercent)
-	assert.Zero(t, c.MemoryLimit)
 
 	_, _, _, err = parseServeConfig([]string{"--tls-curves", "X448"}, noEnv, &bytes.Buffer{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `--tls-curves: "X448"`)
-	_, _, _, err = parseServeConfig([]string{"--memory-limit", "lots"}, noEnv, &bytes.Buffer{})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "--memory-limit")
-
-	c.SdkAppid, c.GCPercent = "1400000000", -1
-	err = c.Validate()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "--gc-percent -1 turns the collector off: set --memory-limit too")
-	c.GCPercent = -5
-	assert.ErrorContains(t, c.Validate(), "--gc-percent -5")
 }
 
-func TestParseServeConfig_ProcsAndJournalSync(t *testing.T) {
-	c, _, _, err := parseServeConfig([]string{"--sdkappid", "1400000000", "--max-procs", "1", "--journal-sync", "fdatasync"}, noEnv, &bytes.Buffer{})
-	require.NoError(t, err)
-	assert.Equal(t, 1, c.MaxProcs)
-	assert.Equal(t, "fdatasync", c.JournalSync)
-
-	c, _, _, err = parseServeConfig([]string{"--sdkappid", "1400000000"}, noEnv, &bytes.Buffer{})
-	require.NoError(t, err)
-	assert.Zero(t, c.MaxProcs, "default: the runtime's")
-	assert.Equal(t, "auto", c.JournalSync)
-
-	c.MaxProcs, c.JournalSync = -1, "fsync"
-	err = c.Validate()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "--max-procs -1: want 0 (the runtime's) or a positive count")
-	assert.Contains(t, err.Error(), `--journal-sync: journal sync "fsync": want auto, io_uring or fdatasync`)
-}
-
-func TestApplyMaxProcs_SetsAndRestores(t *testing.T) {
-	before := runtime.GOMAXPROCS(0)
-	procs, restore := applyMaxProcs(Config{MaxProcs: before + 1})
-	assert.Equal(t, before+1, procs)
-	assert.Equal(t, before+1, runtime.GOMAXPROCS(0))
-	restore()
-	assert.Equal(t, before, runtime.GOMAXPROCS(0), "restored")
-
-	procs, restore = applyMaxProcs(Config{})
-	assert.Equal(t, before, procs, "0 leaves the runtime's")
-	restore()
-	assert.Equal(t, before, runtime.GOMAXPROCS(0))
-}
-
-func TestApplyMemorySettings_SetsAndRestores(t *testing.T) {
-	gc0, lim0, restore0 := applyMemorySettings(Config{})
-	restore0()
-	gc, lim, restore := applyMemorySettings(Config{GCPercent: 321, MemoryLimit: 3 << 30})
-	assert.Equal(t, 321, gc)
-	assert.Equal(t, int64(3<<30), lim)
-	restore()
-	gc1, lim1, restore1 := applyMemorySettings(Config{})
-	restore1()
-	assert.Equal(t, gc0, gc1, "restored")
-	assert.Equal(t, lim0, lim1, "restored")
+// The runtime and journal flags were removed in favour of GOGC, GOMEMLIMIT,
+// GOMAXPROCS and one automatic journal flush: each, as a flag or a config
+// key, fails with one line naming what replaces it.
+func TestRemovedSettings_FailNamingTheirReplacement(t *testing.T) {
+	for _, tc := range []struct{ name, value, want string }{
+		{"gc-percent", "400", "--gc-percent: removed, set GOGC"},
+		{"memory-limit", "256MiB", "--memory-limit: removed, set GOMEMLIMIT"},
+		{"max-procs", "1", "--max-procs: removed, set GOMAXPROCS"},
+		{"journal-sync", "fdatasync", "--journal-sync: removed: the outbox journal always flushes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, args := range [][]string{{"--" + tc.name, tc.value}, {"-" + tc.name + "=" + tc.value}} {
+				_, _, _, err := parseServeConfig(append([]string{"--sdkappid", "1400000000"}, args...), noEnv, &bytes.Buffer{})
+				require.Error(t, err)
+				assert.True(t, strings.HasPrefix(err.Error(), tc.want), "got %q", err)
+				assert.Equal(t, 2, exitCode(err), "a bad command line exits 2")
+			}
+			file := writeFile(t, t.TempDir(), "c.yaml", tc.name+": "+tc.value+"\n")
+			_, _, _, err := parseServeConfig([]string{"--config", file}, noEnv, &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), `key "`+tc.name+`": removed`)
+		})
+	}
 }

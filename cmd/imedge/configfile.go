@@ -93,7 +93,11 @@ func applyConfigYAML(fs *flag.FlagSet, name string, data []byte) error {
 			bad("not allowed in a config file")
 			continue
 		case f == nil:
-			bad("unknown key%s", suggestion(fs, k.Value))
+			if msg, ok := removedSetting(k.Value); ok {
+				bad("%s", msg)
+			} else {
+				bad("unknown key%s", suggestion(fs, k.Value))
+			}
 			continue
 		case seen[k.Value]:
 			bad("given twice")

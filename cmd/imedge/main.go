@@ -16,6 +16,6 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "imedge: %v\n", err)
-		os.Exit(1) // the only os.Exit in the module
+		os.Exit(exitCode(err)) // the only os.Exit in the module
 	}
 }

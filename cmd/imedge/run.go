@@ -12,6 +12,24 @@ import (
 // errUsage is returned after usage text was printed for a bad command line.
 var errUsage = errors.New("bad usage (see above)")
 
+// usageError is a bad command line that one line explains; main exits
+// with status 2 for it, as for errUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// exitCode is the process exit status for err returned by run: 2 for a bad
+// command line, 1 for anything else.
+func exitCode(err error) int {
+	var ue *usageError
+	if errors.Is(err, errUsage) || errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
 const usage = `imedge: the mutual-TLS edge receiver for Tencent Cloud IM webhooks
 
 Usage:
@@ -46,8 +64,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runSend(ctx, args[1:], getenv, stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], getenv, stdout, stderr)
-	case "sink": // hidden: the counting internal service of scripts/bench.sh
-		return runSink(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

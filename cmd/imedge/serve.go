@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -111,10 +112,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	if err != nil {
 		return err
 	}
-	gcPercent, memoryLimit, restoreMemory := applyMemorySettings(cfg)
-	defer restoreMemory()
-	maxProcs, restoreProcs := applyMaxProcs(cfg)
-	defer restoreProcs()
 	tlsOpts := tlsconf.Options{
 		CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, ClientCAFile: cfg.ClientCAFile,
 		ClientCRLFiles: cfg.ClientCRLFiles, CRLFailClosed: cfg.CRLFailClosed, ClientAuth: ca,
@@ -129,7 +126,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 
 	box, err := forward.OpenOutbox(forward.OutboxOptions{
 		Dir: cfg.spoolDir(), MaxEvents: cfg.OutboxMaxEvents, MaxBytes: cfg.OutboxMaxBytes,
-		RememberFor: cfg.DedupeWindow, Logger: logger, JournalSync: forward.JournalSync(cfg.JournalSync),
+		RememberFor: cfg.DedupeWindow, Logger: logger,
 	})
 	if err != nil {
 		return fmt.Errorf("opening outbox: %w", err)
@@ -228,7 +225,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 	logger.Info("listening", "addr", ln.Addr().String(), "path", cfg.Path, "sdkappid", cfg.SdkAppid,
 		"client_auth", cfg.ClientAuth, "token", tokenState(cfg), "forward_url", redactURL(cfg.ForwardURL),
 		"outbox", cfg.spoolDir(), "dedupe_keys_reloaded", reloaded, "server_cert_sha256", st.ServerCert.SHA256,
-		"gc_percent", gcPercent, "memory_limit", memoryLimit, "max_procs", maxProcs)
+		"gomaxprocs", runtime.GOMAXPROCS(0))
 	if cfg.ClientAuth == "none" {
 		logger.Warn("client certificates are NOT required: only the IM token authenticates callers")
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -263,30 +262,4 @@ func TestE2E_ForwardBatchDeliversArrays(t *testing.T) {
 		"--forward-batch", "5000")...)
 	require.Error(t, err)
 	assert.Contains(t, errOut, "--forward-batch must be 0..1000")
-}
-
-func TestSink_CountsEventsAndBatches(t *testing.T) {
-	srv := httptest.NewServer(&countingSink{})
-	t.Cleanup(srv.Close)
-	post := func(batch string) {
-		req, err := http.NewRequest(http.MethodPost, srv.URL+"/events", strings.NewReader(`{}`))
-		require.NoError(t, err)
-		if batch != "" {
-			req.Header.Set("X-Imedge-Batch-Size", batch)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		assert.Equal(t, http.StatusOK, resp.StatusCode)
-		assert.JSONEq(t, okReply, string(b), "a proxy in front of the sink answers IM correctly")
-	}
-	post("")
-	post("7")
-	post("junk")
-	resp, err := http.Get(srv.URL + "/count")
-	require.NoError(t, err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	assert.JSONEq(t, `{"requests":3,"events":9}`, string(b))
 }

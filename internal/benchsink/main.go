@@ -1,3 +1,11 @@
+// Command benchsink is the counting internal service of scripts/bench.sh:
+// it answers every POST with IM's OK reply (so that a proxy in front of it,
+// such as nginx in the comparison, answers IM correctly) and counts requests
+// and events; GET /count reports the counts. It is a benchmark fixture, not
+// part of imedge: the shipped binary does not contain it.
+//
+// Usage: benchsink [--listen 127.0.0.1:0]. It prints "sink listening on
+// ADDR" once it listens and runs until SIGINT or SIGTERM.
 package main
 
 import (
@@ -8,23 +16,24 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// sinkBatchHeader is the header a batched delivery carries with its event
-// count (see forward.HeaderBatchSize).
-const sinkBatchHeader = "X-Imedge-Batch-Size"
+// batchHeader is the header a batched delivery carries with its event
+// count (forward.HeaderBatchSize).
+const batchHeader = "X-Imedge-Batch-Size"
 
-// countingSink is the benchmark's internal service: it answers every POST
-// with IM's OK reply (so that a proxy in front of it answers IM correctly)
-// and counts requests and events; GET /count reports the counts.
+// countingSink counts requests and events; see the package documentation.
 type countingSink struct {
 	requests, events atomic.Int64
 }
 
-var sinkOK = []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
+var okReply = []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
 
 func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && r.URL.Path == "/count" {
@@ -41,7 +50,7 @@ func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := int64(1)
-	if v := r.Header.Get(sinkBatchHeader); v != "" {
+	if v := r.Header.Get(batchHeader); v != "" {
 		if k, err := strconv.ParseInt(v, 10, 64); err == nil && k > 0 {
 			n = k
 		}
@@ -49,21 +58,30 @@ func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	s.events.Add(n)
 	w.Header()["Content-Type"] = []string{"application/json"}
-	_, _ = w.Write(sinkOK)
+	_, _ = w.Write(okReply)
 }
 
-// runSink runs the counting sink of scripts/bench.sh until ctx ends. It is a
-// hidden command: a test fixture, not part of imedge's interface.
-func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("imedge sink", flag.ContinueOnError)
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "benchsink: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run serves the counting sink until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("benchsink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback)")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		return fmt.Errorf("sink: listening: %w", err)
+		return fmt.Errorf("listening: %w", err)
 	}
 	srv := &http.Server{Handler: &countingSink{}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
@@ -72,7 +90,7 @@ func runSink(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "sink listening on %s\n", ln.Addr())
 	select {
 	case err := <-errc:
-		return fmt.Errorf("sink: serving: %w", err)
+		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
