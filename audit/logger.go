@@ -48,10 +48,19 @@ type sampleKey struct {
 
 const overflowKey = "(other keys)"
 
+// Sampling defaults: what imedge serve uses unless told otherwise.
+const (
+	// DefaultInterval is the sampling window imedge serve uses.
+	DefaultInterval = 10 * time.Second
+	// DefaultBurst is the number of records per reason and key written in
+	// each window before they are summarised; a zero Options.Burst means it.
+	DefaultBurst = 10
+)
+
 // New returns a Logger writing JSON lines to w.
 func New(w io.Writer, o Options) *Logger {
 	if o.Burst <= 0 {
-		o.Burst = 10
+		o.Burst = DefaultBurst
 	}
 	if o.MaxKeys <= 0 {
 		o.MaxKeys = 10000

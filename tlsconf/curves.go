@@ -48,3 +48,22 @@ func ParseCurves(s string) ([]tls.CurveID, error) {
 	}
 	return out, nil
 }
+
+// FormatCurves writes ids as a comma-separated list that ParseCurves reads
+// back; nil gives "".
+func FormatCurves(ids []tls.CurveID) string {
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		switch id {
+		case tls.CurveP256:
+			names[i] = "P-256"
+		case tls.CurveP384:
+			names[i] = "P-384"
+		case tls.CurveP521:
+			names[i] = "P-521"
+		default:
+			names[i] = id.String()
+		}
+	}
+	return strings.Join(names, ",")
+}

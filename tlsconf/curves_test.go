@@ -60,3 +60,12 @@ func TestCurves_NegotiatedOverRealHandshake(t *testing.T) {
 		})
 	}
 }
+
+func TestFormatCurves_RoundTripsThroughParseCurves(t *testing.T) {
+	all := []tls.CurveID{tls.X25519MLKEM768, tls.SecP256r1MLKEM768, tls.SecP384r1MLKEM1024, tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+	got, err := ParseCurves(FormatCurves(all))
+	require.NoError(t, err)
+	assert.Equal(t, all, got)
+	assert.Equal(t, "X25519,P-256", FormatCurves([]tls.CurveID{tls.X25519, tls.CurveP256}))
+	assert.Empty(t, FormatCurves(nil))
+}

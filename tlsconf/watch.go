@@ -22,6 +22,10 @@ type watcher struct {
 	tried  map[string][sha256.Size]byte // contents a failed Reload was attempted with
 }
 
+// DefaultWatchInterval is how often imedge serve polls the watched files
+// (--reload-interval).
+const DefaultWatchInterval = 2 * time.Second
+
 // Watch polls the watched files (server certificate and key, client-CA
 // bundle, CRLs) every interval and calls Reload when the content of any of
 // them differs from what the current material was loaded from. Size and

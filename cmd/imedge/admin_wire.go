@@ -4,83 +4,76 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 
 	"github.com/imedge/imedge/admin"
-	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/certs"
-	"github.com/imedge/imedge/dedupe"
-	"github.com/imedge/imedge/forward"
-	"github.com/imedge/imedge/receiver"
-	"github.com/imedge/imedge/tlsconf"
 )
 
-// adminDeps are the parts of a running server the admin listener reports on.
-type adminDeps struct {
-	tls        *tlsconf.Source
-	outbox     *forward.Outbox
-	dispatcher *forward.Dispatcher
-	receiver   *receiver.Handler
-	seen       *dedupe.Set
-	limiter    receiver.Limiter // nil when rate limiting is off
-	audit      *audit.Logger
-	delivery   *admin.DeliveryTimer    // nil: no delivery latency histogram
-	redis      func() admin.RedisStats // nil: no --redis-url
+// adminServer is the admin listener (health, readiness, metrics, status),
+// bound by openAdmin and served by serve. A nil srv means the listener is
+// off: the callback handler is then not instrumented.
+type adminServer struct {
+	srv *admin.Server
+	ln  net.Listener
+	log *slog.Logger
 }
 
-// adminServer is the running admin listener (health, readiness, metrics,
-// status). Its goroutine is added to the WaitGroup given to startAdmin and
-// ends when that context ends. A nil srv means the listener is off: the
-// callback handler is then not instrumented.
-type adminServer struct{ srv *admin.Server }
-
-// timeDeliveries wraps the deliverer so the admin listener can report
-// delivery latency.
-func timeDeliveries(d forward.Deliverer) *admin.DeliveryTimer { return admin.NewDeliveryTimer(d) }
-
-// startAdmin starts the admin listener when one is configured. It binds
-// before returning, so a taken port stops imedge at start.
-func startAdmin(ctx context.Context, wg *sync.WaitGroup, cfg Config, deps adminDeps, logger *slog.Logger) (*adminServer, error) {
-	ac := cfg.Admin
+// openAdmin binds the admin listener when one is configured, so that a
+// taken port stops imedge at start.
+func (s *Server) openAdmin(context.Context, io.Writer) error {
+	s.admin = &adminServer{log: s.log}
+	ac := s.cfg.Admin
 	if !ac.enabled() {
-		logger.Info("admin listener off (--admin-listen \"\")")
-		return &adminServer{}, nil
+		s.log.Info("admin listener off (--admin-listen \"\")")
+		return nil
 	}
 	o := admin.Options{
-		Version: versionString(), TLS: deps.tls, Outbox: deps.outbox, Dispatcher: deps.dispatcher,
-		Receiver: deps.receiver, Dedupe: deps.seen, Audit: deps.audit, Delivery: deps.delivery,
-		Pprof: ac.Pprof, Logger: logger, Redis: deps.redis,
+		Version: versionString(), TLS: s.tls, Outbox: s.box, Dispatcher: s.disp,
+		Receiver: s.recv, Dedupe: s.seen, Audit: s.audit, Delivery: s.timer,
+		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(),
 	}
-	if l, ok := deps.limiter.(admin.Limiter); ok {
+	if l, ok := s.limit.(admin.Limiter); ok {
 		o.Limiter = l
 	}
 	srv, err := admin.New(o)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var tc *tls.Config
 	if ac.mTLS() {
 		if tc, err = adminTLSConfig(ac); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	ln, err := net.Listen("tcp", ac.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("--admin-listen: %w (set --admin-listen \"\" to turn the admin listener off)", err)
+		return fmt.Errorf("--admin-listen: %w (set --admin-listen \"\" to turn the admin listener off)", err)
 	}
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
 	}
-	logger.Info("admin listening", "addr", ln.Addr().String(), "mtls", tc != nil, "pprof", ac.Pprof)
+	s.onClose(func() { ln.Close() })
+	s.admin.srv, s.admin.ln = srv, ln
+	s.log.Info("admin listening", "addr", ln.Addr().String(), "mtls", tc != nil, "pprof", ac.Pprof)
+	return nil
+}
+
+// serve serves the admin listener in a goroutine added to wg until ctx
+// ends. Nothing to do when the listener is off.
+func (a *adminServer) serve(ctx context.Context, wg *sync.WaitGroup) {
+	if a.srv == nil {
+		return
+	}
 	wg.Go(func() {
-		if err := srv.Serve(ctx, ln); err != nil {
-			logger.Error("admin listener stopped", "err", err)
+		if err := a.srv.Serve(ctx, a.ln); err != nil {
+			a.log.Error("admin listener stopped", "err", err)
 		}
 	})
-	return &adminServer{srv: srv}, nil
 }
 
 // adminTLSConfig loads the admin listener's certificate and client CAs: only

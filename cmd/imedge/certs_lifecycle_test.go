@@ -247,10 +247,10 @@ func TestACMEConfig_Validate(t *testing.T) {
 	p := ca.WriteFiles(t, ca.Issue(t, certstest.Server("localhost")))
 	base := func() Config {
 		c := defaultConfig()
-		c.SdkAppid = "1400000001"
-		c.ForwardURL = "http://127.0.0.1:1/x"
-		c.ClientCAFile = p.CA
-		c.StateDir = dir
+		c.IM.SdkAppid = "1400000001"
+		c.Delivery.URL = "http://127.0.0.1:1/x"
+		c.TLS.ClientCAFile = p.CA
+		c.State.Dir = dir
 		c.ACME.Domains = []string{"im.example.com"}
 		c.ACME.setStateDir(dir)
 		return c
@@ -263,13 +263,13 @@ func TestACMEConfig_Validate(t *testing.T) {
 		mutate func(*Config)
 		want   string
 	}{
-		{"ACME with cert files", func(c *Config) { c.CertFile, c.KeyFile = p.Cert, p.Key }, "exclusive"},
+		{"ACME with cert files", func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = p.Cert, p.Key }, "exclusive"},
 		{"http directory", func(c *Config) { c.ACME.CA = "http://acme.example/dir" }, "--acme-ca"},
 		{"IP domain", func(c *Config) { c.ACME.Domains = []string{"192.0.2.1"} }, "not an IP address"},
 		{"missing roots file", func(c *Config) { c.ACME.CARoots = filepath.Join(dir, "nope.pem") }, "--acme-ca-roots"},
 		{"email without domain", func(c *Config) {
 			c.ACME.Domains = nil
-			c.CertFile, c.KeyFile = p.Cert, p.Key
+			c.TLS.CertFile, c.TLS.KeyFile = p.Cert, p.Key
 			c.ACME.Email = "ops@example.com"
 		}, "need --acme-domain"},
 		{"no ACME and no cert", func(c *Config) { c.ACME.Domains = nil }, "--cert is required"},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -25,12 +24,14 @@ type acmeConfig struct {
 	stateDir string // the resolved --state-dir, for the default Storage
 }
 
-func (a *acmeConfig) register(fs *flag.FlagSet) {
-	fs.Var(listFlag{&a.Domains}, "acme-domain", "obtain the server certificate for this name from an ACME CA via TLS-ALPN-01 (repeatable; replaces --cert/--key)")
-	fs.StringVar(&a.Email, "acme-email", "", "contact email of the ACME account")
-	fs.StringVar(&a.CA, "acme-ca", tlsconf.DefaultACMECA, "ACME directory URL")
-	fs.StringVar(&a.Storage, "acme-storage", "", "directory for the ACME account, certificates and keys (default STATE-DIR/acme)")
-	fs.StringVar(&a.CARoots, "acme-ca-roots", "", "PEM roots trusted for the ACME server's HTTPS (default: system roots)")
+func (a *acmeConfig) register(fs *flagSet) {
+	fs.group(groupTLS, func() {
+		fs.Var(listFlag{&a.Domains}, "acme-domain", "obtain the server certificate for this name from an ACME CA via TLS-ALPN-01 (repeatable; replaces --cert/--key)")
+		fs.StringVar(&a.Email, "acme-email", "", "contact email of the ACME account")
+		fs.StringVar(&a.CA, "acme-ca", tlsconf.DefaultACMECA, "ACME directory URL")
+		fs.Var(pathFlag{&a.Storage}, "acme-storage", "directory for the ACME account, certificates and keys (default STATE-DIR/acme)")
+		fs.Var(pathFlag{&a.CARoots}, "acme-ca-roots", "PEM roots trusted for the ACME server's HTTPS (default: system roots)")
+	})
 }
 
 // enabled reports whether the server certificate comes from ACME.
@@ -78,7 +79,7 @@ func (a acmeConfig) validate(c Config) []error {
 		}
 		return errs
 	}
-	if c.CertFile != "" || c.KeyFile != "" {
+	if c.TLS.CertFile != "" || c.TLS.KeyFile != "" {
 		bad("--acme-domain and --cert/--key are exclusive: the server certificate comes from one or the other")
 	}
 	if u, err := url.Parse(a.directory()); err != nil || u.Scheme != "https" || u.Host == "" {
@@ -91,6 +92,8 @@ func (a acmeConfig) validate(c Config) []error {
 	}
 	if a.storageDir() == "" {
 		bad("--acme-storage is required (or --state-dir)")
+	} else if err := writableDir(a.storageDir()); err != nil {
+		bad("--acme-storage %s: %w", a.storageDir(), err)
 	}
 	if a.CARoots != "" {
 		f, err := os.Open(a.CARoots)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"net"
 	"net/netip"
@@ -22,12 +21,14 @@ type adminConfig struct {
 // defaultAdminListen is the documented default of --admin-listen.
 const defaultAdminListen = "127.0.0.1:9443"
 
-func (a *adminConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.Listen, "admin-listen", defaultAdminListen, `admin listener for /healthz, /readyz, /metrics and /status (host:port; "" disables). Plain HTTP on a loopback address, mutual TLS (--admin-cert, --admin-key, --admin-client-ca) required elsewhere`)
-	fs.StringVar(&a.CertFile, "admin-cert", "", "admin listener certificate chain, PEM (turns on mutual TLS, also on loopback)")
-	fs.StringVar(&a.KeyFile, "admin-key", "", "private key for --admin-cert, PEM")
-	fs.StringVar(&a.ClientCAFile, "admin-client-ca", "", "PEM bundle of CAs whose client certificates may use the admin listener")
-	fs.BoolVar(&a.Pprof, "admin-pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+func (a *adminConfig) register(fs *flagSet) {
+	fs.group(groupAdmin, func() {
+		fs.StringVar(&a.Listen, "admin-listen", defaultAdminListen, `admin listener for /healthz, /readyz, /metrics and /status (host:port; "" disables). Plain HTTP on a loopback address, mutual TLS (--admin-cert, --admin-key, --admin-client-ca) required elsewhere`)
+		fs.Var(pathFlag{&a.CertFile}, "admin-cert", "admin listener certificate chain, PEM (turns on mutual TLS, also on loopback)")
+		fs.Var(pathFlag{&a.KeyFile}, "admin-key", "private key for --admin-cert, PEM")
+		fs.Var(pathFlag{&a.ClientCAFile}, "admin-client-ca", "PEM bundle of CAs whose client certificates may use the admin listener")
+		fs.BoolVar(&a.Pprof, "admin-pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin listener")
+	})
 }
 
 // enabled reports whether the admin listener is configured.
@@ -36,7 +37,7 @@ func (a adminConfig) enabled() bool { return a.Listen != "" }
 // mTLS reports whether the admin listener uses mutual TLS.
 func (a adminConfig) mTLS() bool { return a.CertFile != "" || a.KeyFile != "" || a.ClientCAFile != "" }
 
-func (a adminConfig) validate() []error {
+func (a adminConfig) validate(Config) []error {
 	if !a.enabled() {
 		return nil
 	}

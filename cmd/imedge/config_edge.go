@@ -1,150 +1,73 @@
 package main
 
 import (
-	"flag"
-	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/imedge/imedge/edge"
 )
 
 // edgeConfig configures the hardening of the public listener (connection
-// limits, source allow-list, handshake timeout, HTTP/2 limits, sandbox).
-// Zero numbers mean the defaults below, so a Config built in a test without
-// flags is valid.
+// limits, source allow-list, handshake timeout, HTTP/2 limits, sandbox;
+// package edge).
 type edgeConfig struct {
-	HandshakeTimeout time.Duration // --handshake-timeout
-	MaxConns         int           // --max-conns
-	MaxConnsPerIP    int           // --max-conns-per-ip
-	AllowSource      []string      // --allow-source CIDRs (or single addresses)
-	HTTP2Off         bool          // --http2=false
-	HTTP1            string        // --http1: "std" (net/http) or "fast" (package h1)
-	HTTP2MaxStreams  int           // --http2-max-streams
-	HTTP2MaxFrame    int           // --http2-max-read-frame-size
-	NoSandbox        bool          // --no-sandbox
+	HandshakeTimeout time.Duration  // --handshake-timeout
+	MaxConns         int            // --max-conns
+	MaxConnsPerIP    int            // --max-conns-per-ip
+	AllowSource      []netip.Prefix // --allow-source
+	HTTP2Off         bool           // --http2=false
+	HTTP1            string         // --http1: "std" (net/http) or "fast" (package h1)
+	HTTP2MaxStreams  int            // --http2-max-streams
+	HTTP2MaxFrame    int            // --http2-max-read-frame-size
+	NoSandbox        bool           // --no-sandbox
 }
 
-// Edge defaults, documented in the README's flag table.
+// HTTP/1.1 server choices of --http1.
 const (
-	defaultHandshakeTimeout = edge.DefaultHandshakeTimeout
-	defaultMaxConns         = edge.DefaultMaxConns
-	defaultMaxConnsPerIP    = edge.DefaultMaxConnsPerIP
-	defaultHTTP2MaxStreams  = 100
-	defaultHTTP2MaxFrame    = 16 << 10 // the smallest HTTP/2 allows; callbacks are small
-
 	http1Std  = "std"
 	http1Fast = "fast"
 )
 
-func (e *edgeConfig) register(fs *flag.FlagSet) {
-	fs.DurationVar(&e.HandshakeTimeout, "handshake-timeout", defaultHandshakeTimeout, "deadline for a new connection's TLS handshake (separate from the HTTP timeouts)")
-	fs.IntVar(&e.MaxConns, "max-conns", defaultMaxConns, "largest number of open connections; at the limit the oldest pending handshake is closed, or new connections wait")
-	fs.IntVar(&e.MaxConnsPerIP, "max-conns-per-ip", defaultMaxConnsPerIP, "largest number of open connections per peer address (IPv6 per /64)")
-	fs.Var(listFlag{&e.AllowSource}, "allow-source", "peer CIDR allowed to connect (repeatable); others are closed before the TLS handshake (default: any)")
-	fs.Var(invertedBool{&e.HTTP2Off}, "http2", "serve HTTP/2 to clients that offer it (--http2=false: HTTP/1.1 only)")
-	fs.StringVar(&e.HTTP1, "http1", http1Std, "HTTP/1.1 server: std (net/http) or fast (imedge's own: stricter parser, about a fifth less CPU per callback; see the README)")
-	fs.IntVar(&e.HTTP2MaxStreams, "http2-max-streams", defaultHTTP2MaxStreams, "concurrent HTTP/2 streams per connection")
-	fs.IntVar(&e.HTTP2MaxFrame, "http2-max-read-frame-size", defaultHTTP2MaxFrame, "largest HTTP/2 frame read, bytes (16384..16777215)")
-	fs.BoolVar(&e.NoSandbox, "no-sandbox", false, "do not confine the process with Landlock after start")
+func (e *edgeConfig) register(fs *flagSet) {
+	fs.group(groupLimits, func() {
+		fs.DurationVar(&e.HandshakeTimeout, "handshake-timeout", edge.DefaultHandshakeTimeout, "deadline for a new connection's TLS handshake (separate from the HTTP timeouts)")
+		fs.IntVar(&e.MaxConns, "max-conns", edge.DefaultMaxConns, "largest number of open connections; at the limit the oldest pending handshake is closed, or new connections wait")
+		fs.IntVar(&e.MaxConnsPerIP, "max-conns-per-ip", edge.DefaultMaxConnsPerIP, "largest number of open connections per peer address (IPv6 per /64)")
+		fs.IntVar(&e.HTTP2MaxStreams, "http2-max-streams", 100, "concurrent HTTP/2 streams per connection")
+		// 16 KiB is the smallest frame HTTP/2 allows; callbacks are small.
+		fs.IntVar(&e.HTTP2MaxFrame, "http2-max-read-frame-size", 16<<10, "largest HTTP/2 frame read, bytes (16384..16777215)")
+	})
+	fs.group(groupTLS, func() {
+		fs.Var(prefixFlag{&e.AllowSource}, "allow-source", "peer CIDR allowed to connect (repeatable); others are closed before the TLS handshake (default: any)")
+	})
+	fs.group(groupTuning, func() {
+		fs.Var(invertedBool{&e.HTTP2Off}, "http2", "serve HTTP/2 to clients that offer it (--http2=false: HTTP/1.1 only)")
+		fs.StringVar(&e.HTTP1, "http1", http1Std, "HTTP/1.1 server: std (net/http) or fast (imedge's own: stricter parser, less CPU per callback; see docs/performance.md)")
+		fs.BoolVar(&e.NoSandbox, "no-sandbox", false, "do not confine the process with Landlock after start")
+	})
 }
 
-func (e edgeConfig) validate(c Config) []error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if e.HandshakeTimeout < 0 || e.HandshakeTimeout > time.Minute {
-		bad("--handshake-timeout must be 1ns..1m")
+func (e edgeConfig) validate(Config) []error {
+	var p problems
+	if e.HandshakeTimeout <= 0 || e.HandshakeTimeout > time.Minute {
+		p.add("--handshake-timeout must be 1ns..1m")
 	}
-	if e.MaxConns < 0 || e.MaxConns > 1<<20 {
-		bad("--max-conns must be 1..1048576")
+	if e.MaxConns < 1 || e.MaxConns > 1<<20 {
+		p.add("--max-conns must be 1..1048576")
 	}
-	if e.MaxConnsPerIP < 0 {
-		bad("--max-conns-per-ip must be positive")
-	} else if e.MaxConns >= 0 && e.maxConnsPerIP() > e.maxConns() {
-		bad("--max-conns-per-ip must not exceed --max-conns")
+	if e.MaxConnsPerIP < 1 {
+		p.add("--max-conns-per-ip must be positive")
+	} else if e.MaxConns >= 1 && e.MaxConnsPerIP > e.MaxConns {
+		p.add("--max-conns-per-ip must not exceed --max-conns")
 	}
-	if _, err := e.sources(); err != nil {
-		errs = append(errs, err)
+	if e.HTTP1 != http1Std && e.HTTP1 != http1Fast {
+		p.add("--http1 must be std or fast, not %q", e.HTTP1)
 	}
-	if e.HTTP1 != "" && e.HTTP1 != http1Std && e.HTTP1 != http1Fast {
-		bad("--http1 must be std or fast, not %q", e.HTTP1)
+	if e.HTTP2MaxStreams < 1 || e.HTTP2MaxStreams > 10000 {
+		p.add("--http2-max-streams must be 1..10000")
 	}
-	if e.HTTP2MaxStreams < 0 || e.HTTP2MaxStreams > 10000 {
-		bad("--http2-max-streams must be 1..10000")
+	if e.HTTP2MaxFrame < 16<<10 || e.HTTP2MaxFrame > 1<<24-1 {
+		p.add("--http2-max-read-frame-size must be 16384..16777215")
 	}
-	if e.HTTP2MaxFrame != 0 && (e.HTTP2MaxFrame < 16<<10 || e.HTTP2MaxFrame > 1<<24-1) {
-		bad("--http2-max-read-frame-size must be 16384..16777215")
-	}
-	return errs
+	return p
 }
-
-func (e edgeConfig) handshakeTimeout() time.Duration {
-	if e.HandshakeTimeout == 0 {
-		return defaultHandshakeTimeout
-	}
-	return e.HandshakeTimeout
-}
-
-func (e edgeConfig) maxConns() int {
-	if e.MaxConns == 0 {
-		return defaultMaxConns
-	}
-	return e.MaxConns
-}
-
-func (e edgeConfig) maxConnsPerIP() int {
-	if e.MaxConnsPerIP == 0 {
-		return defaultMaxConnsPerIP
-	}
-	return e.MaxConnsPerIP
-}
-
-func (e edgeConfig) http2MaxStreams() int {
-	if e.HTTP2MaxStreams == 0 {
-		return defaultHTTP2MaxStreams
-	}
-	return e.HTTP2MaxStreams
-}
-
-func (e edgeConfig) http2MaxFrame() int {
-	if e.HTTP2MaxFrame == 0 {
-		return defaultHTTP2MaxFrame
-	}
-	return e.HTTP2MaxFrame
-}
-
-// sources parses --allow-source.
-func (e edgeConfig) sources() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range e.AllowSource {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("--allow-source %q: %w", s, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// invertedBool is a boolean flag stored inverted, for a flag that is on by
-// default (--http2) backed by a field whose zero value means on.
-type invertedBool struct{ off *bool }
-
-func (b invertedBool) String() string {
-	if b.off == nil {
-		return "true"
-	}
-	return strconv.FormatBool(!*b.off)
-}
-
-func (b invertedBool) Set(s string) error {
-	v, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("want true or false")
-	}
-	*b.off = !v
-	return nil
-}
-
-func (b invertedBool) IsBoolFlag() bool { return true }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -22,12 +21,12 @@ import (
 // The zero value (no Redis, no PROXY protocol) is the single-instance
 // default.
 type clusterConfig struct {
-	RedisURL      string        // --redis-url; "" keeps dedupe and limits in process
-	PasswordFile  string        // --redis-password-file (else IMEDGE_REDIS_PASSWORD)
-	CAFile        string        // --redis-ca
-	Policy        string        // --redis-policy
-	Timeout       time.Duration // --redis-timeout
-	ProxyProtocol []string      // --proxy-protocol CIDRs of trusted balancers
+	RedisURL      string         // --redis-url; "" keeps dedupe and limits in process
+	PasswordFile  string         // --redis-password-file (else IMEDGE_REDIS_PASSWORD)
+	CAFile        string         // --redis-ca
+	Policy        string         // --redis-policy
+	Timeout       time.Duration  // --redis-timeout
+	ProxyProtocol []netip.Prefix // --proxy-protocol CIDRs of trusted balancers
 
 	password []byte // read by readSecrets, never a flag value
 }
@@ -38,13 +37,15 @@ const (
 	defaultRedisTimeout = redisstate.DefaultTimeout
 )
 
-func (c *clusterConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.RedisURL, "redis-url", "", "share dedupe keys and rate limits with other instances on Redis: redis://[user@]host:port[/db] or rediss:// (TLS); no password in the URL (default: in-process)")
-	fs.StringVar(&c.PasswordFile, "redis-password-file", "", "file holding the Redis password (else the IMEDGE_REDIS_PASSWORD environment variable)")
-	fs.StringVar(&c.CAFile, "redis-ca", "", "PEM bundle of CAs that verify a rediss:// server (default: system roots)")
-	fs.StringVar(&c.Policy, "redis-policy", defaultRedisPolicy, "while Redis is unreachable: fail-open (use this instance's local dedupe and limits) or fail-closed (answer 503 redis_unavailable)")
-	fs.DurationVar(&c.Timeout, "redis-timeout", defaultRedisTimeout, "deadline of one Redis operation; slower counts as unreachable")
-	fs.Var(listFlag{&c.ProxyProtocol}, "proxy-protocol", "trusted balancer CIDR (repeatable) whose connections must start with a PROXY protocol v2 header; PROXY headers from other peers are refused")
+func (c *clusterConfig) register(fs *flagSet) {
+	fs.group(groupCluster, func() {
+		fs.StringVar(&c.RedisURL, "redis-url", "", "share dedupe keys and rate limits with other instances on Redis: redis://[user@]host:port[/db] or rediss:// (TLS); no password in the URL (default: in-process)")
+		fs.Var(pathFlag{&c.PasswordFile}, "redis-password-file", "file holding the Redis password (else the IMEDGE_REDIS_PASSWORD environment variable)")
+		fs.Var(pathFlag{&c.CAFile}, "redis-ca", "PEM bundle of CAs that verify a rediss:// server (default: system roots)")
+		fs.StringVar(&c.Policy, "redis-policy", defaultRedisPolicy, "while Redis is unreachable: fail-open (use this instance's local dedupe and limits) or fail-closed (answer 503 redis_unavailable)")
+		fs.DurationVar(&c.Timeout, "redis-timeout", defaultRedisTimeout, "deadline of one Redis operation; slower counts as unreachable")
+		fs.Var(prefixFlag{&c.ProxyProtocol}, "proxy-protocol", "trusted balancer CIDR (repeatable) whose connections must start with a PROXY protocol v2 header; PROXY headers from other peers are refused")
+	})
 }
 
 // readSecrets reads the Redis password from --redis-password-file or
@@ -58,7 +59,7 @@ func (c *clusterConfig) readSecrets(getenv func(string) string) error {
 	return nil
 }
 
-func (c clusterConfig) validate() []error {
+func (c clusterConfig) validate(Config) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.RedisURL != "" {
@@ -84,8 +85,10 @@ func (c clusterConfig) validate() []error {
 	if c.Timeout < 0 || c.Timeout > 2*time.Second {
 		bad("--redis-timeout must be 1ns..2s (IM waits 2 s for an answer)")
 	}
-	if _, err := c.trusted(); err != nil {
-		errs = append(errs, err)
+	if len(c.ProxyProtocol) > 0 {
+		if _, err := edge.NewProxyStage(edge.ProxyOptions{Trusted: c.ProxyProtocol}); err != nil {
+			bad("--proxy-protocol: %w", err)
+		}
 	}
 	return errs
 }
@@ -105,32 +108,20 @@ func (c clusterConfig) redisOptions() (redisstate.Options, error) {
 	return o, redisstate.CheckURL(c.RedisURL)
 }
 
-// trusted parses --proxy-protocol.
-func (c clusterConfig) trusted() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range c.ProxyProtocol {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("--proxy-protocol %q: %w", s, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // stages returns the edge stages for --proxy-protocol: the PROXY v2 reader,
-// first in the chain, or none. The CIDRs were validated.
-func (c clusterConfig) stages(aud *audit.Logger, logger *slog.Logger) []edge.Stage {
-	trusted, err := c.trusted()
-	if err != nil || len(trusted) == 0 {
-		return nil
+// first in the chain, or none when --proxy-protocol is not set. An error
+// stops imedge: serving without the PROXY requirement the operator asked
+// for would attribute every connection to the balancer.
+func (c clusterConfig) stages(aud *audit.Logger, logger *slog.Logger) ([]edge.Stage, error) {
+	if len(c.ProxyProtocol) == 0 {
+		return nil, nil
 	}
-	st, err := edge.NewProxyStage(edge.ProxyOptions{Trusted: trusted, Audit: aud, Logger: logger})
+	st, err := edge.NewProxyStage(edge.ProxyOptions{Trusted: c.ProxyProtocol, Audit: aud, Logger: logger})
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("--proxy-protocol: %w", err)
 	}
-	logger.Info("PROXY protocol v2 required from trusted balancers", "trusted", fmt.Sprint(trusted))
-	return []edge.Stage{st.Stage()}
+	logger.Info("PROXY protocol v2 required from trusted balancers", "trusted", fmt.Sprint(c.ProxyProtocol))
+	return []edge.Stage{st.Stage()}, nil
 }
 
 // sharedState is the Redis-backed Seen and Limiter, or the local ones when
@@ -160,15 +151,15 @@ func (c clusterConfig) openShared(cfg Config, local receiver.Seen, localLimiter 
 	if err != nil {
 		return sharedState{}, fmt.Errorf("connecting to redis: %w", err)
 	}
-	seen, err := client.NewDedupe(redisstate.DedupeOptions{Window: cfg.DedupeWindow, Local: local})
+	seen, err := client.NewDedupe(redisstate.DedupeOptions{Window: cfg.State.DedupeWindow, Local: local})
 	if err != nil {
 		client.Close()
 		return sharedState{}, err
 	}
 	st := sharedState{client: client, seen: seen}
-	if cfg.Rate > 0 {
+	if l := cfg.Limits; l.Rate > 0 {
 		l, err := client.NewLimiter(redisstate.LimiterOptions{
-			Rate: cfg.Rate, Burst: cfg.Burst, IPv6Prefix: cfg.RateIPv6Prefix, Exempt: cfg.RateLimitExempt, Local: localLimiter,
+			Rate: l.Rate, Burst: l.Burst, IPv6Prefix: l.IPv6Prefix, Exempt: l.Exempt, Local: localLimiter,
 		})
 		if err != nil {
 			client.Close()

@@ -36,16 +36,17 @@ allow-client:
 dedupe-window: 2m
 max-body: 512KiB
 `)
-	c, _, help, err := parseServeConfig([]string{"--config", cfgFile, "--rate", "7", "--client-crl", "c.crl"}, noEnv, &bytes.Buffer{})
+	c, _, err := parseServeConfig([]string{"--config", cfgFile, "--rate", "7", "--client-crl", "c.crl"}, noEnv)
 	require.NoError(t, err)
-	require.False(t, help)
-	assert.Equal(t, "127.0.0.1:9000", c.Listen, "file value kept")
-	assert.Equal(t, "1400000000", c.SdkAppid)
-	assert.Equal(t, float64(7), c.Rate, "the flag overrides the file")
-	assert.Equal(t, []string{"c.crl"}, c.ClientCRLFiles, "a repeatable flag replaces the file's list")
-	assert.Equal(t, []string{"cn:im", "dns:im.example.com"}, c.AllowClients)
-	assert.Equal(t, 2*time.Minute, c.DedupeWindow)
-	assert.Equal(t, int64(512<<10), c.MaxBody)
+	assert.Equal(t, "127.0.0.1:9000", c.Server.Listen, "file value kept")
+	assert.Equal(t, "1400000000", c.IM.SdkAppid)
+	assert.Equal(t, float64(7), c.Limits.Rate, "the flag overrides the file")
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join(wd, "c.crl")}, c.TLS.ClientCRLFiles, "a repeatable flag replaces the file's list; paths become absolute")
+	assert.Equal(t, []string{"cn:im", "dns:im.example.com"}, c.TLS.AllowClients)
+	assert.Equal(t, 2*time.Minute, c.State.DedupeWindow)
+	assert.Equal(t, int64(512<<10), c.IM.MaxBody)
 }
 
 func TestConfigFile_Errors(t *testing.T) {
@@ -67,40 +68,43 @@ func TestConfigFile_Errors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "c.yaml", tc.yaml)
-			_, _, _, err := parseServeConfig([]string{"--config", p}, noEnv, &bytes.Buffer{})
+			_, _, err := parseServeConfig([]string{"--config", p}, noEnv)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.NotContains(t, err.Error(), "s3cret", "a rejected secret is not echoed")
 		})
 	}
-	_, _, _, err := parseServeConfig([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, noEnv, &bytes.Buffer{})
+	_, _, err := parseServeConfig([]string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, noEnv)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "missing.yaml")
 }
 
 func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 	c := defaultConfig()
-	c.Listen = "nope"
-	c.Path = "im"
-	c.SdkAppid = "abc"
-	c.ClientAuth = "maybe"
-	c.ForwardURL = "ftp://x"
-	c.ForwardCert = "only-cert.pem"
-	c.RetryBase, c.RetryMax = time.Second, time.Millisecond
-	c.MaxAccountBytes = 0
-	c.MaxBody = 0
-	c.MaxHeaderBytes = 10
-	c.ForwardConcurrency = 0
-	c.MaxAttempts = -1
-	c.OutboxMaxEvents = 0
-	c.DedupeSize = 0
-	c.Rate, c.Burst = 1, 0
-	c.RateIPv6Prefix = 129
-	c.RateMaxKeys = 0
-	c.AuditBurst = 0
-	c.LogLevel = "loud"
-	c.LogFormat = "xml"
-	c.SignWindow = 0
+	c.Server.Listen = "nope"
+	c.Server.Path = "im"
+	c.IM.SdkAppid = "abc"
+	c.TLS.ClientAuth = "maybe"
+	c.Delivery.URL = "ftp://x"
+	c.Delivery.CertFile = "only-cert.pem"
+	c.Delivery.RetryBase, c.Delivery.RetryMax = time.Second, time.Millisecond
+	c.IM.MaxAccountBytes = 0
+	c.IM.MaxBody = 0
+	c.Server.MaxHeaderBytes = 10
+	c.Delivery.Concurrency = 0
+	c.Delivery.MaxAttempts = -1
+	c.State.MaxEvents = 0
+	c.State.DedupeSize = 0
+	c.State.Dir = "relative/state"
+	c.Limits.Rate, c.Limits.Burst = 1, 0
+	c.Limits.IPv6Prefix = 129
+	c.Limits.MaxKeys = 0
+	c.Logs.AuditBurst = 0
+	c.Logs.Level = "loud"
+	c.Logs.Format = "xml"
+	c.Logs.AuditLog = filepath.Join(t.TempDir(), "no-such-dir", "audit.log")
+	c.IM.SignWindow = 0
+	c.Admin.Listen = "127.0.0.1:99999"
 	err := c.Validate()
 	require.Error(t, err)
 	msg := err.Error()
@@ -108,10 +112,42 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 		"--client-auth", "--forward-url", "--forward-cert and --forward-key", "--retry-max", "--max-account-bytes",
 		"--max-body", "--max-header-bytes", "--forward-concurrency", "--max-attempts", "--outbox-max-events",
 		"--dedupe-size", "--burst", "--rate-ipv6-prefix", "--rate-max-keys", "--audit-burst", "--log-level",
-		"--log-format", "--sign-window"} {
+		"--log-format", "--sign-window", `--state-dir "relative/state" must be an absolute path`,
+		"--audit-log: directory of", `--admin-listen "127.0.0.1:99999"`} {
 		assert.Contains(t, msg, want)
 	}
 	assert.NotContains(t, msg, "\n", "one line for the operator")
+}
+
+// State never follows the working directory: --state-dir, else systemd's
+// $STATE_DIRECTORY, else /var/lib/imedge; a relative one is refused.
+func TestConfig_StateDirIsAbsolute(t *testing.T) {
+	c, _, err := parseServeConfig(nil, noEnv)
+	require.NoError(t, err)
+	assert.Equal(t, "/var/lib/imedge", c.State.Dir)
+	assert.Equal(t, "/var/lib/imedge/outbox", c.State.spoolDir())
+
+	env := func(k string) string {
+		if k == "STATE_DIRECTORY" {
+			return "/var/lib/imedge-b:/var/lib/other"
+		}
+		return ""
+	}
+	c, _, err = parseServeConfig(nil, env)
+	require.NoError(t, err)
+	assert.Equal(t, "/var/lib/imedge-b", c.State.Dir, "systemd's first state directory")
+
+	dir := t.TempDir()
+	c, _, err = parseServeConfig([]string{"--state-dir", dir}, env)
+	require.NoError(t, err)
+	assert.Equal(t, dir, c.State.Dir, "the flag wins over $STATE_DIRECTORY")
+
+	c.State.Dir = "imedge-state"
+	errs := c.State.validate(c)
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "must be an absolute path")
+	c.Dev = true
+	assert.Empty(t, c.State.validate(c), "--dev may keep its state next to its PKI")
 }
 
 func TestCheckConfig_PrintsEffectiveConfigWithoutSecrets(t *testing.T) {
@@ -142,10 +178,10 @@ func TestCheckConfig_PrintsEffectiveConfigWithoutSecrets(t *testing.T) {
 
 	// The printed configuration is itself a valid config file.
 	reprinted := writeFile(t, dir, "effective.yaml", got)
-	c, _, _, err := parseServeConfig([]string{"--config", reprinted}, noEnv, &bytes.Buffer{})
+	c, _, err := parseServeConfig([]string{"--config", reprinted}, noEnv)
 	require.NoError(t, err)
-	assert.Equal(t, float64(9), c.Rate)
-	assert.Equal(t, p.certFile, c.CertFile)
+	assert.Equal(t, float64(9), c.Limits.Rate)
+	assert.Equal(t, p.certFile, c.TLS.CertFile)
 
 	// A key that does not match its certificate is caught by check-config.
 	other := newPKI(t)
@@ -162,15 +198,15 @@ func TestConfigArg(t *testing.T) {
 }
 
 func TestConfig_CurvesFlag(t *testing.T) {
-	c, _, _, err := parseServeConfig([]string{"--tls-curves", "X25519,P-256"}, noEnv, &bytes.Buffer{})
+	c, _, err := parseServeConfig([]string{"--tls-curves", "X25519,P-256"}, noEnv)
 	require.NoError(t, err)
-	assert.Equal(t, []tls.CurveID{tls.X25519, tls.CurveP256}, c.Curves)
+	assert.Equal(t, []tls.CurveID{tls.X25519, tls.CurveP256}, c.TLS.Curves)
 
-	c, _, _, err = parseServeConfig(nil, noEnv, &bytes.Buffer{})
+	c, _, err = parseServeConfig(nil, noEnv)
 	require.NoError(t, err)
-	assert.Nil(t, c.Curves, "default: Go's key exchanges")
+	assert.Nil(t, c.TLS.Curves, "default: Go's key exchanges")
 
-	_, _, _, err = parseServeConfig([]string{"--tls-curves", "X448"}, noEnv, &bytes.Buffer{})
+	_, _, err = parseServeConfig([]string{"--tls-curves", "X448"}, noEnv)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `--tls-curves: "X448"`)
 }
@@ -187,13 +223,13 @@ func TestRemovedSettings_FailNamingTheirReplacement(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, args := range [][]string{{"--" + tc.name, tc.value}, {"-" + tc.name + "=" + tc.value}} {
-				_, _, _, err := parseServeConfig(append([]string{"--sdkappid", "1400000000"}, args...), noEnv, &bytes.Buffer{})
+				_, _, err := parseServeConfig(append([]string{"--sdkappid", "1400000000"}, args...), noEnv)
 				require.Error(t, err)
 				assert.True(t, strings.HasPrefix(err.Error(), tc.want), "got %q", err)
 				assert.Equal(t, 2, exitCode(err), "a bad command line exits 2")
 			}
 			file := writeFile(t, t.TempDir(), "c.yaml", tc.name+": "+tc.value+"\n")
-			_, _, _, err := parseServeConfig([]string{"--config", file}, noEnv, &bytes.Buffer{})
+			_, _, err := parseServeConfig([]string{"--config", file}, noEnv)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), `key "`+tc.name+`": removed`)
 		})

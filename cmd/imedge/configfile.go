@@ -104,7 +104,7 @@ func applyConfigYAML(fs *flag.FlagSet, name string, data []byte) error {
 			continue
 		}
 		seen[k.Value] = true
-		lf, isList := f.Value.(listFlag)
+		lf, isList := f.Value.(repeatable)
 		switch v.Kind {
 		case yaml.ScalarNode:
 			if v.Tag == "!!null" {
@@ -143,7 +143,7 @@ func applyConfigYAML(fs *flag.FlagSet, name string, data []byte) error {
 // replaceOnSet clears a list flag set from the config file the first time
 // the command line sets it.
 type replaceOnSet struct {
-	inner   listFlag
+	inner   repeatable
 	cleared bool
 }
 
@@ -151,11 +151,13 @@ func (r *replaceOnSet) String() string { return r.inner.String() }
 
 func (r *replaceOnSet) Set(v string) error {
 	if !r.cleared {
-		*r.inner.p = nil
+		r.inner.reset()
 		r.cleared = true
 	}
 	return r.inner.Set(v)
 }
+
+func (r *replaceOnSet) reset() { r.inner.reset() }
 
 // suggestion proposes a known key close to a mistyped one.
 func suggestion(fs *flag.FlagSet, key string) string {
@@ -167,9 +169,12 @@ func suggestion(fs *flag.FlagSet, key string) string {
 }
 
 // effectiveConfig renders every setting of fs as a YAML config file, in
-// name order, with the usage as a comment. Secret values never appear: the
-// only secrets are read from the files or environment variables the
-// token-file and forward-secret-file settings name.
+// name order, with the usage as a comment. A setting with an empty value is
+// written commented out, so the file leaves it unset. The state directory
+// is the resolved one (c.State.Dir, naming where it came from) when c has
+// one. Secret values never appear: the only secrets are read from the
+// files or environment variables that token-file and the other *-file
+// settings name.
 func effectiveConfig(fs *flag.FlagSet, c Config) string {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) {
@@ -183,7 +188,11 @@ func effectiveConfig(fs *flag.FlagSet, c Config) string {
 		f := fs.Lookup(n)
 		fmt.Fprintf(&b, "# %s\n", f.Usage)
 		val := f.Value.String()
-		if _, isList := f.Value.(listFlag); isList || isReplace(f.Value) {
+		if n == "state-dir" && c.State.Dir != "" {
+			val = c.State.Dir
+			fmt.Fprintf(&b, "# (resolved from: %s)\n", c.State.dirSource)
+		}
+		if _, isList := f.Value.(repeatable); isList {
 			if val == "" {
 				fmt.Fprintf(&b, "%s: []\n", n)
 			} else {
@@ -191,14 +200,16 @@ func effectiveConfig(fs *flag.FlagSet, c Config) string {
 			}
 			continue
 		}
+		if val == "" {
+			fmt.Fprintf(&b, "# %s:\n", n)
+			continue
+		}
 		fmt.Fprintf(&b, "%s: %s\n", n, yamlScalar(val))
 	}
 	fmt.Fprintf(&b, "# IM token: %s; forward signing secret: %s (values never printed)\n",
-		secretState(c.Token, c.TokenSource), secretState(c.ForwardSecret, "set"))
+		secretState(c.IM.Token, c.IM.TokenSource), secretState(c.Delivery.Secret, "set"))
 	return b.String()
 }
-
-func isReplace(v flag.Value) bool { _, ok := v.(*replaceOnSet); return ok }
 
 func secretState(v []byte, source string) string {
 	if len(v) == 0 {

@@ -60,7 +60,7 @@ func setUpDev(ctx context.Context, cfg *Config, out io.Writer, logger *slog.Logg
 	logger.Warn("DEV MODE: throwaway certificates, never use on a network", "dir", cfg.DevDir, "created", created)
 
 	d := &devEnv{dir: cfg.DevDir, out: out, sinkErr: make(chan error, 1)}
-	if cfg.ForwardURL == "" {
+	if cfg.Delivery.URL == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("starting the dev sink: %w", err)
@@ -68,21 +68,24 @@ func setUpDev(ctx context.Context, cfg *Config, out io.Writer, logger *slog.Logg
 		d.sink = &http.Server{Handler: http.HandlerFunc(d.serveSink), ReadHeaderTimeout: 5 * time.Second,
 			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 		go func() { d.sinkErr <- d.sink.Serve(ln) }()
-		cfg.ForwardURL = "http://" + ln.Addr().String() + "/events"
+		cfg.Delivery.URL = "http://" + ln.Addr().String() + "/events"
 	}
 	set := func(dst *string, v string) {
 		if *dst == "" {
 			*dst = v
 		}
 	}
-	set(&cfg.CertFile, p.Cert)
-	set(&cfg.KeyFile, p.Key)
-	set(&cfg.ClientCAFile, p.CA)
-	set(&cfg.SdkAppid, devAppID)
-	if cfg.StateDir == defaultConfig().StateDir {
-		cfg.StateDir = filepath.Join(cfg.DevDir, "state")
+	set(&cfg.TLS.CertFile, p.Cert)
+	set(&cfg.TLS.KeyFile, p.Key)
+	set(&cfg.TLS.ClientCAFile, p.CA)
+	set(&cfg.IM.SdkAppid, devAppID)
+	if cfg.State.dirSource != "flag" {
+		// Dev state lives with the dev PKI, never in the system's state
+		// directory.
+		cfg.State.Dir, cfg.State.dirSource = filepath.Join(cfg.DevDir, "state"), "dev"
+		cfg.ACME.setStateDir(cfg.State.Dir)
 	}
-	d.appID, d.path = cfg.SdkAppid, cfg.Path
+	d.appID, d.path = cfg.IM.SdkAppid, cfg.Server.Path
 	return d, nil
 }
 

@@ -2,65 +2,73 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 
-	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/edge"
 	"github.com/imedge/imedge/h1"
 	"github.com/imedge/imedge/sandbox"
 )
 
-// listenEdge opens the public listener: a TCP listener wrapped in an
+// openEdge opens the public listener: a TCP listener wrapped in an
 // edge.Listener, which admits connections (--max-conns, --max-conns-per-ip,
-// --allow-source) and completes their TLS handshake under
-// --handshake-timeout before http.Server sees them. Connections it returns
-// are *tls.Conn configured with tlsConfig, handshake done.
-func listenEdge(cfg Config, tlsConfig *tls.Config, aud *audit.Logger, logger *slog.Logger) (net.Listener, error) {
-	e := cfg.Edge
-	sources, err := e.sources()
+// --allow-source, PROXY protocol) and completes their TLS handshake under
+// --handshake-timeout before an HTTP server sees them; then the HTTP
+// servers (net/http, or h1 with --http1 fast) over it, serving the
+// receiver through the admin's instrumentation.
+func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
+	c, e := s.cfg, s.cfg.Edge
+	stages, err := c.Cluster.stages(s.audit, s.log)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	tlsConfig := s.tls.ServerConfig()
 	if e.HTTP2Off {
 		tlsConfig = edge.WithoutHTTP2(tlsConfig)
 	}
-	inner, err := net.Listen("tcp", cfg.Listen)
+	inner, err := net.Listen("tcp", c.Server.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listening on %s: %w", c.Server.Listen, err)
 	}
 	ln, err := edge.New(inner, edge.Options{
 		TLSConfig:        tlsConfig,
-		HandshakeTimeout: e.handshakeTimeout(),
-		MaxConns:         e.maxConns(),
-		MaxConnsPerIP:    e.maxConnsPerIP(),
-		AllowSources:     sources,
-		// PROXY protocol v2 (issue 9) slots in here, as the first Stage, so
-		// that the source allow-list, the per-address cap and the audit
-		// records see the client behind the balancer.
-		Stages:         cfg.Cluster.stages(aud, logger),
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-		Audit:          aud,
-		Logger:         logger,
+		HandshakeTimeout: e.HandshakeTimeout,
+		MaxConns:         e.MaxConns,
+		MaxConnsPerIP:    e.MaxConnsPerIP,
+		AllowSources:     e.AllowSource,
+		Stages:           stages, // PROXY v2 first, so the checks after it see the client behind the balancer
+		MaxHeaderBytes:   c.Server.MaxHeaderBytes,
+		Audit:            s.audit,
+		Logger:           s.log,
 	})
 	if err != nil {
 		inner.Close()
-		return nil, fmt.Errorf("starting the edge listener: %w", err)
+		return fmt.Errorf("starting the edge listener: %w", err)
 	}
+	s.onClose(func() { ln.Close() })
+	srv := s.httpServer(ctx, s.admin.instrument(s.recv))
+	configureEdgeServer(srv, c)
+	s.front = newEdgeServer(srv, c, ln, s.log)
+	s.logEdge()
+	return nil
+}
+
+// logEdge writes the listener's limits at start.
+func (s *Server) logEdge() {
+	c, e := s.cfg.Server, s.cfg.Edge
 	allow := "any"
-	if len(sources) > 0 {
-		allow = fmt.Sprint(sources)
+	if len(e.AllowSource) > 0 {
+		allow = fmt.Sprint(e.AllowSource)
 	}
-	logger.Info("edge limits", "handshake_timeout", e.handshakeTimeout().String(), "max_conns", e.maxConns(),
-		"max_conns_per_ip", e.maxConnsPerIP(), "allow_source", allow, "http2", !e.HTTP2Off,
-		"http2_max_streams", e.http2MaxStreams(), "read_header_timeout", cfg.ReadHeaderTO.String(),
-		"read_timeout", cfg.ReadTimeout.String(), "write_timeout", cfg.WriteTimeout.String(),
-		"idle_timeout", cfg.IdleTimeout.String(), "max_header_bytes", cfg.MaxHeaderBytes, "max_body", cfg.MaxBody)
-	return ln, nil
+	s.log.Info("edge limits", "handshake_timeout", e.HandshakeTimeout.String(), "max_conns", e.MaxConns,
+		"max_conns_per_ip", e.MaxConnsPerIP, "allow_source", allow, "http2", !e.HTTP2Off,
+		"http2_max_streams", e.HTTP2MaxStreams, "read_header_timeout", c.ReadHeaderTO.String(),
+		"read_timeout", c.ReadTimeout.String(), "write_timeout", c.WriteTimeout.String(),
+		"idle_timeout", c.IdleTimeout.String(), "max_header_bytes", c.MaxHeaderBytes, "max_body", s.cfg.IM.MaxBody)
 }
 
 // configureEdgeServer applies the edge limits that live on http.Server:
@@ -74,10 +82,10 @@ func configureEdgeServer(srv *http.Server, cfg Config) {
 		srv.Protocols = p
 	} else {
 		srv.HTTP2 = &http.HTTP2Config{
-			MaxConcurrentStreams: e.http2MaxStreams(),
-			MaxReadFrameSize:     e.http2MaxFrame(),
+			MaxConcurrentStreams: e.HTTP2MaxStreams,
+			MaxReadFrameSize:     e.HTTP2MaxFrame,
 			// A peer that stops reading is dropped like an HTTP/1 one.
-			WriteByteTimeout: cfg.WriteTimeout,
+			WriteByteTimeout: cfg.Server.WriteTimeout,
 		}
 	}
 	srv.Handler = edge.Observe(srv.Handler)
@@ -168,37 +176,22 @@ func (e *edgeServer) close() {
 	}
 }
 
-// sandboxPaths is implemented by feature groups of Config (ACME, admin)
-// that read or write files after start; applySandbox grants them.
-type sandboxReadPaths interface{ readablePaths() []string }
-type sandboxWritePaths interface{ writablePaths() []string }
-
 // applySandbox confines the process with Landlock (unless --no-sandbox)
 // once every listener and long-lived file is open: from then on it reads
-// only its certificate, key, client CA and CRL files (their directories, so
-// rotation by rename works) and writes only its state, outbox and audit-log
-// paths. The start log says which mode is active and why.
+// only the files the configuration names (certificates, keys, CA bundles,
+// CRLs, allow-list; their directories, so rotation by rename works) and
+// writes only its state, outbox, ACME storage and audit-log paths. The
+// start log says which mode is active and why.
 func applySandbox(cfg Config, logger *slog.Logger) error {
 	if cfg.Edge.NoSandbox {
 		logger.Warn("sandbox", "mode", sandbox.ModeOff, "reason", "--no-sandbox given")
 		return nil
 	}
-	o := sandbox.Options{WriteDirs: []string{cfg.StateDir, cfg.spoolDir()}}
-	for _, f := range append([]string{cfg.CertFile, cfg.KeyFile, cfg.ClientCAFile, cfg.AllowClientsFile}, cfg.ClientCRLFiles...) {
-		if f != "" {
-			o.ReadFiles = append(o.ReadFiles, f)
-		}
-	}
-	if cfg.AuditLog != "" {
-		o.AppendFiles = append(o.AppendFiles, cfg.AuditLog)
-	}
-	for _, group := range []any{cfg.ACME, cfg.Admin} {
-		if g, ok := group.(sandboxReadPaths); ok {
-			o.ReadFiles = append(o.ReadFiles, g.readablePaths()...)
-		}
-		if g, ok := group.(sandboxWritePaths); ok {
-			o.WriteDirs = append(o.WriteDirs, g.writablePaths()...)
-		}
+	o := sandbox.Options{WriteDirs: []string{cfg.State.Dir, cfg.State.spoolDir()}}
+	o.ReadFiles = append(o.ReadFiles, cfg.TLS.readablePaths()...)
+	o.WriteDirs = append(o.WriteDirs, cfg.ACME.writablePaths()...)
+	if cfg.Logs.AuditLog != "" {
+		o.AppendFiles = append(o.AppendFiles, cfg.Logs.AuditLog)
 	}
 	res, err := sandbox.Apply(o)
 	if err != nil {

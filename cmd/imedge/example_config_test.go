@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
@@ -26,8 +25,8 @@ const exampleHeader = `# imedge.example.yaml: every setting of "imedge serve" wi
 // TestExampleConfig keeps imedge.example.yaml true: it documents every key
 // with its default and parses as a config file.
 func TestExampleConfig(t *testing.T) {
-	fs, _ := newServeFlagSet(&bytes.Buffer{})
-	want := exampleHeader + effectiveConfig(fs, Config{})
+	fs, _ := newServeFlags()
+	want := exampleHeader + effectiveConfig(fs.FlagSet, Config{})
 	if *update {
 		require.NoError(t, os.WriteFile(examplePath, []byte(want), 0o644))
 	}
@@ -39,12 +38,14 @@ func TestExampleConfig(t *testing.T) {
 		if f.Name == configFlag || f.Name == "dev" || f.Name == "dev-dir" {
 			return
 		}
-		assert.Contains(t, string(got), "\n"+f.Name+":", "key %s documented", f.Name)
+		assert.Regexp(t, "\n(# )?"+f.Name+":", string(got), "key %s documented", f.Name)
 	})
 	copyPath := filepath.Join(t.TempDir(), "example.yaml")
 	require.NoError(t, os.WriteFile(copyPath, got, 0o600))
-	c, _, _, err := parseServeConfig([]string{"--config", copyPath}, noEnv, &bytes.Buffer{})
+	c, _, err := parseServeConfig([]string{"--config", copyPath}, noEnv)
 	require.NoError(t, err, "the example parses")
-	assert.Equal(t, defaultConfig().Listen, c.Listen)
+	assert.Equal(t, defaultConfig().Server.Listen, c.Server.Listen)
+	assert.Equal(t, "/var/lib/imedge", c.State.Dir, "the example leaves state-dir unset: $STATE_DIRECTORY or the fixed default applies")
+	assert.Contains(t, string(got), "\n# state-dir:\n")
 	assert.True(t, strings.HasPrefix(string(got), "# imedge.example.yaml"))
 }

@@ -20,10 +20,10 @@ const outboxUsage = `Usage:
   imedge outbox purge   [--spool-dir DIR] --dead
 
 The outbox is locked by a running imedge: stop the server first.
---spool-dir defaults to imedge-state/outbox (or $STATE_DIRECTORY/outbox).
+--spool-dir defaults to $STATE_DIRECTORY/outbox, else /var/lib/imedge/outbox.
 `
 
-func runOutbox(args []string, stdout, stderr io.Writer) error {
+func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, outboxUsage)
 		return errUsage
@@ -48,7 +48,9 @@ func runOutbox(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *dir == "" {
-		*dir = defaultConfig().spoolDir()
+		var st stateConfig
+		st.resolve(false, getenv)
+		*dir = st.spoolDir()
 	}
 	switch sub {
 	case "stats", "list", "show", "replay", "purge":

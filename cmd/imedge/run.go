@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
 	case "outbox":
-		return runOutbox(args[1:], stdout, stderr)
+		return runOutbox(args[1:], getenv, stdout, stderr)
 	case "send":
 		return runSend(ctx, args[1:], getenv, stdout, stderr)
 	case "load":

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/imedge/imedge/admin"
+	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/dedupe"
+	"github.com/imedge/imedge/forward"
+	"github.com/imedge/imedge/receiver"
+	"github.com/imedge/imedge/tlsconf"
+)
+
+// Server is one `imedge serve`: the public listener and everything behind
+// it, built from a validated Config by NewServer and run by Run. Its fields
+// read in the order a callback meets them.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	level *slog.LevelVar // the operational log's level
+
+	front *edgeServer     // edge listener (admission, source allow-list, TLS handshake) and the HTTP servers
+	tls   *tlsconf.Source // server certificate and client-certificate verification
+	recv  *receiver.Handler
+	seen  *dedupe.Set      // the local dedupe window (also the fail-open fallback for Redis)
+	limit receiver.Limiter // the local per-ClientIP limiter; nil when --rate 0
+	state sharedState      // dedupe and limiter as the receiver sees them: local or on Redis
+	box   *forward.Outbox
+	disp  *forward.Dispatcher
+	timer *admin.DeliveryTimer // delivery latency for the admin metrics
+
+	admin     *adminServer // beside the data path: health, metrics, /status
+	audit     *audit.Logger
+	auditFile *audit.File // nil when the audit log is stderr
+
+	reloaded int      // dedupe keys reloaded from the outbox at start
+	closers  []func() // undo what NewServer opened, run in reverse
+}
+
+// NewServer builds the server from cfg, which Validate accepted. The parts
+// are built from the inside out, each handed to the one in front of it:
+// the audit log every part writes to, the TLS material, the outbox and its
+// delivery, the dedupe window and limits, the receiver, the admin listener
+// beside them, and last the public listener, so that nothing listens
+// before everything behind it works. On error everything opened is closed.
+func NewServer(ctx context.Context, cfg Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*Server, error) {
+	s := &Server{cfg: cfg, log: logger, level: level}
+	for _, open := range []func(context.Context, io.Writer) error{
+		s.openAudit, s.openTLS, s.openOutbox, s.openDelivery, s.openDedupe, s.openLimits,
+		s.openReceiver, s.openAdmin, s.openEdge,
+	} {
+		if err := open(ctx, stderr); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close releases what NewServer opened. Run calls it; a Server that never
+// ran must be closed by its builder.
+func (s *Server) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+func (s *Server) onClose(f func()) { s.closers = append(s.closers, f) }
+
+// openAudit opens the audit stream: its own file, or stderr, never mixed
+// into the operational logger's handler.
+func (s *Server) openAudit(_ context.Context, stderr io.Writer) error {
+	w := stderr
+	if path := s.cfg.Logs.AuditLog; path != "" {
+		f, err := audit.OpenFile(path)
+		if err != nil {
+			return fmt.Errorf("--audit-log: %w", err)
+		}
+		s.onClose(func() { f.Close() })
+		w, s.auditFile = f, f
+	}
+	s.audit = audit.New(w, audit.Options{Interval: s.cfg.Logs.AuditInterval, Burst: s.cfg.Logs.AuditBurst})
+	s.onClose(func() { s.audit.Flush(true) })
+	return nil
+}
+
+// openTLS loads the server certificate and the client-certificate checks.
+func (s *Server) openTLS(ctx context.Context, _ io.Writer) error {
+	src, err := tlsconf.New(ctx, s.cfg.TLS.options(s.cfg, &tlsconf.Options{Audit: s.audit, Logger: s.log}))
+	if err != nil {
+		return err
+	}
+	s.onClose(src.Close)
+	s.tls = src
+	return nil
+}
+
+// openOutbox opens the durable outbox: an accepted event is on disk before
+// IM is answered.
+func (s *Server) openOutbox(context.Context, io.Writer) error {
+	st := s.cfg.State
+	box, err := forward.OpenOutbox(forward.OutboxOptions{
+		Dir: st.spoolDir(), MaxEvents: st.MaxEvents, MaxBytes: st.MaxBytes,
+		RememberFor: st.DedupeWindow, Logger: s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("opening outbox: %w", err)
+	}
+	s.onClose(func() { box.Close() })
+	s.box = box
+	return nil
+}
+
+// openDelivery builds the client for the internal URL and the dispatcher
+// that drains the outbox into it.
+func (s *Server) openDelivery(context.Context, io.Writer) error {
+	d := s.cfg.Delivery
+	client, err := forward.NewClient(d.clientOptions(d.URL))
+	if err != nil {
+		return err
+	}
+	s.onClose(client.Close)
+	s.timer = admin.NewDeliveryTimer(client)
+	disp, err := forward.NewDispatcher(forward.DispatcherOptions{
+		Outbox: s.box, Deliverer: withBatching(s.timer, client, d.Batch), BatchSize: d.Batch, BatchWait: d.BatchWait,
+		Concurrency: d.Concurrency, BackoffBase: d.RetryBase, BackoffMax: d.RetryMax,
+		MaxAttempts: d.MaxAttempts, MaxAge: d.MaxAge, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.disp = disp
+	return nil
+}
+
+// openDedupe builds the dedupe window and reloads it with the ids the
+// outbox accepted within it, so a restart does not forward a retry twice.
+func (s *Server) openDedupe(context.Context, io.Writer) error {
+	st := s.cfg.State
+	seen, err := dedupe.New(dedupe.Options{Size: st.DedupeSize, TTL: st.DedupeWindow})
+	if err != nil {
+		return err
+	}
+	err = s.box.AcceptedSince(time.Now().Add(-st.DedupeWindow), func(id string, at time.Time) {
+		seen.Load(id, at)
+		s.reloaded++
+	})
+	if err != nil {
+		return fmt.Errorf("reloading dedupe keys from the outbox: %w", err)
+	}
+	s.seen = seen
+	return nil
+}
+
+// openLimits builds the per-ClientIP limiter and, with --redis-url, the
+// shared dedupe and limits that fall back to the local ones.
+func (s *Server) openLimits(context.Context, io.Writer) error {
+	if s.cfg.Limits.Rate > 0 {
+		l, err := receiver.NewClientLimiter(s.cfg.Limits.options())
+		if err != nil {
+			return err
+		}
+		s.limit = l
+	}
+	shared, err := s.cfg.Cluster.openShared(s.cfg, s.seen, s.limit, s.log)
+	if err != nil {
+		return err
+	}
+	s.onClose(shared.close)
+	s.state = shared
+	return nil
+}
+
+// openReceiver builds the callback handler in front of the outbox.
+func (s *Server) openReceiver(context.Context, io.Writer) error {
+	im := s.cfg.IM
+	h, err := receiver.New(receiver.Options{
+		AppID: im.SdkAppid, Path: s.cfg.Server.Path, MaxBody: im.MaxBody, MaxAccountBytes: im.MaxAccountBytes,
+		Token: im.Token, SignWindow: im.SignWindow, RequireClientCert: s.cfg.TLS.ClientAuth == "require",
+		Sink: outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.recv = h
+	return nil
+}
+
+// Run serves until ctx ends, then drains: requests in flight finish within
+// --shutdown-timeout and pending events stay in the outbox. ready, if not
+// nil, is called with the bound address once imedge listens. Run closes the
+// server when it returns.
+func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	defer s.Close()
+	if err := applySandbox(s.cfg, s.log); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopBG(); wg.Wait() }()
+	if err := s.cfg.ACME.start(bg, s.tls, s.front.ln); err != nil {
+		return err
+	}
+	s.admin.serve(bg, &wg)
+	s.logListening()
+	s.startBackground(bg, &wg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- s.front.serve() }()
+	if ready != nil {
+		ready(s.front.ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	return s.drain(ctx, errc, stopBG, &wg)
+}
+
+// logListening writes the start line: what is served, from where, how.
+func (s *Server) logListening() {
+	c := s.cfg
+	st := s.tls.Status()
+	s.log.Info("listening", "version", versionString(), "addr", s.front.ln.Addr().String(), "path", c.Server.Path,
+		"sdkappid", c.IM.SdkAppid, "client_auth", c.TLS.ClientAuth, "token", c.IM.tokenState(),
+		"forward_url", redactURL(c.Delivery.URL), "state_dir", c.State.Dir, "state_dir_from", c.State.dirSource,
+		"outbox", c.State.spoolDir(), "dedupe_keys_reloaded", s.reloaded,
+		"server_cert_sha256", st.ServerCert.SHA256, "gomaxprocs", runtime.GOMAXPROCS(0))
+	if c.TLS.ClientAuth == "none" {
+		s.log.Warn("client certificates are NOT required: only the IM token authenticates callers")
+	}
+}
+
+// startBackground starts the goroutines that live as long as the server:
+// delivery, certificate watching, audit flushing and signal handling.
+func (s *Server) startBackground(bg context.Context, wg *sync.WaitGroup) {
+	wg.Go(func() {
+		if err := s.disp.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("delivery workers stopped", "err", err)
+		}
+	})
+	if iv := s.cfg.TLS.ReloadInterval; iv > 0 {
+		wg.Go(func() { s.tls.Watch(bg, iv) })
+	}
+	if iv := s.cfg.Logs.AuditInterval; iv > 0 {
+		wg.Go(func() { every(bg, iv, func() { s.audit.Flush(false) }) })
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	wg.Go(func() {
+		defer signal.Stop(sigs)
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case sig := <-sigs:
+				s.handleSignal(bg, sig)
+			}
+		}
+	})
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
+// drain stops accepting, lets requests in flight finish, then stops the
+// background work.
+func (s *Server) drain(ctx context.Context, errc <-chan error, stopBG func(), wg *sync.WaitGroup) error {
+	s.admin.setDraining()
+	s.log.Info("draining", "timeout", s.cfg.Server.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	err := s.front.shutdown(sctx)
+	if err != nil {
+		s.front.close()
+		err = fmt.Errorf("shutting down: %w", err)
+	}
+	<-errc
+	stopBG()
+	wg.Wait()
+	stats, _ := s.box.Stats()
+	s.log.Info("stopped", "pending_events", stats.Pending, "dead_letters", stats.Dead)
+	return err
+}
+
+// handleSignal reloads on SIGHUP and reopens the audit log on SIGUSR1.
+func (s *Server) handleSignal(ctx context.Context, sig os.Signal) {
+	switch sig {
+	case syscall.SIGHUP:
+		if s.tls.Reload(ctx) != nil {
+			return // tlsconf logged the failure and keeps serving the previous material
+		}
+		s.log.Info("reloaded", "server_cert_sha256", s.tls.Status().ServerCert.SHA256)
+	case syscall.SIGUSR1:
+		if s.auditFile == nil {
+			return
+		}
+		if err := s.auditFile.Reopen(); err != nil {
+			s.log.Error("reopening audit log", "err", err)
+			return
+		}
+		s.log.Info("audit log reopened")
+	}
+}
+
+// outboxSink adapts the durable outbox to receiver.Sink.
+type outboxSink struct {
+	box *forward.Outbox
+}
+
+func (o outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
+	err := o.box.Append(ctx, forward.Event{
+		ID: ev.ID, AppID: ev.AppID, Command: ev.Command, ClientIP: ev.ClientIP, OptPlatform: ev.OptPlatform,
+		Identity: ev.Identity, CertSHA256: ev.CertSHA256, RequestID: ev.RequestID, ReceivedAt: ev.ReceivedAt, Body: ev.Body,
+		BodyJSON: true, // the receiver accepts only valid JSON (FuzzBody checks it)
+	})
+	if errors.Is(err, forward.ErrFull) {
+		return fmt.Errorf("%w: %w", receiver.ErrSinkFull, err)
+	}
+	// No Dispatcher.Notify: the event becomes deliverable when the outbox's
+	// applier has stored it, and the outbox wakes the dispatcher then.
+	return err
+}
+
+// httpServer is the net/http server for the callback handler, with every
+// timeout set.
+func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	c := s.cfg.Server
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTO,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
