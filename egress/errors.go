@@ -42,3 +42,8 @@ type APIError struct {
 func (e *APIError) Error() string {
 	return fmt.Sprintf("egress: IM answered ErrorCode %d: %s", e.Code, e.Info)
 }
+
+// ErrEmptyAnswer is returned by Source.Refresh when every list came back
+// without a usable entry: the previous list is kept, and Run retries as
+// after a failure.
+var ErrEmptyAnswer = errors.New("egress: IM answered an empty list")
