@@ -139,17 +139,20 @@ func (c *Client) Fetch(ctx context.Context, n NetType) (Answer, error) {
 	if len(body) > MaxResponseBytes {
 		return Answer{}, fmt.Errorf("%s: %w: more than %d bytes", where, ErrResponseTooLarge, MaxResponseBytes)
 	}
-	return parseReply(n, body, where)
+	return parseReply(n, body, where, sig)
 }
 
-// parseReply reads one GetIPList answer.
-func parseReply(n NetType, body []byte, where string) (Answer, error) {
+// parseReply reads one GetIPList answer to a request that carried sig.
+func parseReply(n NetType, body []byte, where, sig string) (Answer, error) {
 	var r ipListReply
 	if err := json.Unmarshal(body, &r); err != nil {
 		return Answer{}, fmt.Errorf("%s: %w: %w", where, ErrBadResponse, err)
 	}
 	if r.ErrorCode != 0 {
-		return Answer{}, fmt.Errorf("%s: %w", where, &APIError{Code: r.ErrorCode, Info: printable(r.ErrorInfo, maxErrorInfo)})
+		// Should IM's text quote the request, the UserSig is cut out of it.
+		info := strings.ReplaceAll(r.ErrorInfo, sig, "<usersig>")
+		info = strings.ReplaceAll(info, url.QueryEscape(sig), "<usersig>")
+		return Answer{}, fmt.Errorf("%s: %w", where, &APIError{Code: r.ErrorCode, Info: printable(info, maxErrorInfo)})
 	}
 	if r.ActionStatus != "OK" {
 		return Answer{}, fmt.Errorf("%s: %w: ActionStatus %q", where, ErrBadResponse, printable(r.ActionStatus, 32))

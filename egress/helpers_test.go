@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ type reply struct {
 	status int    // HTTP status; zero means 200
 	body   string // written as is
 	hang   bool   // never answer: wait for the client to give up
+	echo   bool   // refuse with an ErrorInfo that quotes the UserSig
 	header http.Header
 }
 
@@ -143,6 +145,9 @@ func (f *fakeIM) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	if !ok {
 		rep = reply{status: http.StatusNotFound}
+	}
+	if rep.echo {
+		rep.body = `{"ActionStatus":"FAIL","ErrorCode":70003,"ErrorInfo":"usersig ` + sig + ` is invalid (` + url.QueryEscape(sig) + `)"}`
 	}
 	if rep.hang {
 		<-r.Context().Done()

@@ -147,6 +147,11 @@ func TestSource_KeepsLastGoodListOnFailure(t *testing.T) {
 			assert.Equal(t, 70013, ae.Code)
 			assert.Equal(t, "usersig is invalid?", ae.Info, "control characters replaced")
 		}},
+		{"ErrorInfo quoting the UserSig", reply{echo: true}, egress.ResultError, func(t *testing.T, err error) {
+			var ae *egress.APIError
+			require.ErrorAs(t, err, &ae)
+			assert.Contains(t, ae.Info, "usersig <usersig> is invalid (<usersig>)")
+		}},
 		{"not OK without a code", reply{body: `{"ActionStatus":"FAIL","ErrorCode":0}`}, egress.ResultError, func(t *testing.T, err error) {
 			assert.ErrorIs(t, err, egress.ErrBadResponse)
 		}},
