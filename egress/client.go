@@ -36,8 +36,10 @@ type Answer struct {
 	SkippedSample []string       // up to 5 of them, each cut to 64 bytes
 }
 
-// Client calls IM's GetIPList. Create it with NewClient. Safe for
-// concurrent use; CloseIdleConnections releases its pooled connections.
+// Client calls IM's GetIPList. Create it with NewClient; the zero value is
+// not usable. Safe for concurrent use; CloseIdleConnections releases its
+// pooled connections. A Source has its own; use a Client alone for a
+// one-off fetch (a check command, say).
 type Client struct {
 	base, host string
 	appID      uint64

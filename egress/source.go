@@ -34,8 +34,9 @@ const (
 // enforced; the merged list is published with one atomic store. Until the
 // first successful fetch the list is empty and Contains admits nothing.
 //
-// Create it with New and run Run on a goroutine the caller owns; Refresh
-// fetches once, on demand. All methods are safe for concurrent use.
+// Create it with New (the zero value is not usable) and call Run on a
+// goroutine the caller owns; Refresh fetches once, on demand. All methods
+// are safe for concurrent use.
 type Source struct {
 	o      Options
 	client *Client
