@@ -8,6 +8,10 @@
 //	accept ─► global slot ─► [Options.Stages: e.g. PROXY protocol v2] ─►
 //	          source allow-list ─► per-address cap ─► TLS handshake ─► Accept()
 //
+// The source allow-list is Options.AllowSources, fixed, together with
+// Options.AllowSet, a [SourceSet] that may change while the listener runs
+// (IM's egress list); neither check takes a lock.
+//
 // The accept loop only accepts and takes a slot: a slow or silent client can
 // never block it, and a refused connection is closed and counted, never
 // returned as an error from Accept. The TLS handshake runs with its own

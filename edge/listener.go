@@ -327,7 +327,7 @@ func (l *Listener) serveConn(p *pendingConn) {
 	peer := peerAddr(c.RemoteAddr())
 	if !l.sourceAllowed(peer) {
 		l.n.sourceDenied.Add(1)
-		l.refuse(c, audit.SourceDenied, "peer address not on --allow-source")
+		l.refuse(c, audit.SourceDenied, l.sourceDeniedDetail())
 		l.drop(p, c, netip.Addr{}, false)
 		return
 	}
@@ -408,8 +408,11 @@ func (l *Listener) refuse(c net.Conn, reason audit.Reason, detail string) {
 	l.o.Logger.Debug("connection refused", slog.String("reason", string(reason)), slog.String("remote_addr", addrString(c)))
 }
 
+// sourceAllowed checks a against AllowSources and AllowSet. Without an
+// AllowSet, an empty AllowSources allows any peer; with one, it allows none
+// by itself.
 func (l *Listener) sourceAllowed(a netip.Addr) bool {
-	if len(l.o.AllowSources) == 0 {
+	if len(l.o.AllowSources) == 0 && l.o.AllowSet == nil {
 		return true
 	}
 	if !a.IsValid() {
@@ -420,7 +423,15 @@ func (l *Listener) sourceAllowed(a netip.Addr) bool {
 			return true
 		}
 	}
-	return false
+	return l.o.AllowSet != nil && l.o.AllowSet.Contains(a)
+}
+
+// sourceDeniedDetail is the audit detail of a source_denied refusal.
+func (l *Listener) sourceDeniedDetail() string {
+	if l.o.AllowSet != nil {
+		return "peer address on neither --allow-source nor the dynamic allow-list (IM's egress list)"
+	}
+	return "peer address not on --allow-source"
 }
 
 // keyOf is the per-address key: the IPv4 address, or the IPv6 prefix.

@@ -30,6 +30,15 @@ const (
 // own refusal.
 type Stage func(ctx context.Context, c net.Conn) (net.Conn, error)
 
+// SourceSet is a set of peer addresses that may change while a Listener
+// runs: IM's callback egress list, kept current by package egress, is one.
+// Contains is called for every new connection, on its own goroutine and
+// before its TLS handshake, so it must be safe for concurrent use and must
+// neither block nor take a lock a writer holds for long.
+type SourceSet interface {
+	Contains(a netip.Addr) bool
+}
+
 // Options configures a Listener. TLSConfig is required; zero numbers take
 // the defaults above. New copies the Options.
 type Options struct {
@@ -52,6 +61,12 @@ type Options struct {
 	// AllowSources, when not empty, lists the only peer networks allowed;
 	// other peers are closed before the TLS handshake.
 	AllowSources []netip.Prefix
+	// AllowSet, when not nil, is a source allow-list that changes while the
+	// listener runs; a peer is allowed when AllowSources or AllowSet
+	// contains it. With AllowSet set, an empty AllowSources adds nothing (it
+	// no longer means any peer): until AllowSet holds an address, only
+	// AllowSources' peers are admitted, and with none, nobody (fail closed).
+	AllowSet SourceSet
 	// Stages run first, in order, before the source check: the place for a
 	// PROXY protocol reader, so that the checks see the real client.
 	Stages []Stage

@@ -16,12 +16,13 @@ const module = "github.com/imedge/imedge"
 // meet only in cmd; audit and certs are leaves, and dedupe imports only
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
-	"cmd/imedge":         {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate"},
+	"cmd/imedge":         {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress"},
 	"admin":              {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
 	"tlsconf":            {"certs", "audit"},
 	"receiver":           {"certs", "audit", "internal/lrutable"},
 	"forward":            {"certs", "audit", "internal/uring"},
-	"edge":               {"audit", "certs"}, // connection-level defences before net/http
+	"edge":               {"audit", "certs"}, // connection-level defences before net/http; never egress (cmd hands it the list)
+	"egress":             {},                 // IM's callback egress list (GetIPList + UserSig); imports nothing of ours
 	"h1":                 {},                 // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
 	"sandbox":            {},                 // Landlock; imported only by cmd
 	"imsim":              {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
