@@ -26,6 +26,7 @@ type Config struct {
 	Limits   limitConfig    // per-ClientIP rate limit
 	Logs     logConfig      // operational log and audit log
 	Edge     edgeConfig     // connection-level defences of the listener
+	Egress   egressConfig   // IM's callback egress list as a source allow-list
 	Cluster  clusterConfig  // several instances: Redis, PROXY protocol
 	Admin    adminConfig    // admin listener
 
@@ -78,6 +79,7 @@ func newServeFlags() (*flagSet, *Config) {
 	c.Server.register(fs)
 	c.ACME.register(fs)
 	c.Edge.register(fs)
+	c.Egress.register(fs)
 	c.Limits.register(fs)
 	c.State.register(fs)
 	c.Cluster.register(fs)
@@ -177,6 +179,9 @@ func parseServeConfig(args []string, getenv func(string) string) (Config, *flagS
 	if err := c.Cluster.readSecrets(getenv); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Egress.readSecrets(getenv); err != nil {
+		errs = append(errs, err)
+	}
 	return c, fs, errors.Join(errs...)
 }
 
@@ -207,7 +212,7 @@ func readSecret(file, env string, getenv func(string) string) ([]byte, string, e
 func (c Config) Validate() error {
 	var errs []error
 	for _, g := range []interface{ validate(Config) []error }{
-		c.Server, c.TLS, c.ACME, c.IM, c.Delivery, c.State, c.Limits, c.Logs, c.Edge, c.Cluster, c.Admin,
+		c.Server, c.TLS, c.ACME, c.IM, c.Delivery, c.State, c.Limits, c.Logs, c.Edge, c.Egress, c.Cluster, c.Admin,
 	} {
 		errs = append(errs, g.validate(c)...)
 	}

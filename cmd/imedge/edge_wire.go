@@ -26,6 +26,13 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := s.openEgress(ctx); err != nil {
+		return err
+	}
+	var allowSet edge.SourceSet // a nil interface unless --im-egress: a typed nil would fail closed
+	if s.egress != nil {
+		allowSet = s.egress
+	}
 	tlsConfig := s.tls.ServerConfig()
 	if e.HTTP2Off {
 		tlsConfig = edge.WithoutHTTP2(tlsConfig)
@@ -40,6 +47,7 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 		MaxConns:         e.MaxConns,
 		MaxConnsPerIP:    e.MaxConnsPerIP,
 		AllowSources:     e.AllowSource,
+		AllowSet:         allowSet,
 		Stages:           stages, // PROXY v2 first, so the checks after it see the client behind the balancer
 		MaxHeaderBytes:   c.Server.MaxHeaderBytes,
 		Audit:            s.audit,
@@ -61,7 +69,10 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 func (s *Server) logEdge() {
 	c, e := s.cfg.Server, s.cfg.Edge
 	allow := "any"
-	if len(e.AllowSource) > 0 {
+	switch {
+	case s.egress != nil:
+		allow = fmt.Sprintf("IM egress list (%d networks) and %v", s.egress.Status().Entries, e.AllowSource)
+	case len(e.AllowSource) > 0:
 		allow = fmt.Sprint(e.AllowSource)
 	}
 	s.log.Info("edge limits", "handshake_timeout", e.HandshakeTimeout.String(), "max_conns", e.MaxConns,

@@ -18,6 +18,7 @@ import (
 	"github.com/imedge/imedge/admin"
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/dedupe"
+	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/receiver"
 	"github.com/imedge/imedge/tlsconf"
@@ -31,15 +32,16 @@ type Server struct {
 	log   *slog.Logger
 	level *slog.LevelVar // the operational log's level
 
-	front *edgeServer     // edge listener (admission, source allow-list, TLS handshake) and the HTTP servers
-	tls   *tlsconf.Source // server certificate and client-certificate verification
-	recv  *receiver.Handler
-	seen  *dedupe.Set      // the local dedupe window (also the fail-open fallback for Redis)
-	limit receiver.Limiter // the local per-ClientIP limiter; nil when --rate 0
-	state sharedState      // dedupe and limiter as the receiver sees them: local or on Redis
-	box   *forward.Outbox
-	disp  *forward.Dispatcher
-	timer *admin.DeliveryTimer // delivery latency for the admin metrics
+	front  *edgeServer     // edge listener (admission, source allow-list, TLS handshake) and the HTTP servers
+	egress *egress.Source  // IM's egress list for the source allow-list; nil without --im-egress
+	tls    *tlsconf.Source // server certificate and client-certificate verification
+	recv   *receiver.Handler
+	seen   *dedupe.Set      // the local dedupe window (also the fail-open fallback for Redis)
+	limit  receiver.Limiter // the local per-ClientIP limiter; nil when --rate 0
+	state  sharedState      // dedupe and limiter as the receiver sees them: local or on Redis
+	box    *forward.Outbox
+	disp   *forward.Dispatcher
+	timer  *admin.DeliveryTimer // delivery latency for the admin metrics
 
 	admin     *adminServer // beside the data path: health, metrics, /status
 	audit     *audit.Logger
@@ -253,6 +255,9 @@ func (s *Server) startBackground(bg context.Context, wg *sync.WaitGroup) {
 			s.log.Error("delivery workers stopped", "err", err)
 		}
 	})
+	if s.egress != nil {
+		wg.Go(func() { s.egress.Run(bg) })
+	}
 	if iv := s.cfg.TLS.ReloadInterval; iv > 0 {
 		wg.Go(func() { s.tls.Watch(bg, iv) })
 	}
