@@ -114,7 +114,7 @@ type ClientLimiter struct {
 	rate    rate.Limit
 	burst   int
 	v6bits  int
-	exempt  []netip.Prefix
+	exempt  ExemptList
 	now     func() time.Time
 	maxKeys int
 
@@ -160,13 +160,9 @@ func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
 	if o.MaxKeys < 0 || o.MaxKeys > maxLimiterKeys {
 		errs = append(errs, fmt.Errorf("max keys %d must be 0 to %d: %w", o.MaxKeys, maxLimiterKeys, ErrBadLimiterOptions))
 	}
-	exempt := make([]netip.Prefix, 0, len(o.Exempt))
-	for _, p := range o.Exempt {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("exempt prefix %q is not valid: %w", p.String(), ErrBadLimiterOptions))
-			continue
-		}
-		exempt = append(exempt, unmapPrefix(p))
+	exempt, err := NewExemptList(o.Exempt)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("checking limiter options: %w", errors.Join(errs...))
@@ -198,17 +194,6 @@ func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
 		table: lrutable.New[bucket](lrutable.Options{Max: o.MaxKeys}),
 	}
 	return l, nil
-}
-
-// unmapPrefix turns an IPv4-mapped IPv6 prefix into the IPv4 prefix it
-// covers, and masks the prefix.
-func unmapPrefix(p netip.Prefix) netip.Prefix {
-	a := p.Addr().WithZone("")
-	if a.Is4In6() {
-		bits := max(p.Bits()-96, 0)
-		return netip.PrefixFrom(a.Unmap(), bits).Masked()
-	}
-	return netip.PrefixFrom(a, p.Bits()).Masked()
 }
 
 // onEvict records the eviction of a key whose bucket was b: l.mu must be
@@ -246,23 +231,12 @@ func LimiterKey(addr netip.Addr, v6prefix int) string {
 	return a.String()
 }
 
-// isExempt reports whether a (already unmapped and zone-free) falls inside
-// an exempt prefix.
-func (l *ClientLimiter) isExempt(a netip.Addr) bool {
-	for _, p := range l.exempt {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // Allow reports whether a callback for clientIP may pass now, taking one
 // token from its key's bucket if so. When it may not, it returns how long
 // until one token is available (for Retry-After). It never blocks beyond a
 // short critical section.
 func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
-	if len(l.exempt) > 0 && l.isExempt(clientIP.Unmap().WithZone("")) {
+	if l.exempt.Contains(clientIP) {
 		l.exempted.Add(1)
 		return true, 0
 	}

@@ -47,7 +47,8 @@ type LimiterOptions struct {
 	// IPv6Prefix is the prefix IPv6 ClientIPs are keyed by. Zero means
 	// receiver.DefaultLimiterIPv6Prefix.
 	IPv6Prefix int
-	// Exempt lists networks never limited.
+	// Exempt lists networks never limited, matched as the in-process
+	// limiter matches them (see receiver.ExemptList).
 	Exempt []netip.Prefix
 	// Local answers while Redis is unavailable under [FailOpen]; nil means
 	// such callbacks are not limited.
@@ -62,6 +63,7 @@ type LimiterOptions struct {
 type Limiter struct {
 	c         *Client
 	o         LimiterOptions
+	exempt    receiver.ExemptList // the same matching as the in-process limiter
 	interval  int64 // µs per token
 	tolerance int64 // µs: interval × burst
 }
@@ -77,7 +79,11 @@ func (c *Client) NewLimiter(o LimiterOptions) (*Limiter, error) {
 	if o.IPv6Prefix == 0 {
 		o.IPv6Prefix = receiver.DefaultLimiterIPv6Prefix
 	}
-	l := &Limiter{c: c, o: o}
+	exempt, err := receiver.NewExemptList(o.Exempt)
+	if err != nil {
+		return nil, fmt.Errorf("checking limiter options: %w: %w", ErrBadOptions, err)
+	}
+	l := &Limiter{c: c, o: o, exempt: exempt}
 	if !math.IsInf(o.Rate, 1) {
 		l.interval = max(1, int64(math.Round(1e6/o.Rate)))
 		l.tolerance = l.interval * int64(o.Burst)
@@ -101,11 +107,8 @@ func (l *Limiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
 // available. While Redis is unavailable the policy applies: Local answers,
 // or the error wraps receiver.ErrStateUnavailable.
 func (l *Limiter) AllowContext(ctx context.Context, clientIP netip.Addr) (bool, time.Duration, error) {
-	a := clientIP.Unmap().WithZone("")
-	for _, p := range l.o.Exempt {
-		if p.Contains(a) {
-			return true, 0, nil
-		}
+	if l.exempt.Contains(clientIP) {
+		return true, 0, nil
 	}
 	if l.interval == 0 {
 		return true, 0, nil

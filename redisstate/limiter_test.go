@@ -125,3 +125,40 @@ func TestNew_PasswordAuth(t *testing.T) {
 	defer bad.Close()
 	assert.False(t, bad.Stats().Up, "a wrong password leaves redis down")
 }
+
+// The shared limiter exempts exactly the ClientIPs the in-process limiter
+// exempts, whichever spelling (IPv4, IPv4-mapped IPv6) the exempt network
+// and the ClientIP use. (The shared limiter used to compare mapped prefixes
+// unmapped, so ::ffff:10.0.0.0/104 exempted nothing on Redis.)
+func TestLimiter_ExemptAgreesWithInProcessLimiter(t *testing.T) {
+	s := startRedis(t)
+	exempt := []netip.Prefix{
+		netip.MustParsePrefix("::ffff:10.0.0.0/104"),
+		netip.MustParsePrefix("192.0.2.0/24"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	// One token a second, burst 1: a second call within the second is
+	// limited unless exempt.
+	shared, err := newClient(t, s, redisstate.Options{}).NewLimiter(redisstate.LimiterOptions{Rate: 1, Burst: 1, Exempt: exempt})
+	require.NoError(t, err)
+	local, err := receiver.NewClientLimiter(receiver.LimiterOptions{Rate: 1, Burst: 1, Exempt: exempt})
+	require.NoError(t, err)
+	for _, ip := range []string{"10.1.2.3", "::ffff:10.1.2.3", "192.0.2.9", "::ffff:192.0.2.9", "2001:db8::7",
+		"10.0.0.1", "11.0.0.1", "::ffff:11.0.0.1", "2001:db9::1"} {
+		a := netip.MustParseAddr(ip)
+		localOK := true
+		for range 2 {
+			ok, _ := local.Allow(a)
+			localOK = localOK && ok
+		}
+		sharedOK := true
+		for range 2 {
+			ok, _, err := shared.AllowContext(ctxT(t), a)
+			require.NoError(t, err)
+			sharedOK = sharedOK && ok
+		}
+		assert.Equal(t, localOK, sharedOK, "%s: in-process and shared limiters agree on the exemption", ip)
+	}
+	st := local.Stats()
+	assert.Equal(t, uint64(2*6), st.Exempt, "six of the addresses are exempt, checked twice each")
+}
