@@ -64,8 +64,8 @@ type Limiter struct {
 	c         *Client
 	o         LimiterOptions
 	exempt    receiver.ExemptList // the same matching as the in-process limiter
-	interval  int64 // µs per token
-	tolerance int64 // µs: interval × burst
+	interval  int64               // µs per token
+	tolerance int64               // µs: interval × burst
 }
 
 var _ receiver.LimiterWithErr = (*Limiter)(nil)
