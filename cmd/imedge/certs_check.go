@@ -50,8 +50,6 @@ func (c *checkRun) fail(name, format string, a ...any) {
 
 func certsCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge certs check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, checkUsage) }
 	var certFile, keyFile, root, crlFile, crlIssuer string
 	var names []string
 	var client bool
@@ -63,7 +61,7 @@ func certsCheck(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&client, "client", false, "check a client certificate (clientAuth) instead of a server certificate")
 	fs.StringVar(&crlFile, "crl", "", "CRL to check, PEM or DER")
 	fs.StringVar(&crlIssuer, "crl-issuer", "", "PEM CA certificate or bundle that must have signed --crl")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, checkUsage); help || err != nil {
 		return err
 	}
 	switch {

@@ -49,8 +49,8 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, certsUsage)
 		return nil
 	}
-	fmt.Fprint(stderr, certsUsage)
-	return fmt.Errorf("certs: unknown subcommand %q", args[0])
+	return usageErrorf("imedge certs: unknown subcommand %q%s", args[0],
+		suggestWord(args[0], []string{"ca", "issue", "inspect", "check", "crl", "status"}))
 }
 
 type issueFlags struct {
@@ -96,10 +96,10 @@ func (f *issueFlags) request(usage certs.Usage) (certs.Request, error) {
 
 func certsCA(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge certs ca", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	const synopsis = "Usage: imedge certs ca --out-cert FILE --out-key FILE [--cn NAME] [--days N] [--key-type T]\n\nCreates a CA certificate and key (the key written 0600).\n"
 	var f issueFlags
 	f.register(fs, 3650)
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, synopsis); help || err != nil {
 		return err
 	}
 	if f.cn == "" {
@@ -122,7 +122,7 @@ func certsCA(args []string, stdout, stderr io.Writer) error {
 
 func certsIssue(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge certs issue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	const synopsis = "Usage: imedge certs issue --ca-cert FILE --ca-key FILE --out-cert FILE --out-key FILE (--server | --client) [flags]\n\nIssues a server or client certificate from a CA (the key written 0600).\n"
 	var f issueFlags
 	var caCert, caKey string
 	var server, client bool
@@ -134,7 +134,7 @@ func certsIssue(args []string, stdout, stderr io.Writer) error {
 	fs.Var(listFlag{&f.dns}, "dns", "DNS SAN (repeatable)")
 	fs.Var(listFlag{&f.ips}, "ip", "IP SAN (repeatable)")
 	fs.Var(listFlag{&f.uris}, "uri", "URI SAN (repeatable)")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, synopsis); help || err != nil {
 		return err
 	}
 	if server == client {
@@ -181,9 +181,9 @@ func certsIssue(args []string, stdout, stderr io.Writer) error {
 
 func certsInspect(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge certs inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	const synopsis = "Usage: imedge certs inspect [--json] FILE...\n\nDescribes the certificates, keys and CRLs in PEM or DER files.\n"
 	asJSON := fs.Bool("json", false, "print JSON")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, synopsis); help || err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

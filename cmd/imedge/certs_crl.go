@@ -26,8 +26,6 @@ carries over the entries of an existing CRL of the same CA and numbers the new o
 
 func certsCRL(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge certs crl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, crlUsage) }
 	var caCert, caKey, out, from string
 	var revoke []string
 	days := fs.Int("days", 30, "validity of the CRL (NextUpdate) in days")
@@ -36,7 +34,7 @@ func certsCRL(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&out, "out", "", "where to write the CRL (PEM)")
 	fs.StringVar(&from, "from", "", "existing CRL of this CA whose entries are kept (PEM or DER)")
 	fs.Var(listFlag{&revoke}, "revoke", "serial number to revoke, hex (repeatable)")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, crlUsage); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

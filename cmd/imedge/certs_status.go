@@ -32,8 +32,6 @@ With --cacert (and --cert/--key for an admin listener that wants mutual TLS) it 
 
 func certsStatus(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge certs status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, statusUsage) }
 	addr := fs.String("addr", defaultAdminListen, "admin listener address (host:port)")
 	asJSON := fs.Bool("json", false, "print the tls member of /status as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "request timeout")
@@ -41,7 +39,7 @@ func certsStatus(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&caFile, "cacert", "", "CA bundle of the admin listener's certificate (uses https)")
 	fs.StringVar(&certFile, "cert", "", "client certificate for an admin listener with mutual TLS")
 	fs.StringVar(&keyFile, "key", "", "private key for --cert")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, statusUsage); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -74,8 +74,6 @@ func (s loadSummary) text() string {
 
 func runLoad(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, loadUsage); fs.PrintDefaults() }
 	var sf simFlags
 	sf.register(fs)
 	mode := fs.String("mode", "keepalive", "keepalive, new-conn (full TLS handshake per request) or resume (TLS session resumption per request)")
@@ -88,7 +86,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	ips := fs.Int64("distinct-client-ips", 1, "number of distinct ClientIP values, used in turn (10.0.0.1 upwards)")
 	runID := fs.String("run-id", "", "prefix of the account ids, so runs do not repeat each other's bodies (default: random)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, loadUsage); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -34,12 +34,11 @@ func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writ
 		return nil
 	}
 	fs := flag.NewFlagSet("imedge outbox "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dir := fs.String("spool-dir", "", "outbox directory")
 	asJSON := fs.Bool("json", false, "print JSON")
 	dead := fs.Bool("dead", false, "the dead-letter list")
 	limit := fs.Int("limit", 100, "most entries to list")
-	if help, err := parseFlags(fs, args[1:]); help || err != nil {
+	if help, err := parseFlags(fs, args[1:], stdout, outboxUsage); help || err != nil {
 		return err
 	}
 	for _, a := range fs.Args() {
@@ -55,8 +54,8 @@ func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writ
 	switch sub {
 	case "stats", "list", "show", "replay", "purge":
 	default:
-		fmt.Fprint(stderr, outboxUsage)
-		return fmt.Errorf("outbox: unknown subcommand %q", sub)
+		return usageErrorf("imedge outbox: unknown subcommand %q%s", sub,
+			suggestWord(sub, []string{"stats", "list", "show", "replay", "purge"}))
 	}
 	readOnly := sub == "stats" || sub == "list" || sub == "show"
 	box, err := forward.OpenOutbox(forward.OutboxOptions{Dir: *dir, LockTimeout: time.Second, ReadOnly: readOnly})

@@ -71,8 +71,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageErrorf("unknown command %q%s; run \"imedge help\" for the list", args[0],
+		suggestWord(args[0], []string{"serve", "check-config", "certs", "outbox", "send", "load", "version", "help"}))
+}
+
+// suggestWord returns ` (did you mean W?)` for the word of words closest to
+// w, or "" when none is close.
+func suggestWord(w string, words []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range words {
+		if d := editDistance(w, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD > max(2, len(w)/3) {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
 }
 
 // versionString reports the module version and VCS revision the binary was
@@ -100,14 +115,21 @@ func versionString() string {
 	return fmt.Sprintf("imedge %s (commit %s%s)", v, rev, dirty)
 }
 
-// parseFlags parses args with fs, mapping -h to a nil error after printing
-// usage and other errors to errUsage.
-func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, errUsage
+// parseFlags parses a subcommand's args with fs. -h or --help prints
+// synopsis and the flags to stdout and returns help; an unknown flag is one
+// line naming the closest known flag (exit status 2); nothing is printed to
+// stderr here.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis string) (help bool, err error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err = (&flagSet{FlagSet: fs}).parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, synopsis)
+		fmt.Fprintln(stdout, "\nFlags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		return true, nil
 	}
-	return false, nil
+	return false, err
 }

@@ -83,15 +83,13 @@ the "verify" button of the IM console, from your side.
 
 func runSend(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imedge send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, sendUsage); fs.PrintDefaults() }
 	var sf simFlags
 	sf.register(fs)
 	clientIP := fs.String("client-ip", "127.0.0.1", "ClientIP to send")
 	bodyFile := fs.String("body", "", "file holding the JSON body to send (default: a FriendDelete body built from --from and --to)")
 	from := fs.String("from", "imedge-verify", "From_Account of the built body")
 	to := fs.String("to", "imedge-verify-peer", "To_Account of the built body")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs, args, stdout, sendUsage); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runCLI runs imedge in process with args and no environment.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = run(t.Context(), args, noEnv, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// A mistyped flag gets one line naming the closest flag and exit status 2,
+// not the whole help; in every command.
+func TestCLI_UnknownFlagIsOneLineWithASuggestion(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--tokn-file", "x"}, "imedge serve: unknown flag --tokn-file (did you mean --token-file?)"},
+		{[]string{"check-config", "--sdkapid", "1"}, "imedge serve: unknown flag --sdkapid (did you mean --sdkappid?)"},
+		{[]string{"certs", "ca", "--out-crt", "x"}, "unknown flag --out-crt (did you mean --out-cert?)"},
+		{[]string{"send", "--adr", "x"}, "unknown flag --adr (did you mean --addr?)"},
+		{[]string{"load", "--concurency", "2"}, "unknown flag --concurency (did you mean --concurrency?)"},
+		{[]string{"outbox", "stats", "--jsn"}, "unknown flag --jsn (did you mean --json?)"},
+		{[]string{"serve", "--zzzzzzzz"}, "imedge serve: unknown flag --zzzzzzzz"},
+		{[]string{"serv"}, `unknown command "serv" (did you mean serve?)`},
+		{[]string{"certs", "isue"}, `unknown subcommand "isue" (did you mean issue?)`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			stdout, stderr, err := runCLI(t, tc.args...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+			assert.Equal(t, 2, exitCode(err), "a bad command line exits 2")
+			assert.Empty(t, stdout)
+			assert.Empty(t, stderr, "no help dumped under the error")
+		})
+	}
+	_, _, err := runCLI(t, "serve", "--zzzzzzzz")
+	assert.NotContains(t, err.Error(), "did you mean", "no suggestion when nothing is close")
+}
+
+// --help goes to stdout, exits 0, and serve's is grouped, with the required
+// flags marked and examples.
+func TestCLI_HelpOnStdoutGroupedAndPerCommand(t *testing.T) {
+	stdout, stderr, err := runCLI(t, "serve", "--help")
+	require.NoError(t, err)
+	assert.Empty(t, stderr)
+	for _, section := range []string{"Required:", "TLS and clients:", "Routing and delivery:", "Limits:",
+		"Several instances:", "Admin, logs and state:", "Tuning:", "Examples:"} {
+		assert.Contains(t, stdout, "\n"+section+"\n", "section %s", section)
+	}
+	assert.Less(t, strings.Index(stdout, "Required:"), strings.Index(stdout, "TLS and clients:"), "required flags first")
+	assert.Contains(t, stdout, "--sdkappid string   (required)")
+	assert.Contains(t, stdout, "--forward-url string   (required)")
+	assert.Contains(t, stdout, "imedge serve --dev")
+	fs, _ := newServeFlags()
+	for _, g := range fs.groups {
+		for _, n := range g.names {
+			assert.Contains(t, stdout, "  --"+n, "every flag is in the help")
+		}
+	}
+
+	for _, cmd := range [][]string{{"check-config", "-h"}, {"certs", "ca", "-h"}, {"certs", "issue", "--help"},
+		{"certs", "inspect", "-h"}, {"certs", "check", "-h"}, {"certs", "crl", "-h"}, {"certs", "status", "-h"},
+		{"send", "-h"}, {"load", "-h"}, {"outbox", "list", "-h"}} {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			stdout, stderr, err := runCLI(t, cmd...)
+			require.NoError(t, err)
+			assert.Empty(t, stderr)
+			assert.Regexp(t, `^Usage:\s+imedge `+cmd[0], stdout, "its own usage, not serve's")
+			if cmd[0] != "check-config" {
+				assert.NotContains(t, stdout, "imedge serve")
+			}
+		})
+	}
+}
