@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,7 @@ type serverConfig struct {
 	WriteTimeout    time.Duration // --write-timeout
 	IdleTimeout     time.Duration // --idle-timeout
 	MaxHeaderBytes  int           // --max-header-bytes
+	PIDFile         string        // --pid-file; "" writes none
 }
 
 // DefaultListen is where imedge listens unless told otherwise: loopback, so
@@ -31,6 +34,9 @@ func (s *serverConfig) register(fs *flagSet) {
 	fs.group(groupTLS, func() {
 		fs.StringVar(&s.Listen, "listen", defaultListen, "HTTPS listen address (host:port)")
 		fs.StringVar(&s.Path, "path", receiver.DefaultPath, "URL path IM posts to; other paths get 404")
+	})
+	fs.group(groupAdmin, func() {
+		fs.Var(pathFlag{&s.PIDFile}, "pid-file", "write the process id here once listening (atomically), remove it at exit; use a directory of its own, e.g. /run/imedge/imedge.pid")
 	})
 	fs.group(groupTuning, func() {
 		fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long SIGTERM waits for requests in flight")
@@ -56,6 +62,11 @@ func (s serverConfig) validate(Config) []error {
 	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
 		p.add("--max-header-bytes must be 1KiB..1MiB")
 	}
+	if s.PIDFile != "" {
+		if err := appendable(s.PIDFile); err != nil {
+			p.add("--pid-file: %w", err)
+		}
+	}
 	return p
 }
 
@@ -70,4 +81,18 @@ func checkHostPort(p *problems, flagName, addr string) {
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
 		p.add("--%s %q: the port must be a number from 0 to 65535", flagName, addr)
 	}
+}
+
+// writePIDFile writes the process id to path atomically (a temporary file
+// renamed over it), so a reader never sees a partial number.
+func writePIDFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing --pid-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing --pid-file: %w", err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,28 @@ func TestE2E_Version(t *testing.T) {
 	out, err := exec.Command(binPath, "version").CombinedOutput()
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(out), "imedge "), "%s", out)
+}
+
+// --pid-file holds the process id while imedge listens and is gone after a
+// clean exit (the rotation scripts and init systems read it).
+func TestServe_PIDFile(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	dir := t.TempDir()
+	s := newSink(t)
+	pidFile := filepath.Join(dir, "run", "imedge.pid")
+	require.NoError(t, os.Mkdir(filepath.Dir(pidFile), 0o755))
+	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
+		"--pid-file", pidFile)...)
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(pidFile)
+		return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(im.cmd.Process.Pid)
+	}, 10*time.Second, 20*time.Millisecond, "the pid file names the running process")
+	im.stop(t)
+	assert.NoFileExists(t, pidFile, "removed at exit")
+
+	_, errOut, err := runBin(t, nil, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state2"), filepath.Join(dir, "a2.log")),
+		"--pid-file", filepath.Join(dir, "missing-dir", "imedge.pid"))...)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "--pid-file: directory of")
 }

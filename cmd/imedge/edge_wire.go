@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 
 	"github.com/imedge/imedge/edge"
 	"github.com/imedge/imedge/h1"
@@ -203,6 +204,11 @@ func applySandbox(cfg Config, logger *slog.Logger) error {
 	o.WriteDirs = append(o.WriteDirs, cfg.ACME.writablePaths()...)
 	if cfg.Logs.AuditLog != "" {
 		o.AppendFiles = append(o.AppendFiles, cfg.Logs.AuditLog)
+	}
+	if cfg.Server.PIDFile != "" {
+		// Removing the file at exit needs its directory: give the pid file
+		// a directory of its own (systemd's RuntimeDirectory=).
+		o.WriteDirs = append(o.WriteDirs, filepath.Dir(cfg.Server.PIDFile))
 	}
 	res, err := sandbox.Apply(o)
 	if err != nil {

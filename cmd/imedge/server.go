@@ -222,6 +222,18 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.front.serve() }()
+	if pf := s.cfg.Server.PIDFile; pf != "" {
+		if err := writePIDFile(pf); err != nil {
+			s.front.close()
+			<-errc
+			return err
+		}
+		defer func() {
+			if err := os.Remove(pf); err != nil {
+				s.log.Warn("removing --pid-file", "err", err)
+			}
+		}()
+	}
 	if ready != nil {
 		ready(s.front.ln.Addr().String())
 	}
