@@ -97,35 +97,35 @@ func compileFields(fs []catalog.Field, maxAccount int) objRule {
 // key that differs from a checked field's name only in case (Unicode
 // simple folding, as bytes.EqualFold and Go's encoding/json compare).
 func (o *objRule) find(key []byte) (i int, folded bool) {
-	ascii := true
+	for i := range o.fields {
+		if f := &o.fields[i]; len(f.name) == len(key) && string(key) == f.name {
+			return i, false
+		}
+	}
+	return -1, o.folds(key)
+}
+
+// folds reports whether key, which is no field's exact name, equals one
+// ignoring case.
+func (o *objRule) folds(key []byte) bool {
 	for _, c := range key {
 		if c >= 0x80 {
-			ascii = false
-			break
+			// A non-ASCII key may fold onto an ASCII name (the Kelvin
+			// sign folds to k), whatever its length in bytes.
+			for i := range o.fields {
+				if bytes.EqualFold(key, o.fields[i].nameB) {
+					return true
+				}
+			}
+			return false
 		}
 	}
 	for i := range o.fields {
-		f := &o.fields[i]
-		if len(f.name) != len(key) {
-			continue
-		}
-		if string(key) == f.name {
-			return i, false
-		}
-		if ascii && equalFoldASCII(key, f.name) {
-			folded = true
+		if f := &o.fields[i]; len(f.name) == len(key) && equalFoldASCII(key, f.name) {
+			return true
 		}
 	}
-	if !ascii && !folded {
-		// A non-ASCII key may fold onto an ASCII name (the Kelvin sign
-		// folds to k), whatever its length in bytes.
-		for i := range o.fields {
-			if bytes.EqualFold(key, o.fields[i].nameB) {
-				return -1, true
-			}
-		}
-	}
-	return -1, folded
+	return false
 }
 
 // validate checks body against rule in one pass. command is the query's
