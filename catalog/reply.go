@@ -151,7 +151,7 @@ func (c *Command) CheckReply(request, reply []byte) (relay []byte, outcome Outco
 		if !ok {
 			return bad("request targets unreadable")
 		}
-		items, refused, err := checkResultItems(m["ResultItem"], targets, s.Targets)
+		items, refused, distinct, err := checkResultItems(m["ResultItem"], targets, s.Targets)
 		if err != nil {
 			return bad("%s", err.Error())
 		}
@@ -159,7 +159,7 @@ func (c *Command) CheckReply(request, reply []byte) (relay []byte, outcome Outco
 		switch {
 		case refused == 0:
 			outcome = Allow
-		case refused == len(targets):
+		case refused == distinct:
 			outcome = Deny
 		default:
 			outcome = Partial
@@ -268,13 +268,13 @@ func (c *Command) Fallback(request []byte, deny bool, code int) []byte {
 	case s.Targets != nil:
 		targets, ok := requestAccounts(request, s.Targets.List, s.Targets.Account)
 		if !ok {
-			return newReplyWriter(1, "imedge fallback: deny").bytes()
+			return newReplyWriter(1, "").bytes()
 		}
-		w := newReplyWriter(0, "imedge fallback: deny")
+		w := newReplyWriter(0, "")
 		w.value("ResultItem", resultItems(targets, code))
 		return w.bytes()
 	case s.Refusals != nil:
-		w := newReplyWriter(code, "imedge fallback: deny")
+		w := newReplyWriter(code, "")
 		members, ok := requestAccounts(request, s.Refusals.List, s.Refusals.Account)
 		if !ok {
 			members = []string{}
@@ -284,7 +284,7 @@ func (c *Command) Fallback(request []byte, deny bool, code int) []byte {
 		}
 		return w.bytes()
 	}
-	w := newReplyWriter(code, "imedge fallback: deny")
+	w := newReplyWriter(code, "")
 	if s.RspData {
 		w.value("RspData", "")
 	}
@@ -441,50 +441,50 @@ func resultItems(targets []string, code int) []resultItem {
 
 // checkResultItems checks a reply's ResultItem against the request's
 // targets: one item per distinct target, no other, each ResultCode 0 or in
-// the custom range. It returns the re-encoded list and how many targets
-// were refused.
-func checkResultItems(raw json.RawMessage, targets []string, t *Targets) ([]byte, int, error) {
-	var items []map[string]json.RawMessage
-	if len(raw) == 0 || json.Unmarshal(raw, &items) != nil || items == nil {
-		return nil, 0, fmt.Errorf("ResultItem missing or not an array of objects")
+// the custom range. It returns the re-encoded list, how many targets were
+// refused and how many distinct targets the request has.
+func checkResultItems(raw json.RawMessage, targets []string, t *Targets) (items []byte, refused, distinct int, err error) {
+	var elems []map[string]json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &elems) != nil || elems == nil {
+		return nil, 0, 0, fmt.Errorf("ResultItem missing or not an array of objects")
 	}
 	want := make(map[string]bool, len(targets))
 	for _, a := range targets {
 		want[a] = true
 	}
-	out := make([]resultItem, 0, len(items))
-	refused := 0
-	for _, it := range items {
+	distinct = len(want)
+	out := make([]resultItem, 0, len(elems))
+	for _, it := range elems {
 		var r resultItem
 		if it == nil || json.Unmarshal(it[t.Account], &r.ToAccount) != nil {
-			return nil, 0, fmt.Errorf("ResultItem element without a %s string", t.Account)
+			return nil, 0, 0, fmt.Errorf("ResultItem element without a %s string", t.Account)
 		}
 		if !want[r.ToAccount] {
-			return nil, 0, fmt.Errorf("ResultItem answers a target not in the request, or one twice")
+			return nil, 0, 0, fmt.Errorf("ResultItem answers a target not in the request, or one twice")
 		}
 		delete(want, r.ToAccount)
 		code, ok := intValue(it["ResultCode"])
 		switch {
 		case !ok:
-			return nil, 0, fmt.Errorf("ResultCode missing or not an integer")
+			return nil, 0, 0, fmt.Errorf("ResultCode missing or not an integer")
 		case code == 0:
 		case t.Custom.Contains(code):
 			refused++
 		default:
-			return nil, 0, fmt.Errorf("ResultCode %d not 0 nor in [%d,%d]", code, t.Custom.Min, t.Custom.Max)
+			return nil, 0, 0, fmt.Errorf("ResultCode %d not 0 nor in [%d,%d]", code, t.Custom.Min, t.Custom.Max)
 		}
 		r.ResultCode = code
 		if info, ok := it["ResultInfo"]; ok && string(info) != "null" {
 			if json.Unmarshal(info, &r.ResultInfo) != nil || len(r.ResultInfo) > maxErrorInfo {
-				return nil, 0, fmt.Errorf("ResultInfo not a string of at most %d bytes", maxErrorInfo)
+				return nil, 0, 0, fmt.Errorf("ResultInfo not a string of at most %d bytes", maxErrorInfo)
 			}
 		}
 		out = append(out, r)
 	}
 	if len(want) > 0 {
-		return nil, 0, fmt.Errorf("ResultItem leaves %d target(s) of the request unanswered", len(want))
+		return nil, 0, 0, fmt.Errorf("ResultItem leaves %d target(s) of the request unanswered", len(want))
 	}
-	return mustJSON(out), refused, nil
+	return mustJSON(out), refused, distinct, nil
 }
 
 // checkSubset checks that raw is an array of distinct strings, each one of

@@ -160,7 +160,7 @@ func TestCheckReply(t *testing.T) {
 			})
 		}
 	}
-	assert.Equal(t, 12, covered)
+	assert.Equal(t, len(cases), covered, "no reply cases for a command that is not in the table")
 }
 
 func TestCheckReply_ExactRelay(t *testing.T) {
@@ -239,23 +239,23 @@ func TestFallback_Bodies(t *testing.T) {
 	get := func(name string) *Command { cmd, _ := c.Lookup(name); return cmd }
 
 	cmd := get("Group.CallbackBeforeCreateGroup")
-	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":10150,"ErrorInfo":"imedge fallback: deny"}`, string(cmd.Fallback(cmd.Example(), true, 10150)))
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":10150,"ErrorInfo":""}`, string(cmd.Fallback(cmd.Example(), true, 10150)))
 	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`, string(cmd.Fallback(cmd.Example(), false, 10150)))
 
 	cmd = get("Sns.CallbackPrevFriendAdd")
-	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"imedge fallback: deny","ResultItem":[{"To_Account":"id1","ResultCode":38123,"ResultInfo":""},{"To_Account":"id2","ResultCode":38123,"ResultInfo":""}]}`,
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","ResultItem":[{"To_Account":"id1","ResultCode":38123,"ResultInfo":""},{"To_Account":"id2","ResultCode":38123,"ResultInfo":""}]}`,
 		string(cmd.Fallback(cmd.Example(), true, 38123)))
 
 	cmd = get("Group.CallbackBeforeInviteJoinGroup")
-	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"imedge fallback: deny","RefusedMembers_Account":["jared","tommy"]}`, string(cmd.Fallback(cmd.Example(), true, 0)))
-	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"imedge fallback: deny"}`, string(cmd.Fallback([]byte("nope"), true, 0)))
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"","RefusedMembers_Account":["jared","tommy"]}`, string(cmd.Fallback(cmd.Example(), true, 0)))
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":""}`, string(cmd.Fallback([]byte("nope"), true, 0)))
 
 	cmd = get("OfficialAccount.CallbackBeforeAddSubscriber")
-	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"imedge fallback: deny","RefusedSubscribers_Account":["bob","peter"]}`, string(cmd.Fallback(cmd.Example(), true, 0)))
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","RefusedSubscribers_Account":["bob","peter"]}`, string(cmd.Fallback(cmd.Example(), true, 0)))
 
 	cmd = get("Chatbot.OnC2CSignalMessage")
 	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","RspData":""}`, string(cmd.Fallback(nil, false, 0)))
-	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"imedge fallback: deny","RspData":""}`, string(cmd.Fallback(nil, true, 0)))
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"","RspData":""}`, string(cmd.Fallback(nil, true, 0)))
 }
 
 func TestCheckDenyCode(t *testing.T) {
@@ -286,4 +286,14 @@ func TestCheckDenyCode(t *testing.T) {
 			assert.ErrorIs(t, cmd.CheckDenyCode(code), ErrBadCode, "%s %d", tc.command, code)
 		}
 	}
+}
+
+func TestCheckReply_RepeatedTarget(t *testing.T) {
+	cmd, _ := New().Lookup("Sns.CallbackPrevFriendAdd")
+	req := []byte(`{"CallbackCommand":"Sns.CallbackPrevFriendAdd","From_Account":"a","FriendItem":[{"To_Account":"b"},{"To_Account":"b"},{"To_Account":"c"}]}`)
+	_, outcome, err := cmd.CheckReply(req, []byte(`{"ErrorCode":0,"ResultItem":[{"To_Account":"b","ResultCode":38000},{"To_Account":"c","ResultCode":38000}]}`))
+	require.NoError(t, err, "a target the request repeats is answered once")
+	assert.Equal(t, Deny, outcome)
+	deny := cmd.Fallback(req, true, 0)
+	assert.JSONEq(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":"","ResultItem":[{"To_Account":"b","ResultCode":38000,"ResultInfo":""},{"To_Account":"c","ResultCode":38000,"ResultInfo":""}]}`, string(deny))
 }

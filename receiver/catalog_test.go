@@ -141,11 +141,12 @@ func TestHandler_Corpus_Accepted(t *testing.T) {
 			assert.Equal(t, "spiffe://tencent.im/callback", ev.Identity)
 		})
 	}
-	assert.Equal(t, 49, sunk)
+	assert.Equal(t, cat.Len(), sunk+decided)
+	assert.GreaterOrEqual(t, sunk, 49)
 	assert.Equal(t, 12, decided)
 	st := f.h.Stats()
-	assert.Equal(t, uint64(49), st.Accepted)
-	assert.Equal(t, uint64(12), st.Decided)
+	assert.Equal(t, uint64(sunk), st.Accepted)
+	assert.Equal(t, uint64(decided), st.Decided)
 	assert.Empty(t, st.Rejected)
 	assert.Empty(t, f.audit.records(t))
 }
