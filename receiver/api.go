@@ -7,13 +7,16 @@ import (
 	"time"
 )
 
-// Event is one accepted callback, handed to the Sink. Body is the exact
-// bytes IM sent, one valid JSON object; the Sink must not modify it.
+// Event is one accepted callback, handed to the Sink (or, for a command
+// whose reply IM acts on, to the Decider). Body is the exact bytes IM sent,
+// one valid JSON object (a Push.* batch is one event); the Sink must not
+// modify it.
 type Event struct {
 	ID          string    // hex SHA-256 of SdkAppid, 0x00, CallbackCommand, 0x00, body (see EventID)
 	AppID       string    // SdkAppid
-	Command     string    // CallbackCommand
-	ClientIP    string    // ClientIP query parameter, canonical form
+	Command     string    // CallbackCommand, as in the query; routes the event
+	Known       bool      // Command is in the catalog (false: forwarded under UnknownForward)
+	ClientIP    string    // ClientIP query parameter, canonical form; empty when IM sent none
 	OptPlatform string    // OptPlatform as sent (may be empty or an undocumented value)
 	Identity    string    // verified client-certificate identity (see IdentityOf); empty in token-only mode
 	CertSHA256  string    // SHA-256 of the client certificate (DER), hex; empty in token-only mode
@@ -33,6 +36,17 @@ type Sink interface {
 // receiver answers 503 with reason outbox_full. Any other Sink error is
 // answered 503 with reason outbox_error.
 var ErrSinkFull = errors.New("receiver: sink full")
+
+// Decider answers a callback whose reply IM acts on (a Before or Reply
+// command of the catalog) after the receiver has authenticated it, checked
+// its query, rate-limited it and validated its body. The receiver answers
+// IM with HTTP 200 and the returned body, which must be the command's
+// well-formed reply (its fallback when no decision could be had); it does
+// not de-duplicate nor store these callbacks. Implementations are safe for
+// concurrent use and return within IM's budget.
+type Decider interface {
+	Decide(ctx context.Context, ev Event) []byte
+}
 
 // Seen de-duplicates accepted events by key (the event id). The receiver
 // calls Claim after authentication and validation; when Claim returns true

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/catalog"
 )
 
 func BenchmarkParseQuery(b *testing.B) {
@@ -31,21 +34,69 @@ func bodyOfPairs(n int) []byte {
 	return []byte(pairs(acc...))
 }
 
+// ruleFor compiles the catalog entry of command with the default account
+// bound.
+func ruleFor(tb testing.TB, command string) *bodyRule {
+	tb.Helper()
+	cmd, ok := catalog.New().Lookup(command)
+	require.True(tb, ok, command)
+	return compileCommand(cmd, DefaultMaxAccountBytes)
+}
+
 func BenchmarkValidateBody(b *testing.B) {
+	rule := ruleFor(b, CommandFriendDelete)
 	for _, n := range []int{3, 1000} {
 		body := bodyOfPairs(n)
 		b.Run(fmt.Sprintf("pairs=%d", n), func(b *testing.B) {
-			s := new(scanner)
-			lim := limits{maxAccount: DefaultMaxAccountBytes}
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if v := validateFriendDelete(s, body, lim); v.reason != "" {
-					b.Fatal(v.reason, v.detail)
-				}
-			}
+			benchValidate(b, rule, CommandFriendDelete, body)
 		})
 	}
+	const c2c = "C2C.CallbackAfterSendMsg"
+	b.Run("C2C.CallbackAfterSendMsg/example", func(b *testing.B) {
+		benchValidate(b, ruleFor(b, c2c), c2c, exampleOf(b, c2c))
+	})
+	b.Run("C2C.CallbackAfterSendMsg/msgbody=1MB", func(b *testing.B) {
+		benchValidate(b, ruleFor(b, c2c), c2c, bigMsgBody(1<<20))
+	})
+}
+
+func benchValidate(b *testing.B, rule *bodyRule, command string, body []byte) {
+	s := new(scanner)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := s.validate(body, rule, command); v.reason != "" {
+			b.Fatal(v.reason, v.detail)
+		}
+	}
+}
+
+// bigMsgBody returns a C2C.CallbackAfterSendMsg body of about size bytes:
+// the catalog's example with a MsgBody of text elements (mixed ASCII and
+// CJK, some escapes) and one custom element carrying a long JSON string,
+// as a large message would.
+func bigMsgBody(size int) []byte {
+	var elems []string
+	n := 0
+	for i := 0; n < size/2; i++ {
+		e := fmt.Sprintf(`{"MsgType":"TIMTextElem","MsgContent":{"Text":"line %d: 红包 and \"quotes\" \u4e2d"}}`, i)
+		elems = append(elems, e)
+		n += len(e) + 1
+	}
+	const unit = `{\"k\":\"v\",\"n\":12345}`
+	data := strings.Repeat(unit, max(size-n-600, 0)/len(unit))
+	elems = append(elems, `{"MsgType":"TIMCustomElem","MsgContent":{"Data":"`+data+`","Desc":"notification","Ext":"url"}}`)
+	return []byte(`{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgSeq":48374,` +
+		`"MsgRandom":2837546,"MsgTime":1557481126,"MsgKey":"48374_2837546_1557481126","OnlineOnlyFlag":0,"SendMsgResult":0,` +
+		`"ErrorInfo":"send msg succeed","UnreadMsgNum":7,"MsgBody":[` + strings.Join(elems, ",") + `],"CloudCustomData":"","EventTime":1670574414123}`)
+}
+
+// exampleOf returns the catalog's example body of command.
+func exampleOf(tb testing.TB, command string) []byte {
+	tb.Helper()
+	cmd, ok := catalog.New().Lookup(command)
+	require.True(tb, ok, command)
+	return cmd.Example()
 }
 
 func BenchmarkEventID(b *testing.B) {
@@ -101,4 +152,11 @@ func TestBenchmarkHelpers(t *testing.T) {
 	f := newFixture(t, nil)
 	w := f.serve(f.request(goodQuery, string(bodyOfPairs(1000))))
 	require.Equal(t, http.StatusOK, w.Code, "a 1000-pair body is accepted")
+
+	big := bigMsgBody(1 << 20)
+	require.InDelta(t, 1<<20, len(big), 4096, "about 1 MiB")
+	require.True(t, json.Valid(big))
+	f = newFixture(t, func(o *Options) { o.MaxBody = 2 << 20 })
+	w = f.serve(f.request(q("CallbackCommand=C2C.CallbackAfterSendMsg"), string(big)))
+	require.Equal(t, http.StatusOK, w.Code, "the 1 MiB message is accepted: %s", w.Body.String())
 }

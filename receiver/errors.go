@@ -22,3 +22,7 @@ var ErrNegativeLimit = errors.New("receiver: limits must not be negative")
 // closed. The receiver answers 503 with reason redis_unavailable, so the
 // sender retries; it is never a silent drop.
 var ErrStateUnavailable = errors.New("receiver: shared state unavailable")
+
+// ErrBadMode reports an unknown Options.UnknownCommands or
+// Options.Validation value.
+var ErrBadMode = errors.New("receiver: unknown policy or validation mode")

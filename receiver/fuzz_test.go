@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/catalog"
 )
 
 // FuzzQuery checks parseQuery against net/url and the ClientIP and
@@ -76,16 +77,39 @@ func FuzzBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	reused := new(scanner)
+	cat := catalog.New()
+	fd, _ := cat.Lookup(CommandFriendDelete)
+	fdRule := compileCommand(fd, DefaultMaxAccountBytes)
+	var others []*catalog.Command
+	var otherRules []*bodyRule
+	for _, c := range cat.Commands() {
+		cmd, _ := cat.Lookup(c.Name)
+		others = append(others, cmd)
+		otherRules = append(otherRules, compileCommand(cmd, DefaultMaxAccountBytes))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		lim := limits{maxAccount: DefaultMaxAccountBytes}
 		orig := bytes.Clone(body)
-		got := validateFriendDelete(new(scanner), body, lim)
-		again := validateFriendDelete(reused, body, lim)
+		got := new(scanner).validate(body, fdRule, CommandFriendDelete)
+		again := reused.validate(body, fdRule, CommandFriendDelete)
 		reused.release()
 		require.Equal(t, got, again, "a reused scanner gives the same verdict")
 		require.Equal(t, orig, body, "the body is not modified")
 
-		ref := referenceFriendDelete(body, lim.maxAccount)
+		// Every command's validator keeps the scanner's guarantees on the
+		// same input: what it accepts is valid JSON in UTF-8, and what
+		// encoding/json refuses it refuses as bad_json.
+		valid := json.Valid(body)
+		for i, cmd := range others {
+			v := reused.validate(body, otherRules[i], cmd.Name)
+			reused.release()
+			if v.reason == "" {
+				require.True(t, valid && utf8.Valid(body), "%s accepted invalid JSON", cmd.Name)
+			} else if !valid {
+				require.Equal(t, audit.BadJSON, v.reason, "%s: encoding/json refuses this body", cmd.Name)
+			}
+		}
+
+		ref := referenceFriendDelete(body, DefaultMaxAccountBytes)
 		if got.reason == "" {
 			require.True(t, json.Valid(body), "accepted invalid JSON")
 			require.True(t, utf8.Valid(body), "accepted invalid UTF-8")

@@ -12,13 +12,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/catalog"
 	"github.com/imedge/imedge/certs"
 )
 
@@ -32,9 +35,18 @@ type Handler struct {
 	failBodies map[audit.Reason][]byte         // read-only after New
 	rejected   map[audit.Reason]*atomic.Uint64 // read-only map after New
 
-	accepted   atomic.Uint64
-	duplicates atomic.Uint64
-	empty      atomic.Uint64
+	cmds    map[string]*commandState // every catalog command; read-only after New
+	generic *bodyRule                // for commands outside the catalog
+
+	accepted      atomic.Uint64
+	duplicates    atomic.Uint64
+	empty         atomic.Uint64
+	unknown       atomic.Uint64
+	nonconforming atomic.Uint64
+	decided       atomic.Uint64
+
+	unknownWarns warnGate
+	driftWarns   warnGate
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -44,16 +56,28 @@ type Handler struct {
 	jsonType []string // shared Content-Type value; len == cap so appends copy
 }
 
+// commandState is how the Handler treats one catalog command.
+type commandState struct {
+	cmd    *catalog.Command
+	rule   *bodyRule
+	served bool
+	why    string // audit detail when not served
+}
+
 // Stats are the Handler's counters since New.
 type Stats struct {
-	Accepted   uint64                  // events the Sink accepted
-	Duplicates uint64                  // valid callbacks answered OK as duplicates, not forwarded
-	Empty      uint64                  // valid callbacks with an empty PairList, answered OK, not forwarded
-	Rejected   map[audit.Reason]uint64 // refusals by reason; reasons never used are absent
+	Accepted      uint64                  // events the Sink accepted
+	Duplicates    uint64                  // valid callbacks answered OK as duplicates, not forwarded
+	Empty         uint64                  // valid callbacks with an empty PairList, answered OK, not forwarded
+	Unknown       uint64                  // callbacks of commands outside the catalog taken for forwarding (UnknownForward)
+	Nonconforming uint64                  // bodies that broke their catalog entry, taken for forwarding anyway (ValidateWarn)
+	Decided       uint64                  // Before and Reply callbacks answered by the Decider
+	Rejected      map[audit.Reason]uint64 // refusals by reason; reasons never used are absent
 }
 
 // New checks o and returns a Handler. Errors wrap the sentinels of this
-// package (ErrNoAppID, ErrBadAppID, ErrNoSink, ErrBadPath, ErrNegativeLimit).
+// package (ErrNoAppID, ErrBadAppID, ErrNoSink, ErrBadPath,
+// ErrNegativeLimit, ErrBadMode) or catalog.ErrBadPattern.
 func New(o Options) (*Handler, error) {
 	o, err := o.withDefaults()
 	if err != nil {
@@ -74,16 +98,75 @@ func New(o Options) (*Handler, error) {
 		h.rejected[r] = new(atomic.Uint64)
 	}
 	h.scanners.New = func() any { return new(scanner) }
+	h.compileCommands()
+	h.unknownWarns.interval, h.driftWarns.interval = warnInterval, warnInterval
 	return h, nil
+}
+
+// compileCommands decides which catalog commands are served and compiles
+// their entries, and warns about patterns that name no catalog command.
+func (h *Handler) compileCommands() {
+	cmds := h.o.Catalog.Commands()
+	h.cmds = make(map[string]*commandState, len(cmds))
+	h.generic = genericRule()
+	for i := range cmds {
+		cmd, _ := h.o.Catalog.Lookup(cmds[i].Name)
+		st := &commandState{cmd: cmd, rule: compileCommand(cmd, h.o.MaxAccountBytes)}
+		switch {
+		case len(h.o.Commands) > 0 && !matchAny(h.o.Commands, cmd.Name):
+			st.why = "CallbackCommand not served (--commands)"
+		case cmd.Kind.Decides() && h.o.Decider == nil:
+			st.why = "CallbackCommand needs a decision path, none configured"
+		case len(h.o.Commands) == 0 && !cmd.ServedByDefault() && h.o.Decider == nil:
+			st.why = "CallbackCommand not served by default"
+		default:
+			st.served = true
+		}
+		h.cmds[cmd.Name] = st
+	}
+	for _, p := range h.o.Commands {
+		if !h.matchesCatalog(p) {
+			h.o.Logger.Warn("command pattern matches no catalog command", slog.String("pattern", p),
+				slog.String("unknown_commands", string(h.o.UnknownCommands)))
+		}
+	}
+}
+
+func (h *Handler) matchesCatalog(pattern string) bool {
+	for name := range h.cmds {
+		if catalog.Match(pattern, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAny reports whether name matches one of patterns.
+func matchAny(patterns []string, name string) bool {
+	for _, p := range patterns {
+		if catalog.Match(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// servesUnknown reports whether a command outside the catalog is taken.
+func (h *Handler) servesUnknown(name string) bool {
+	return name != "" && h.o.UnknownCommands == UnknownForward &&
+		(len(h.o.Commands) == 0 || matchAny(h.o.Commands, name))
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
 func (h *Handler) Stats() Stats {
 	s := Stats{
-		Accepted:   h.accepted.Load(),
-		Duplicates: h.duplicates.Load(),
-		Empty:      h.empty.Load(),
-		Rejected:   make(map[audit.Reason]uint64),
+		Accepted:      h.accepted.Load(),
+		Duplicates:    h.duplicates.Load(),
+		Empty:         h.empty.Load(),
+		Unknown:       h.unknown.Load(),
+		Nonconforming: h.nonconforming.Load(),
+		Decided:       h.decided.Load(),
+		Rejected:      make(map[audit.Reason]uint64),
 	}
 	for r, c := range h.rejected {
 		if n := c.Load(); n > 0 {
@@ -184,8 +267,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	command, _ := q.get(paramCommand)
-	spec, ok := commandFor(command)
-	if !ok {
+	st := h.cmds[command] // nil: not in the catalog
+	switch {
+	case st != nil && !st.served:
+		h.refuse(w, rq, audit.UnsupportedCommand, http.StatusBadRequest, st.why)
+		return
+	case st == nil && !h.servesUnknown(command):
 		h.refuse(w, rq, audit.UnsupportedCommand, http.StatusBadRequest, "CallbackCommand missing or not served")
 		return
 	}
@@ -193,11 +280,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		h.refuse(w, rq, audit.BadContentType, http.StatusUnsupportedMediaType, "contenttype not json")
 		return
 	}
-	rawIP, _ := q.get(paramClientIP)
-	clientIP, ok := parseClientIP(rawIP)
-	if !ok {
-		h.refuse(w, rq, audit.BadClientIP, http.StatusBadRequest, "ClientIP missing or not an address")
-		return
+	// ClientIP is required where IM documents it; the families IM triggers
+	// itself (Push, ContentCallback, Alert) and commands outside the
+	// catalog may lack it. Present, it must be an address.
+	var clientIP netip.Addr
+	rawIP, hasIP := q.get(paramClientIP)
+	if hasIP || st != nil && st.cmd.ClientIP {
+		ip, ok := parseClientIP(rawIP)
+		if !ok {
+			h.refuse(w, rq, audit.BadClientIP, http.StatusBadRequest, "ClientIP missing or not an address")
+			return
+		}
+		clientIP = ip
 	}
 	platform, _ := q.get(paramPlatform)
 	platform = normalisePlatform(platform)
@@ -208,7 +302,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		}
 	}
 
-	if h.o.Limiter != nil {
+	// The limit is per client; a callback without a ClientIP was triggered
+	// by IM itself, not by a client (see the package documentation).
+	if h.o.Limiter != nil && clientIP.IsValid() {
 		ok, wait, err := allow(r.Context(), h.o.Limiter, clientIP)
 		if err != nil {
 			h.stateFailed(w, rq, err)
@@ -225,12 +321,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 
+	rule := h.generic
+	if st != nil {
+		rule = st.rule
+	}
 	s := h.scanners.Get().(*scanner)
-	v := spec.validate(s, rq.body, limits{maxAccount: h.o.MaxAccountBytes})
+	v := s.validate(rq.body, rule, command)
 	h.putScanner(s)
 	if v.reason != "" {
-		h.refuse(w, rq, v.reason, http.StatusBadRequest, v.detail)
-		return
+		if h.o.Validation != ValidateWarn || !entryReason(v.reason) {
+			h.refuse(w, rq, v.reason, http.StatusBadRequest, v.detail)
+			return
+		}
+		h.nonconforming.Add(1)
+		if h.driftWarns.allow(command, rq.start) {
+			h.o.Logger.LogAttrs(r.Context(), slog.LevelWarn, "callback body breaks its catalog entry; forwarded (validation warn)",
+				slog.String("request_id", rq.id), slog.String("command", command),
+				slog.String("reason", string(v.reason)), slog.String("detail", v.detail))
+		}
+		v.empty = false
 	}
 	if v.empty {
 		h.empty.Add(1)
@@ -238,10 +347,39 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 
+	ev := Event{
+		AppID:       h.o.AppID,
+		OptPlatform: platform,
+		RequestID:   rq.id,
+		ReceivedAt:  rq.start,
+		Body:        rq.body,
+	}
+	if clientIP.IsValid() {
+		ev.ClientIP = clientIP.String()
+	}
+	if st != nil {
+		ev.Command, ev.Known = st.cmd.Name, true
+	} else {
+		ev.Command = strings.Clone(command) // not the request's query memory
+		h.unknown.Add(1)
+		if h.unknownWarns.allow(command, rq.start) {
+			h.o.Logger.LogAttrs(r.Context(), slog.LevelWarn, "callback command not in the catalog; forwarded after generic checks",
+				slog.String("request_id", rq.id), slog.String("command", clip(command, maxLoggedCommand)))
+		}
+	}
+	if rq.cert != nil {
+		ev.Identity, ev.CertSHA256 = h.certNames(rq.cert)
+	}
 	ctx := r.Context()
-	id := EventID(h.o.AppID, spec.name, rq.body)
+	ev.ID = EventID(h.o.AppID, ev.Command, rq.body)
+	if st != nil && st.cmd.Kind.Decides() {
+		h.decided.Add(1)
+		h.reply(w, rq, http.StatusOK, h.o.Decider.Decide(ctx, ev))
+		return
+	}
+
 	if h.o.Seen != nil {
-		fresh, err := h.o.Seen.Claim(ctx, id)
+		fresh, err := h.o.Seen.Claim(ctx, ev.ID)
 		if errors.Is(err, ErrStateUnavailable) {
 			h.stateFailed(w, rq, err)
 			return
@@ -255,24 +393,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 			h.reply(w, rq, http.StatusOK, h.okBody)
 			return
 		}
-		rq.claimed = id
-	}
-	ev := Event{
-		ID:          id,
-		AppID:       h.o.AppID,
-		Command:     spec.name,
-		ClientIP:    clientIP.String(),
-		OptPlatform: platform,
-		RequestID:   rq.id,
-		ReceivedAt:  rq.start,
-		Body:        rq.body,
-	}
-	if rq.cert != nil {
-		ev.Identity, ev.CertSHA256 = h.certNames(rq.cert)
+		rq.claimed = ev.ID
 	}
 	err := h.o.Sink.Accept(ctx, ev)
 	if h.o.Seen != nil {
-		h.o.Seen.Settle(id, err == nil)
+		h.o.Seen.Settle(ev.ID, err == nil)
 		rq.claimed = ""
 	}
 	if err != nil {
@@ -281,6 +406,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	h.accepted.Add(1)
 	h.reply(w, rq, http.StatusOK, h.okBody)
+}
+
+// entryReason reports whether a refusal reason comes from the command's
+// catalog entry (which ValidateWarn lets through) rather than from the
+// generic checks every body must pass.
+func entryReason(r audit.Reason) bool {
+	return r == audit.BadField || r == audit.BadAccount || r == audit.BadPairList
+}
+
+// maxLoggedCommand bounds a command name written to the log.
+const maxLoggedCommand = 128
+
+// clip returns s cut to at most n bytes.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // stateFailed answers a failure of the shared state (dedupe or limiter):

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/catalog"
 )
 
 // Defaults applied to zero Options fields.
@@ -27,8 +28,10 @@ type Options struct {
 	Path string
 	// MaxBody caps the request body in bytes; zero means 1 MiB.
 	MaxBody int64
-	// MaxAccountBytes caps each From_Account/To_Account in bytes (not
-	// runes) after JSON unescaping; zero means 32.
+	// MaxAccountBytes caps each account id the catalog checks (the
+	// *_Account fields, strings and string arrays) in bytes (not runes)
+	// after JSON unescaping; zero means 32. Official_Account, an
+	// app-defined id, has the catalog's id bound instead.
 	MaxAccountBytes int
 	// Token is IM's callback authentication token. Nil or empty turns token
 	// authentication off; otherwise Sign and RequestTime are required. It
@@ -42,16 +45,51 @@ type Options struct {
 	// Independently of this switch, a request with neither a certificate nor
 	// a configured token is always refused: something must authenticate IM.
 	RequireClientCert bool
+	// Catalog is the command table bodies are checked against; nil means
+	// catalog.New().
+	Catalog *catalog.Catalog
+	// Commands are the patterns of the commands served: an exact command,
+	// a family glob such as "Group.*", or "*" (see catalog.CheckPattern).
+	// Empty means every After command of the catalog, plus its Before and
+	// Reply commands when a Decider is set. A catalog command not served is
+	// refused unsupported_command; so is every Before or Reply command
+	// while Decider is nil, whatever the patterns. An exact pattern that
+	// names no catalog command serves that command under UnknownCommands.
+	Commands []string
+	// UnknownCommands is what happens to an authenticated callback whose
+	// command is not in the catalog (and matches Commands, when set):
+	// UnknownForward ("" means it) checks only that the body is a JSON
+	// object whose top-level CallbackCommand, if any, equals the query's,
+	// forwards it, counts it in Stats.Unknown and logs a warning at most
+	// once a minute per command; UnknownRefuse refuses it
+	// unsupported_command.
+	UnknownCommands UnknownPolicy
+	// Validation is ValidateStrict ("" means it): a body that breaks its
+	// command's catalog entry is refused (bad_field, bad_account,
+	// bad_pairlist); or ValidateWarn: such a body is forwarded anyway,
+	// counted in Stats.Nonconforming and logged at most once a minute per
+	// command. Bodies that are not JSON (bad_json) or whose CallbackCommand
+	// differs from the query's (command_mismatch) are refused in both
+	// modes.
+	Validation ValidationMode
+	// Decider answers the Before and Reply commands; nil refuses them
+	// unsupported_command (they are never stored and answered OK, since
+	// for them OK means allow).
+	Decider Decider
 	// Sink receives accepted events. Required.
 	Sink Sink
 	// Seen de-duplicates accepted events by event id; nil means none.
 	Seen Seen
-	// Limiter limits callbacks per ClientIP; nil means no limit.
+	// Limiter limits callbacks per ClientIP; nil means no limit. Callbacks
+	// without a ClientIP (the Push, ContentCallback and Alert families,
+	// which IM itself triggers) are not limited.
 	Limiter Limiter
 	// Audit receives one record per refused request; nil discards.
 	Audit *audit.Logger
 	// Logger receives one Debug access line per request, a Warn line per
-	// Sink failure and an Error line per recovered panic; nil discards.
+	// Sink failure, rate-limited Warn lines for unknown commands and (in
+	// warn mode) nonconforming bodies, and an Error line per recovered
+	// panic; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -97,8 +135,55 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Catalog == nil {
+		o.Catalog = catalog.New()
+	}
+	for _, p := range o.Commands {
+		if err := catalog.CheckPattern(p); err != nil {
+			return o, fmt.Errorf("checking Commands: %w", err)
+		}
+	}
+	o.Commands = append([]string(nil), o.Commands...)
+	switch o.UnknownCommands {
+	case "":
+		o.UnknownCommands = UnknownForward
+	case UnknownForward, UnknownRefuse:
+	default:
+		return o, fmt.Errorf("checking UnknownCommands %q: %w", o.UnknownCommands, ErrBadMode)
+	}
+	switch o.Validation {
+	case "":
+		o.Validation = ValidateStrict
+	case ValidateStrict, ValidateWarn:
+	default:
+		return o, fmt.Errorf("checking Validation %q: %w", o.Validation, ErrBadMode)
+	}
 	return o, nil
 }
+
+// UnknownPolicy says what happens to an authenticated callback whose
+// command is not in the catalog.
+type UnknownPolicy string
+
+// The unknown-command policies.
+const (
+	// UnknownForward forwards it after generic checks (the default).
+	UnknownForward UnknownPolicy = "forward"
+	// UnknownRefuse refuses it unsupported_command.
+	UnknownRefuse UnknownPolicy = "refuse"
+)
+
+// ValidationMode says what happens to a body that breaks its command's
+// catalog entry.
+type ValidationMode string
+
+// The validation modes.
+const (
+	// ValidateStrict refuses it (the default).
+	ValidateStrict ValidationMode = "strict"
+	// ValidateWarn forwards it, counts and logs it.
+	ValidateWarn ValidationMode = "warn"
+)
 
 // isDecimal reports whether s is a non-empty run of ASCII digits.
 func isDecimal(s string) bool {

@@ -32,8 +32,9 @@ type scanner struct {
 
 	syntax string // detail of the first syntax error; "" while none
 
-	sem       audit.Reason // highest-priority semantic error so far
-	semDetail string
+	sem        audit.Reason // highest-priority semantic error so far
+	semPath    string       // the field it concerns, from the catalog
+	semProblem string       // fixed text
 
 	keys   []keySpan // keys of the objects being scanned, innermost last
 	arena  []byte    // decoded key bytes that keys point into
@@ -55,7 +56,7 @@ type frame struct {
 // reset prepares s for data, keeping its buffers.
 func (s *scanner) reset(data []byte) {
 	s.data, s.pos, s.depth = data, 0, 0
-	s.syntax, s.sem, s.semDetail = "", "", ""
+	s.syntax, s.sem, s.semPath, s.semProblem = "", "", "", ""
 	s.keys, s.arena, s.frames = s.keys[:0], s.arena[:0], s.frames[:0]
 	s.buf = s.buf[:0]
 }
@@ -92,10 +93,12 @@ func semPriority(r audit.Reason) int {
 	return 4
 }
 
-// semantic records a semantic error unless one of higher priority is known.
-func (s *scanner) semantic(r audit.Reason, detail string) {
+// semantic records a semantic error, the problem (fixed text) with the
+// field at path, unless one of higher priority is known. The audit detail
+// is built from the two only when the body is refused.
+func (s *scanner) semantic(r audit.Reason, path, problem string) {
 	if semPriority(r) < semPriority(s.sem) {
-		s.sem, s.semDetail = r, detail
+		s.sem, s.semPath, s.semProblem = r, path, problem
 	}
 }
 

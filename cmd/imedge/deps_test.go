@@ -16,10 +16,11 @@ const module = "github.com/imedge/imedge"
 // meet only in cmd; audit and certs are leaves, and dedupe imports only
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
-	"cmd/imedge":         {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress"},
+	"cmd/imedge":         {"catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress"},
 	"admin":              {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
 	"tlsconf":            {"certs", "audit"},
-	"receiver":           {"certs", "audit", "internal/lrutable"},
+	"receiver":           {"catalog", "certs", "audit", "internal/lrutable"},
+	"catalog":            {"audit"}, // the command table as data; imported by receiver (and decide)
 	"forward":            {"certs", "audit", "internal/uring"},
 	"edge":               {"audit", "certs"}, // connection-level defences before net/http; never egress (cmd hands it the list)
 	"egress":             {},                 // IM's callback egress list (GetIPList + UserSig); imports nothing of ours
