@@ -457,6 +457,16 @@ func TestHandler_UnknownCommands(t *testing.T) {
 		assert.Equal(t, failJSON(audit.UnsupportedCommand), w.Body.String())
 		assert.Zero(t, f.h.Stats().Unknown)
 	})
+	t.Run("only plain command names", func(t *testing.T) {
+		f := newFixture(t, nil)
+		for _, bad := range []string{"Group.Callback%0D%0AX-Evil:1", "NoDot", ".Lead", "Trail.", "A.B.C", "Group.Caf%C3%A9",
+			"Group." + strings.Repeat("x", 100)} {
+			w := f.serve(f.request(q("CallbackCommand="+bad), `{}`))
+			assert.Equal(t, failJSON(audit.UnsupportedCommand), w.Body.String(), bad)
+		}
+		assert.Zero(t, f.h.Stats().Unknown, "none was forwarded")
+		assert.Empty(t, f.sink.got())
+	})
 	t.Run("only where the patterns match", func(t *testing.T) {
 		f := newFixture(t, func(o *Options) { o.Commands = []string{"Group.*"} })
 		assert.Equal(t, http.StatusOK, f.serve(f.request(query, body)).Code)

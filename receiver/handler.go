@@ -153,8 +153,30 @@ func matchAny(patterns []string, name string) bool {
 
 // servesUnknown reports whether a command outside the catalog is taken.
 func (h *Handler) servesUnknown(name string) bool {
-	return name != "" && h.o.UnknownCommands == UnknownForward &&
+	return commandName(name) && h.o.UnknownCommands == UnknownForward &&
 		(len(h.o.Commands) == 0 || matchAny(h.o.Commands, name))
+}
+
+// maxCommandName bounds the name of a command outside the catalog; IM's
+// longest today is 53 bytes.
+const maxCommandName = 96
+
+// commandName reports whether s is shaped like IM's command names, Family.Name
+// with letters, digits and underscores: a command outside the catalog is
+// forwarded (and travels on as an HTTP header and an outbox key), so its
+// name must be plain text of bounded length.
+func commandName(s string) bool {
+	dot := strings.IndexByte(s, '.')
+	if len(s) > maxCommandName || dot <= 0 || dot == len(s)-1 || strings.IndexByte(s[dot+1:], '.') >= 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '.' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
