@@ -105,6 +105,9 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 	c.Logs.AuditLog = filepath.Join(t.TempDir(), "no-such-dir", "audit.log")
 	c.IM.SignWindow = 0
 	c.Admin.Listen = "127.0.0.1:99999"
+	c.IM.Commands = []string{"Group.*", "Grp*"}
+	c.IM.UnknownCommands = "drop"
+	c.IM.Validation = "lax"
 	err := c.Validate()
 	require.Error(t, err)
 	msg := err.Error()
@@ -113,7 +116,8 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 		"--max-body", "--max-header-bytes", "--forward-concurrency", "--max-attempts", "--outbox-max-events",
 		"--dedupe-size", "--burst", "--rate-ipv6-prefix", "--rate-max-keys", "--audit-burst", "--log-level",
 		"--log-format", "--sign-window", `--state-dir "relative/state" must be an absolute path`,
-		"--audit-log: directory of", `--admin-listen "127.0.0.1:99999"`} {
+		"--audit-log: directory of", `--admin-listen "127.0.0.1:99999"`, `--commands "Grp*"`,
+		`--unknown-commands "drop": want forward or refuse`, `--validation "lax": want strict or warn`} {
 		assert.Contains(t, msg, want)
 	}
 	assert.NotContains(t, msg, "\n", "one line for the operator")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/imedge/imedge/admin"
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/catalog"
 	"github.com/imedge/imedge/dedupe"
 	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/forward"
@@ -28,9 +29,10 @@ import (
 // it, built from a validated Config by NewServer and run by Run. Its fields
 // read in the order a callback meets them.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	level *slog.LevelVar // the operational log's level
+	cfg     Config
+	catalog *catalog.Catalog // the IM callback commands imedge knows
+	log     *slog.Logger
+	level   *slog.LevelVar // the operational log's level
 
 	front  *edgeServer     // edge listener (admission, source allow-list, TLS handshake) and the HTTP servers
 	egress *egress.Source  // IM's egress list for the source allow-list; nil without --im-egress
@@ -58,7 +60,7 @@ type Server struct {
 // beside them, and last the public listener, so that nothing listens
 // before everything behind it works. On error everything opened is closed.
 func NewServer(ctx context.Context, cfg Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*Server, error) {
-	s := &Server{cfg: cfg, log: logger, level: level}
+	s := &Server{cfg: cfg, log: logger, level: level, catalog: catalog.New()}
 	for _, open := range []func(context.Context, io.Writer) error{
 		s.openAudit, s.openTLS, s.openOutbox, s.openDelivery, s.openDedupe, s.openLimits,
 		s.openReceiver, s.openAdmin, s.openEdge,
@@ -192,7 +194,9 @@ func (s *Server) openReceiver(context.Context, io.Writer) error {
 	h, err := receiver.New(receiver.Options{
 		AppID: im.SdkAppid, Path: s.cfg.Server.Path, MaxBody: im.MaxBody, MaxAccountBytes: im.MaxAccountBytes,
 		Token: im.Token, SignWindow: im.SignWindow, RequireClientCert: s.cfg.TLS.ClientAuth == "require",
-		Sink: outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
+		Catalog: s.catalog, Commands: im.Commands, UnknownCommands: receiver.UnknownPolicy(im.UnknownCommands),
+		Validation: receiver.ValidationMode(im.Validation),
+		Sink:       outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
 	})
 	if err != nil {
 		return err
