@@ -1,7 +1,10 @@
 package redisstate_test
 
 import (
+	"encoding/json"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,4 +164,16 @@ func TestLimiter_ExemptAgreesWithInProcessLimiter(t *testing.T) {
 	}
 	st := local.Stats()
 	assert.Equal(t, uint64(2*6), st.Exempt, "six of the addresses are exempt, checked twice each")
+}
+
+// go-redis's own log lines, plain text by default, arrive as JSON records
+// of the logger they are routed to.
+func TestRouteLibraryLog_LinesBecomeJSONRecords(t *testing.T) {
+	var buf strings.Builder
+	redisstate.LibraryLogPrintf(slog.New(slog.NewJSONHandler(&buf, nil)), "dial tcp %s: connection refused\n", "127.0.0.1:1")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(buf.String())), &m), "one JSON record: %q", buf.String())
+	assert.Equal(t, "dial tcp 127.0.0.1:1: connection refused", m["msg"])
+	assert.Equal(t, "WARN", m["level"])
+	assert.Equal(t, "go-redis", m["component"])
 }

@@ -85,11 +85,21 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // newLogger returns the operational logger writing to w at a level that
-// level holds (so that SIGHUP can change it).
+// level holds (so that SIGHUP can change it). Durations are written in one
+// encoding everywhere, Go's ("1.5s"), whichever package logged them.
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
-	o := &slog.HandlerOptions{Level: level}
+	o := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsStrings}
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, o))
 	}
 	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+// durationsAsStrings writes a time.Duration value as Go's duration string,
+// not slog's JSON default of nanoseconds.
+func durationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
