@@ -215,6 +215,7 @@ type request struct {
 	replied bool
 	status  int
 	reason  audit.Reason
+	outcome string // for the access line: accepted, duplicate, empty, decided or refused
 }
 
 // ServeHTTP answers one callback. See the package documentation for the
@@ -242,15 +243,26 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	h.settleHeld(rq)
 	ctx := r.Context()
-	if h.o.Logger.Enabled(ctx, slog.LevelDebug) {
-		h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "callback",
-			slog.String("request_id", rq.id),
-			slog.String("remote_addr", rq.remote),
-			slog.String("method", r.Method),
-			slog.Int("status", rq.status),
-			slog.String("reason", string(rq.reason)),
-			slog.String("client_id", IdentityOf(rq.cert)),
-			slog.Duration("duration", h.o.Now().Sub(rq.start)))
+	debug := h.o.Logger.Enabled(ctx, slog.LevelDebug)
+	if !debug && h.o.AccessLog == nil {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", rq.id),
+		slog.String("outcome", rq.outcome),
+		slog.String("command", clip(rq.q.vals[paramCommand], maxLoggedCommand)),
+		slog.String("remote_addr", rq.remote),
+		slog.String("client_ip", clip(rq.q.vals[paramClientIP], maxLoggedCommand)),
+		slog.Int("status", rq.status),
+		slog.String("reason", string(rq.reason)),
+		slog.String("client_id", IdentityOf(rq.cert)),
+		slog.String("latency", h.o.Now().Sub(rq.start).String()),
+	}
+	if h.o.AccessLog != nil {
+		h.o.AccessLog.LogAttrs(ctx, slog.LevelInfo, "callback", attrs...)
+	}
+	if debug {
+		h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "callback", append(attrs, slog.String("method", r.Method))...)
 	}
 }
 
@@ -365,6 +377,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	if v.empty {
 		h.empty.Add(1)
+		rq.outcome = "empty"
 		h.reply(w, rq, http.StatusOK, h.okBody)
 		return
 	}
@@ -396,6 +409,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	ev.ID = EventID(h.o.AppID, ev.Command, rq.body)
 	if st != nil && st.cmd.Kind.Decides() {
 		h.decided.Add(1)
+		rq.outcome = "decided"
 		h.reply(w, rq, http.StatusOK, h.o.Decider.Decide(ctx, ev))
 		return
 	}
@@ -412,6 +426,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		}
 		if !fresh {
 			h.duplicates.Add(1)
+			rq.outcome = "duplicate"
 			h.reply(w, rq, http.StatusOK, h.okBody)
 			return
 		}
@@ -427,6 +442,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	h.accepted.Add(1)
+	rq.outcome = "accepted"
 	h.reply(w, rq, http.StatusOK, h.okBody)
 }
 
@@ -632,7 +648,7 @@ func (h *Handler) refuse(w http.ResponseWriter, rq *request, reason audit.Reason
 		rec.BodySize = int64(len(rq.body))
 	}
 	h.o.Audit.Log(rec)
-	rq.reason = reason
+	rq.reason, rq.outcome = reason, "refused"
 	body := h.failBodies[reason]
 	if body == nil { // a reason outside audit.Reasons; cannot happen
 		body = []byte(`{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"internal_error"}`)

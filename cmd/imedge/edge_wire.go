@@ -202,8 +202,10 @@ func applySandbox(cfg Config, logger *slog.Logger) error {
 	o := sandbox.Options{WriteDirs: []string{cfg.State.Dir, cfg.State.spoolDir()}}
 	o.ReadFiles = append(o.ReadFiles, cfg.TLS.readablePaths()...)
 	o.WriteDirs = append(o.WriteDirs, cfg.ACME.writablePaths()...)
-	if cfg.Logs.AuditLog != "" {
-		o.AppendFiles = append(o.AppendFiles, cfg.Logs.AuditLog)
+	for _, f := range []string{cfg.Logs.AuditLog, cfg.Logs.AccessLog} {
+		if f != "" {
+			o.AppendFiles = append(o.AppendFiles, f)
+		}
 	}
 	if cfg.Server.PIDFile != "" {
 		// Removing the file at exit needs its directory: give the pid file

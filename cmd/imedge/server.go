@@ -48,6 +48,7 @@ type Server struct {
 	admin     *adminServer // beside the data path: health, metrics, /status
 	audit     *audit.Logger
 	auditFile *audit.File // nil when the audit log is stderr
+	accessLog *audit.File // nil without --access-log
 
 	reloaded int      // dedupe keys reloaded from the outbox at start
 	closers  []func() // undo what NewServer opened, run in reverse
@@ -98,7 +99,23 @@ func (s *Server) openAudit(_ context.Context, stderr io.Writer) error {
 	}
 	s.audit = audit.New(w, audit.Options{Interval: s.cfg.Logs.AuditInterval, Burst: s.cfg.Logs.AuditBurst})
 	s.onClose(func() { s.audit.Flush(true) })
+	if path := s.cfg.Logs.AccessLog; path != "" {
+		f, err := audit.OpenFile(path) // append-only, 0600, reopened on SIGUSR1
+		if err != nil {
+			return fmt.Errorf("--access-log: %w", err)
+		}
+		s.onClose(func() { f.Close() })
+		s.accessLog = f
+	}
 	return nil
+}
+
+// accessLogger is the receiver's access log, or nil without --access-log.
+func (s *Server) accessLogger() *slog.Logger {
+	if s.accessLog == nil {
+		return nil
+	}
+	return slog.New(slog.NewJSONHandler(s.accessLog, &slog.HandlerOptions{ReplaceAttr: durationsAsStrings}))
 }
 
 // openTLS loads the server certificate and the client-certificate checks.
@@ -195,8 +212,8 @@ func (s *Server) openReceiver(context.Context, io.Writer) error {
 		AppID: im.SdkAppid, Path: s.cfg.Server.Path, MaxBody: im.MaxBody, MaxAccountBytes: im.MaxAccountBytes,
 		Token: im.Token, SignWindow: im.SignWindow, RequireClientCert: s.cfg.TLS.ClientAuth == "require",
 		Catalog: s.catalog, Commands: im.Commands, UnknownCommands: receiver.UnknownPolicy(im.UnknownCommands),
-		Validation: receiver.ValidationMode(im.Validation),
-		Sink:       outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
+		Validation: receiver.ValidationMode(im.Validation), AccessLog: s.accessLogger(),
+		Sink: outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
 	})
 	if err != nil {
 		return err
@@ -338,14 +355,16 @@ func (s *Server) handleSignal(ctx context.Context, sig os.Signal) {
 		}
 		s.log.Info("reloaded", "server_cert_sha256", s.tls.Status().ServerCert.SHA256)
 	case syscall.SIGUSR1:
-		if s.auditFile == nil {
-			return
+		for name, f := range map[string]*audit.File{"audit log": s.auditFile, "access log": s.accessLog} {
+			if f == nil {
+				continue
+			}
+			if err := f.Reopen(); err != nil {
+				s.log.Error("reopening "+name, "err", err)
+				continue
+			}
+			s.log.Info(name + " reopened")
 		}
-		if err := s.auditFile.Reopen(); err != nil {
-			s.log.Error("reopening audit log", "err", err)
-			return
-		}
-		s.log.Info("audit log reopened")
 	}
 }
 
