@@ -177,3 +177,25 @@ func TestRouteLibraryLog_LinesBecomeJSONRecords(t *testing.T) {
 	assert.Equal(t, "WARN", m["level"])
 	assert.Equal(t, "go-redis", m["component"])
 }
+
+// SetLimits changes a running shared limiter's burst and exemptions.
+func TestLimiter_SetLimits(t *testing.T) {
+	s := startRedis(t)
+	l, err := newClient(t, s, redisstate.Options{}).NewLimiter(redisstate.LimiterOptions{Rate: 1, Burst: 1})
+	require.NoError(t, err)
+	a := netip.MustParseAddr("192.0.2.77")
+	allowed := func(n int) int {
+		ok := 0
+		for range n {
+			if pass, _, err := l.AllowContext(ctxT(t), a); err == nil && pass {
+				ok++
+			}
+		}
+		return ok
+	}
+	assert.Equal(t, 1, allowed(5), "burst 1")
+	require.NoError(t, l.SetLimits(1, 1, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}))
+	assert.Equal(t, 5, allowed(5), "exempt after SetLimits")
+	assert.ErrorIs(t, l.SetLimits(-1, 1, nil), redisstate.ErrBadOptions)
+	assert.Equal(t, 5, allowed(5), "a refused change kept the limits")
+}
