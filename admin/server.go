@@ -40,6 +40,10 @@ type Options struct {
 	Redis func() RedisStats
 	// Delivery, when set, has its delivery latency histogram exposed.
 	Delivery *DeliveryTimer
+	// Settings, when set, reports the configuration in force (setting name
+	// to value) for /status's "config" member. Values must hold no secret
+	// (imedge's settings name secret files, never secret values).
+	Settings func() map[string]string
 	// Pprof mounts net/http/pprof under /debug/pprof/. Off by default: the
 	// profiles reveal code paths and memory contents to whoever can reach
 	// the admin listener.

@@ -24,6 +24,9 @@ type statusReply struct {
 	Dedupe        *dedupeStatus   `json:"dedupe,omitempty"`
 	RateLimiter   *limiterStatus  `json:"rate_limiter"` // null when rate limiting is off
 	Audit         *auditStatus    `json:"audit,omitempty"`
+	// Config is the configuration in force, setting by setting, after
+	// SIGHUP reloads; absent when the server does not report it.
+	Config map[string]string `json:"config,omitempty"`
 }
 
 type outboxStatus struct {
@@ -123,6 +126,9 @@ func (s *Server) status() statusReply {
 	if s.o.Limiter != nil {
 		l := s.o.Limiter.Stats()
 		st.RateLimiter = &limiterStatus{Keys: l.Keys, Evictions: l.Evictions, Limited: l.Limited, Exempt: l.Exempt}
+	}
+	if s.o.Settings != nil {
+		st.Config = s.o.Settings()
 	}
 	if s.o.Audit != nil {
 		w, sup := s.o.Audit.Stats()

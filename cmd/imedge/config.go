@@ -32,6 +32,7 @@ type Config struct {
 
 	Dev    bool   // --dev: throwaway PKI and a built-in sink
 	DevDir string // --dev-dir
+	File   string // --config, absolute; "" when none
 }
 
 // Help sections of `imedge serve --help`, in order.
@@ -144,6 +145,9 @@ func parseServeFlags(args []string) (*flagSet, *Config, error) {
 	if path := configArg(args); path != "" {
 		if err := applyConfigFile(fs.FlagSet, path); err != nil {
 			return nil, nil, err
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			c.File = abs
 		}
 	}
 	if err := fs.parse(args); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/catalog"
 	"github.com/imedge/imedge/dedupe"
+	"github.com/imedge/imedge/edge"
 	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/receiver"
@@ -49,6 +50,9 @@ type Server struct {
 	audit     *audit.Logger
 	auditFile *audit.File // nil when the audit log is stderr
 	accessLog *audit.File // nil without --access-log
+
+	edge   *edge.Listener // the public listener, for SIGHUP's --allow-source
+	reload *configReload  // nil: SIGHUP reloads the TLS files only
 
 	reloaded int      // dedupe keys reloaded from the outbox at start
 	closers  []func() // undo what NewServer opened, run in reverse
@@ -239,6 +243,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	}
 	s.admin.serve(bg, &wg)
 	s.logListening()
+	s.logReloadOff()
 	s.startBackground(bg, &wg)
 
 	errc := make(chan error, 1)
@@ -350,10 +355,10 @@ func (s *Server) drain(ctx context.Context, errc <-chan error, stopBG func(), wg
 func (s *Server) handleSignal(ctx context.Context, sig os.Signal) {
 	switch sig {
 	case syscall.SIGHUP:
-		if s.tls.Reload(ctx) != nil {
-			return // tlsconf logged the failure and keeps serving the previous material
+		if s.tls.Reload(ctx) == nil { // on failure tlsconf logged it and keeps the previous material
+			s.log.Info("reloaded", "server_cert_sha256", s.tls.Status().ServerCert.SHA256)
 		}
-		s.log.Info("reloaded", "server_cert_sha256", s.tls.Status().ServerCert.SHA256)
+		s.reloadConfig(ctx)
 	case syscall.SIGUSR1:
 		for name, f := range map[string]*audit.File{"audit log": s.auditFile, "access log": s.accessLog} {
 			if f == nil {
