@@ -122,12 +122,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
 
 	gauge(d.buildInfo, 1, s.o.Version, runtime.Version())
 	gauge(d.ready, b2f(s.readiness().Ready))

@@ -40,6 +40,9 @@ type Options struct {
 	Redis func() RedisStats
 	// Delivery, when set, has its delivery latency histogram exposed.
 	Delivery *DeliveryTimer
+	// Egress, when set, reports IM's egress list (--im-egress): metrics
+	// imedge_im_egress_*, readiness check im_egress, /status "im_egress".
+	Egress Egress
 	// Settings, when set, reports the configuration in force (setting name
 	// to value) for /status's "config" member. Values must hold no secret
 	// (imedge's settings name secret files, never secret values).
@@ -105,6 +108,9 @@ func New(o Options) (*Server, error) {
 	cs = append(cs, s.inst.collectors()...)
 	if o.Delivery != nil {
 		cs = append(cs, o.Delivery.hist)
+	}
+	if o.Egress != nil {
+		cs = append(cs, newEgressCollector(o.Egress))
 	}
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/tlsconf"
 )
 
@@ -27,6 +28,13 @@ type statusReply struct {
 	// Config is the configuration in force, setting by setting, after
 	// SIGHUP reloads; absent when the server does not report it.
 	Config map[string]string `json:"config,omitempty"`
+	// IMEgress is IM's egress list (--im-egress), with the networks held.
+	IMEgress *egressStatus `json:"im_egress,omitempty"`
+}
+
+type egressStatus struct {
+	egress.Status
+	Networks []string `json:"networks"`
 }
 
 type outboxStatus struct {
@@ -126,6 +134,15 @@ func (s *Server) status() statusReply {
 	if s.o.Limiter != nil {
 		l := s.o.Limiter.Stats()
 		st.RateLimiter = &limiterStatus{Keys: l.Keys, Evictions: l.Evictions, Limited: l.Limited, Exempt: l.Exempt}
+	}
+	if s.o.Egress != nil {
+		es := s.o.Egress.Status()
+		st.IMEgress = &egressStatus{Status: es, Networks: []string{}}
+		if n, ok := s.o.Egress.(interface{ Set() *egress.Set }); ok {
+			for _, p := range n.Set().Prefixes() {
+				st.IMEgress.Networks = append(st.IMEgress.Networks, p.String())
+			}
+		}
 	}
 	if s.o.Settings != nil {
 		st.Config = s.o.Settings()

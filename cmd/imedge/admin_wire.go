@@ -40,6 +40,9 @@ func (s *Server) openAdmin(context.Context, io.Writer) error {
 	if l, ok := s.limit.(admin.Limiter); ok {
 		o.Limiter = l
 	}
+	if s.egress != nil { // a nil interface, not a typed nil, when off
+		o.Egress = s.egress
+	}
 	srv, err := admin.New(o)
 	if err != nil {
 		return err

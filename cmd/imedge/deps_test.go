@@ -17,7 +17,7 @@ const module = "github.com/imedge/imedge"
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
 	"cmd/imedge":         {"catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress"},
-	"admin":              {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
+	"admin":              {"tlsconf", "receiver", "forward", "dedupe", "audit", "egress"}, // reads their Stats; imported only by cmd
 	"tlsconf":            {"certs", "audit"},
 	"receiver":           {"catalog", "certs", "audit", "internal/lrutable"},
 	"catalog":            {"audit"}, // the command table as data; imported by receiver (and decide)

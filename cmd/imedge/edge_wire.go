@@ -27,9 +27,6 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := s.openEgress(ctx); err != nil {
-		return err
-	}
 	var allowSet edge.SourceSet // a nil interface unless --im-egress: a typed nil would fail closed
 	if s.egress != nil {
 		allowSet = s.egress

@@ -61,14 +61,14 @@ type Server struct {
 // NewServer builds the server from cfg, which Validate accepted. The parts
 // are built from the inside out, each handed to the one in front of it:
 // the audit log every part writes to, the TLS material, the outbox and its
-// delivery, the dedupe window and limits, the receiver, the admin listener
-// beside them, and last the public listener, so that nothing listens
-// before everything behind it works. On error everything opened is closed.
+// delivery, the dedupe window and limits, the receiver, IM's egress list,
+// the admin listener beside them, and last the public listener, so that
+// nothing listens before everything behind it works. On error everything opened is closed.
 func NewServer(ctx context.Context, cfg Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, level: level, catalog: catalog.New()}
 	for _, open := range []func(context.Context, io.Writer) error{
 		s.openAudit, s.openTLS, s.openOutbox, s.openDelivery, s.openDedupe, s.openLimits,
-		s.openReceiver, s.openAdmin, s.openEdge,
+		s.openReceiver, s.openEgress, s.openAdmin, s.openEdge,
 	} {
 		if err := open(ctx, stderr); err != nil {
 			s.Close()
