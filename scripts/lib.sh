@@ -254,6 +254,26 @@ wait_for_reload() {
   done
 }
 
+# load_as_is WHAT FUNC [ARGS...]: the live file already holds the change
+# (another instance's rotation wrote a file both read) but this imedge has
+# not loaded it: reload and wait for FUNC as wait_for_reload does. Nothing
+# to roll back, as no file is changed; ends the script (exit 1) when imedge
+# does not load it.
+load_as_is() {
+  local what=$1 rc=0
+  shift
+  log "the live $what already holds this change, but imedge has not loaded it: reloading"
+  mark_reloads
+  if signal_reload; then
+    wait_for_reload "$@" || rc=$?
+  else
+    rc=3
+  fi
+  ((rc != 0)) || return 0
+  explain_wait "$rc" "$what"
+  die "imedge does not load the $what as it is on disk (no file was changed): check its log"
+}
+
 # explain_wait CODE WHAT: logs why the change did not take: the reload
 # request failed (3, reason in WHY), imedge refused the material (2) or
 # did not show it in time (1).

@@ -49,10 +49,12 @@
 # Rotating IM's CA: `add` the new CA, wait until IM presents a certificate
 # from it, then `remove` the old one.
 #
-# Steps: check that --ca holds only CA certificates; check that imedge
-# (per --admin) trusts exactly the CAs of --bundle now (else --admin is
-# another instance's listener, or the file was changed by hand: nothing
-# changes); build the new bundle; back up the live bundle as
+# Steps: check that --ca holds only CA certificates; build the new bundle;
+# check that imedge (per --admin) trusts exactly the CAs of --bundle now
+# (else --admin is another instance's listener, or the file was changed by
+# hand: nothing changes; but when --bundle already is the new bundle, as
+# after the rotation of another instance that reads the same file, imedge
+# is only reloaded and the new list confirmed); back up the live bundle as
 # FILE.bak.TIMESTAMP; replace it atomically (mode 0644, owner kept when run
 # as root); reload imedge; poll `imedge certs status` until the
 # client_ca_sha256 list is the new bundle. If the reload cannot be
@@ -129,16 +131,6 @@ mapfile -t live_blocks < <(split_pem "$BUNDLE" "$work/live")
 live_fps=()
 for b in "${live_blocks[@]}"; do live_fps+=("$(cert_sha256s "$b")"); done
 
-# What imedge trusts now must be the live bundle: the file it reads, and
-# the state to roll back to.
-old=$(status_values client_ca_sha256) ||
-  die "cannot read the client CAs from the admin listener $ADMIN; nothing was changed"
-[[ -n $old ]] || die "the admin listener $ADMIN reports no client CA; nothing was changed"
-mapfile -t old_fps <<<"$old"
-if [[ $(printf '%s\n' "${old_fps[@]}" | sort) != "$(printf '%s\n' "${live_fps[@]}" | sort)" ]]; then
-  die "the admin listener $ADMIN reports ${#old_fps[@]} client CA(s) other than the ${#live_fps[@]} in $BUNDLE: --admin belongs to another imedge (each instance has its own), or imedge has not loaded $BUNDLE as it is now (reload it and check its log); nothing was changed"
-fi
-
 # The bundle to install, and the fingerprints imedge must then report.
 staged=$work/bundle.pem
 : >"$staged"
@@ -180,18 +172,32 @@ fi
 ((${#want[@]} > 0)) || die "refusing: the bundle would be empty; nothing was changed"
 "$IMEDGE" certs inspect "$staged" >/dev/null || die "the new bundle does not parse; nothing was changed"
 
-if ((added == 0 && removed == 0)); then
-  log "nothing to change: imedge already trusts exactly these ${#want[@]} CA(s)"
-  exit 0
-fi
-
-# in_effect: imedge reports exactly the wanted CAs.
+# in_effect FP...: imedge reports exactly these CAs.
 # shellcheck disable=SC2317 # called through wait_for
 in_effect() {
   local got
   got=$(status_values client_ca_sha256 2>/dev/null | sort) || return 1
   [[ $got == "$(printf '%s\n' "$@" | sort)" ]]
 }
+
+# What imedge trusts now must be the live bundle: the file it reads, and
+# the state to roll back to.
+old=$(status_values client_ca_sha256) ||
+  die "cannot read the client CAs from the admin listener $ADMIN; nothing was changed"
+[[ -n $old ]] || die "the admin listener $ADMIN reports no client CA; nothing was changed"
+mapfile -t old_fps <<<"$old"
+if [[ $(printf '%s\n' "${old_fps[@]}" | sort) != "$(printf '%s\n' "${live_fps[@]}" | sort)" ]]; then
+  if ((added == 0 && removed == 0)); then
+    load_as_is bundle in_effect "${want[@]}"
+    log "confirmed: imedge trusts ${#want[@]} client CA(s): ${want[*]}"
+    exit 0
+  fi
+  die "the admin listener $ADMIN reports ${#old_fps[@]} client CA(s) other than the ${#live_fps[@]} in $BUNDLE: --admin belongs to another imedge (each instance has its own), or imedge has not loaded $BUNDLE as it is now (reload it and check its log); nothing was changed"
+fi
+if ((added == 0 && removed == 0)); then
+  log "nothing to change: imedge already trusts exactly these ${#want[@]} CA(s)"
+  exit 0
+fi
 
 mark_reloads
 bak=$(backup_file "$BUNDLE")

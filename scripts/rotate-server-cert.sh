@@ -44,7 +44,10 @@
 # Steps: 1. `imedge certs check` the staged set (a failure changes nothing);
 # 2. note the served fingerprint (`imedge certs status`) and check that it
 # is the one of --cert (else --admin is another instance's listener, or
-# --cert is not what imedge serves: nothing changes); 3. back the live
+# --cert is not what imedge serves: nothing changes; but when --cert
+# already holds the new certificate, as after the rotation of another
+# instance that reads the same files, imedge is only reloaded and the new
+# fingerprint confirmed); 3. back the live
 # files up as FILE.bak.TIMESTAMP; 4. replace key then certificate, each by
 # an atomic rename (key mode 0600, certificate 0644, owner kept when run as
 # root); 5. reload imedge; 6. poll `imedge certs status` until the new
@@ -100,6 +103,10 @@ log "checking the staged set $NEW_CERT + $NEW_KEY"
 if ! "$IMEDGE" certs check --cert "$NEW_CERT" --key "$NEW_KEY" "${check_args[@]}"; then
   die "staged set refused by imedge certs check; nothing was changed"
 fi
+# serving SHA: imedge serves the certificate with this fingerprint.
+# shellcheck disable=SC2317 # called through wait_for
+serving() { [[ $(status_values server_cert_sha256 2>/dev/null | head -n 1) == "$1" ]]; }
+
 new_sha=$(cert_sha256s "$NEW_CERT" | head -n 1)
 old_sha=$(status_values server_cert_sha256 | head -n 1) ||
   die "cannot read the served certificate from the admin listener $ADMIN; nothing was changed"
@@ -110,6 +117,11 @@ if [[ $new_sha == "$old_sha" ]]; then
   exit 0
 fi
 live_sha=$(cert_sha256s "$LIVE_CERT" | head -n 1) || live_sha=''
+if [[ $live_sha == "$new_sha" ]] && cmp -s -- "$NEW_KEY" "$LIVE_KEY"; then
+  load_as_is certificate serving "$new_sha"
+  log "confirmed: imedge serves $new_sha (not after $(status_line server_cert_not_after))"
+  exit 0
+fi
 [[ $live_sha == "$old_sha" ]] ||
   die "the admin listener $ADMIN serves $old_sha, but $LIVE_CERT holds ${live_sha:-no certificate}: --admin belongs to another imedge (each instance has its own), or imedge has not loaded $LIVE_CERT as it is now; nothing was changed"
 
@@ -121,9 +133,6 @@ log "backed up the live files to $bak_cert and $bak_key"
 install_file "$NEW_KEY" "$LIVE_KEY" 600
 install_file "$NEW_CERT" "$LIVE_CERT" 644
 log "replaced $LIVE_KEY (0600) and $LIVE_CERT (0644)"
-
-# shellcheck disable=SC2317 # called through wait_for
-serving() { [[ $(status_values server_cert_sha256 2>/dev/null | head -n 1) == "$1" ]]; }
 rc=0
 if signal_reload; then
   wait_for_reload serving "$new_sha" || rc=$?

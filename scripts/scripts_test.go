@@ -328,6 +328,29 @@ func TestRotateServerCert_BadSetsAreRefused(t *testing.T) {
 	})
 }
 
+// Live files that already hold the staged set (written by the rotation of
+// another instance that reads them too): imedge is only reloaded.
+func TestRotateServerCert_LiveFilesAlreadyNewAreLoaded(t *testing.T) {
+	f := newFixture(t)
+	p := startImedge(t, f, "--reload-interval", "0")
+	next := f.serverCA.Issue(t, certstest.Server("localhost", "127.0.0.1"))
+	require.NoError(t, certs.WriteIssued(next, f.certFile, f.keyFile))
+	c, k := stage(t, next)
+	nextSHA := certs.CertFingerprint(next.Cert)
+	require.NotEqual(t, nextSHA, p.servedSHA256(t))
+
+	out, code := runScript(t, "rotate-server-cert.sh", "--cert", f.certFile, "--key", f.keyFile,
+		"--new-cert", c, "--new-key", k, "--min-validity", "1m", "--pid", p.pid(), "--admin", p.admin)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "the live certificate already holds this change, but imedge has not loaded it: reloading")
+	assert.Contains(t, out, "confirmed: imedge serves "+nextSHA)
+	assert.NotContains(t, out, "backed up")
+	assert.Equal(t, nextSHA, p.servedSHA256(t))
+	baks, err := filepath.Glob(f.certFile + ".bak.*")
+	require.NoError(t, err)
+	assert.Empty(t, baks)
+}
+
 func TestRotateClientCA_BadBundlesAreRefused(t *testing.T) {
 	f := newFixture(t)
 	p := startImedge(t, f, "--reload-interval", "0")
@@ -775,8 +798,11 @@ func (in *instance) served(t *testing.T) string {
 // other instance is caught.
 func TestScripts_TwoInstancesOnOneHost(t *testing.T) {
 	root := t.TempDir()
-	a := startInstance(t, root, "a", newFixture(t))
-	b := startInstance(t, root, "b", newFixture(t))
+	fa, fb := newFixture(t), newFixture(t)
+	// Both trust IM's CA from one file; each serves its own certificate.
+	fb.clientCA, fb.bundle, fb.crl, fb.client = fa.clientCA, fa.bundle, fa.crl, fa.client
+	a := startInstance(t, root, "a", fa)
+	b := startInstance(t, root, "b", fb)
 	require.NotEqual(t, a.admin, b.admin)
 	sd := newFakeSystemd(t)
 	sd.unit(t, "imedge@a", strings.TrimSpace(string(readFile(t, a.pidFile))))
@@ -828,6 +854,31 @@ func TestScripts_TwoInstancesOnOneHost(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	assert.Equal(t, newB, b.served(t))
 	assert.Equal(t, newA, a.served(t), "instance a is left alone")
+
+	t.Run("shared client-CA bundle: once per instance", func(t *testing.T) {
+		ca2 := certstest.NewCA(t, certstest.CommonName("client CA 2"))
+		ca2File := filepath.Join(t.TempDir(), "ca2.pem")
+		ca2.WriteCA(t, ca2File)
+		both := []string{certs.CertFingerprint(fa.clientCA.Cert), certs.CertFingerprint(ca2.Cert)}
+		out, code := runScriptEnv(t, sd.env(), "rotate-client-ca.sh", "add", "--bundle", fa.bundle, "--ca", ca2File,
+			"--systemd-unit", "imedge@a", "--admin", a.admin)
+		require.Equal(t, 0, code, out)
+		assert.ElementsMatch(t, both, a.clientCAs(t))
+		assert.Len(t, b.clientCAs(t), 1, "b has not reloaded (no file watcher)")
+		written := readFile(t, fa.bundle)
+		reloadsB := sd.count(t, "reload imedge@b")
+
+		// The same command for b: the file already holds the change, so b
+		// is only reloaded.
+		out, code = runScriptEnv(t, sd.env(), "rotate-client-ca.sh", "add", "--bundle", fa.bundle, "--ca", ca2File,
+			"--systemd-unit", "imedge@b", "--admin", b.admin)
+		require.Equal(t, 0, code, out)
+		assert.Contains(t, out, "the live bundle already holds this change, but imedge has not loaded it: reloading")
+		assert.Contains(t, out, "confirmed: imedge trusts 2 client CA(s)")
+		assert.ElementsMatch(t, both, b.clientCAs(t))
+		assert.Equal(t, written, readFile(t, fa.bundle), "the file is left as it was")
+		assert.Equal(t, reloadsB+1, sd.count(t, "reload imedge@b"), "one reload of b")
+	})
 }
 
 // unitDirectives reads a systemd unit file into "Section/Key" → values in
