@@ -992,3 +992,46 @@ func TestScripts_HelpDocumentsEveryOption(t *testing.T) {
 		assert.NotContains(t, string(readFile(t, script)), "pidof", script)
 	}
 }
+
+// The rotation scripts' command lines in README.md and docs/*.md use only
+// options the scripts take.
+func TestScripts_DocumentedCommandLinesUseRealOptions(t *testing.T) {
+	caseLabels := regexp.MustCompile(`(?m)^\s*(--[a-z-]+(?: \| --[a-z-]+)*)\)`)
+	options := map[string]bool{}
+	for _, path := range []string{"lib.sh", "rotate-server-cert.sh", "rotate-client-ca.sh", "revoke-client-cert.sh"} {
+		for _, m := range caseLabels.FindAllStringSubmatch(string(readFile(t, path)), -1) {
+			for _, o := range strings.Split(m[1], " | ") {
+				options[path+" "+o] = true
+			}
+		}
+	}
+	docs, err := filepath.Glob("../docs/*.md")
+	require.NoError(t, err)
+	invocation := regexp.MustCompile(`^scripts/(rotate-server-cert|rotate-client-ca|revoke-client-cert)\.sh\s`)
+	seen := map[string]int{}
+	for _, doc := range append([]string{"../README.md"}, docs...) {
+		lines := strings.Split(string(readFile(t, doc)), "\n")
+		for i := 0; i < len(lines); i++ {
+			m := invocation.FindStringSubmatch(lines[i])
+			if m == nil {
+				continue
+			}
+			script := m[1] + ".sh"
+			cmd := lines[i]
+			for strings.HasSuffix(strings.TrimSpace(lines[i]), `\`) && i+1 < len(lines) {
+				i++
+				cmd += " " + lines[i]
+			}
+			seen[script]++
+			for _, word := range strings.Fields(cmd) {
+				if strings.HasPrefix(word, "--") {
+					assert.True(t, options["lib.sh "+word] || options[script+" "+word],
+						"%s: %s has no option %s in: %s", doc, script, word, cmd)
+				}
+			}
+		}
+	}
+	for _, s := range []string{"rotate-server-cert.sh", "rotate-client-ca.sh", "revoke-client-cert.sh"} {
+		assert.Positive(t, seen[s], "no documented command line of %s", s)
+	}
+}
