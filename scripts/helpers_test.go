@@ -340,7 +340,9 @@ func readFile(t *testing.T, path string) []byte {
 // systemctlStandIn is the text of the fake systemctl the tests put first
 // on the scripts' PATH: CI has no systemd as PID 1. It knows units by the
 // files in units/ next to it (content: the MainPID; UNIT.deny: reload is
-// refused), logs every call to calls.log, and fails on anything else.
+// refused; UNIT.warn: a warning on stderr, as systemctl prints when the
+// unit file changed on disk), logs every call to calls.log, and fails on
+// anything else.
 const systemctlStandIn = `#!/usr/bin/env bash
 # systemctl stand-in for scripts/*_test.go:
 #   systemctl show -p MainPID --value UNIT   prints the pid in units/UNIT, 0 when absent
@@ -351,6 +353,9 @@ here=$(dirname -- "${BASH_SOURCE[0]}")
 printf '%s\n' "$*" >>"$here/calls.log"
 main_pid() {
   local f=$here/units/${1%.service}
+  if [[ -e $f.warn ]]; then
+    echo "Warning: The unit file of ${1%.service}.service changed on disk. Run 'systemctl daemon-reload'." >&2
+  fi
   if [[ -f $f ]]; then cat -- "$f"; else echo 0; fi
 }
 if [[ $# == 5 && $1 == show && $2 == -p && $3 == MainPID && $4 == --value ]]; then
@@ -395,6 +400,12 @@ func (s *fakeSystemd) unit(t *testing.T, name, pid string) {
 func (s *fakeSystemd) denyReload(t *testing.T, name string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "units", name+".deny"), nil, 0o644))
+}
+
+// warn makes the stand-in print a warning on stderr for name.
+func (s *fakeSystemd) warn(t *testing.T, name string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "units", name+".warn"), nil, 0o644))
 }
 
 // env puts the stand-in first on the PATH.

@@ -108,8 +108,9 @@ target() {
 find_imedge() {
   local pid err
   if [[ -n $UNIT ]]; then
-    if ! pid=$(systemctl show -p MainPID --value "$UNIT" 2>&1); then
-      WHY="cannot ask systemd about $UNIT: $pid"
+    # stdout only: a warning on stderr must not become part of the number.
+    if ! pid=$(systemctl show -p MainPID --value "$UNIT" 2>/dev/null); then
+      WHY="cannot ask systemd about $UNIT: $(systemctl show -p MainPID --value "$UNIT" 2>&1 >/dev/null)"
       return 1
     fi
     pid=${pid//[[:space:]]/}

@@ -578,6 +578,7 @@ func TestScripts_ReloadThroughPidFileOrSystemdUnit(t *testing.T) {
 			if tc.unit {
 				sd = newFakeSystemd(t)
 				sd.unit(t, "imedge@a", p.pid())
+				sd.warn(t, "imedge@a") // stderr noise must not become part of the MainPID
 				env = sd.env()
 				target = []string{"--systemd-unit", "imedge@a"}
 			}
