@@ -23,6 +23,10 @@ type Options struct {
 	// Version is reported by /status and imedge_build_info; empty means
 	// "unknown".
 	Version string
+	// PID is the process id /status reports, so that an operator script
+	// can tell which process an admin listener belongs to; zero leaves it
+	// out.
+	PID int
 	// TLS is the callback listener's TLS material (readiness, /status,
 	// certificate metrics). Required.
 	TLS TLSSource

@@ -13,6 +13,7 @@ import (
 // .tls.server_cert.sha256, so field names only ever get added.
 type statusReply struct {
 	Version       string          `json:"version"`
+	PID           int             `json:"pid,omitempty"`
 	StartedAt     time.Time       `json:"started_at"`
 	UptimeSeconds float64         `json:"uptime_seconds"`
 	Ready         bool            `json:"ready"`
@@ -92,6 +93,7 @@ func (s *Server) status() statusReply {
 	rd := s.readiness()
 	st := statusReply{
 		Version:       s.o.Version,
+		PID:           s.o.PID,
 		StartedAt:     s.start.UTC(),
 		UptimeSeconds: now.Sub(s.start).Seconds(),
 		Ready:         rd.Ready,

@@ -57,6 +57,7 @@ func TestReload_E2E_SIGHUPAppliesRuntimeSettingsAndNamesTheRest(t *testing.T) {
 	}
 
 	status := adminStatus(t, im)
+	assert.Equal(t, im.cmd.Process.Pid, status.PID, "/status names the process")
 	assert.Equal(t, "1000", status.Config["rate"])
 	assert.Equal(t, "127.0.0.1:0", status.Config["listen"], "/status shows what is in force, not what waits for a restart")
 	assert.NotContains(t, status.Config, "config")
@@ -85,7 +86,10 @@ func logLine(t *testing.T, logs, msg string) map[string]any {
 }
 
 // adminStatus fetches /status from im's admin listener.
-func adminStatus(t *testing.T, im *proc) (st struct{ Config map[string]string }) {
+func adminStatus(t *testing.T, im *proc) (st struct {
+	PID    int
+	Config map[string]string
+}) {
 	t.Helper()
 	code, b := adminGet(t, http.DefaultClient, "http://"+im.adminAddr(t)+"/status")
 	require.Equal(t, http.StatusOK, code)
