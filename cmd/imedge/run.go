@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 )
 
 // errUsage is returned after usage text was printed for a bad command line.
@@ -22,7 +21,7 @@ Usage:
   imedge outbox SUBCOMMAND      inspect, replay and purge the durable outbox (server stopped)
   imedge send [flags]           send one callback as IM would and print the reply (the "verify" button)
   imedge load [flags]           simulate IM's callback client under load and report throughput and latency
-  imedge version                print the version
+  imedge version [--json]       print the version, commit and Go version
 
 Run "imedge COMMAND -h" for the flags of a command.
 `
@@ -49,39 +48,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "sink": // hidden: the counting internal service of scripts/bench.sh
 		return runSink(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
+		return runVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
-}
-
-// versionString reports the module version and VCS revision the binary was
-// built from, as far as the build recorded them.
-func versionString() string {
-	v, rev, dirty := "(devel)", "", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+dirty"
-				}
-			}
-		}
-	}
-	if rev == "" {
-		return "imedge " + v
-	}
-	return fmt.Sprintf("imedge %s (commit %s%s)", v, rev, dirty)
 }
 
 // parseFlags parses args with fs, mapping -h to a nil error after printing
