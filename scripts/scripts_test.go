@@ -759,7 +759,7 @@ type instance struct {
 // sets it.
 func startInstance(t *testing.T, root, name string, f *fixture) *instance {
 	t.Helper()
-	start := unitDirectives(t, "../deploy/imedge@.service")["Service/ExecStart"]
+	start := unitFileDirectives(t, "../deploy/imedge@.service")["Service/ExecStart"]
 	require.Len(t, start, 1)
 	line := strings.ReplaceAll(start[0], "%i", name)
 	line = strings.ReplaceAll(line, "/etc/imedge/", root+"/etc/")
@@ -882,9 +882,9 @@ func TestScripts_TwoInstancesOnOneHost(t *testing.T) {
 	})
 }
 
-// unitDirectives reads a systemd unit file into "Section/Key" → values in
+// unitFileDirectives reads a systemd unit file into "Section/Key" → values in
 // file order; comments and blank lines are left out.
-func unitDirectives(t *testing.T, path string) map[string][]string {
+func unitFileDirectives(t *testing.T, path string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	section := ""
@@ -906,8 +906,8 @@ func unitDirectives(t *testing.T, path string) map[string][]string {
 // deploy/imedge@.service is deploy/imedge.service with per-instance paths:
 // every other directive, the hardening above all, is the same.
 func TestSystemdUnit_TemplateIsImedgeServicePerInstance(t *testing.T) {
-	single := unitDirectives(t, "../deploy/imedge.service")
-	tmpl := unitDirectives(t, "../deploy/imedge@.service")
+	single := unitFileDirectives(t, "../deploy/imedge.service")
+	tmpl := unitFileDirectives(t, "../deploy/imedge@.service")
 	one := func(k string) string {
 		t.Helper()
 		require.Len(t, single[k], 1, k)
@@ -951,7 +951,7 @@ func TestSystemdUnit_TemplateVerifies(t *testing.T) {
 	_, err := exec.LookPath("systemd-analyze")
 	require.NoError(t, err, "systemd-analyze is needed (.ci/run installs the systemd package)")
 	unit := string(readFile(t, "../deploy/imedge@.service"))
-	start := unitDirectives(t, "../deploy/imedge@.service")["Service/ExecStart"]
+	start := unitFileDirectives(t, "../deploy/imedge@.service")["Service/ExecStart"]
 	require.Len(t, start, 1)
 	exec0 := strings.Fields(start[0])[0]
 	dir := t.TempDir()
