@@ -73,8 +73,10 @@ const serveExamples = `  # Try it: a throwaway PKI, a built-in sink, and a curl 
 func newServeFlags() (*flagSet, *Config) {
 	c := &Config{}
 	fs := newFlagSet("imedge serve")
-	fs.String(configFlag, "", "YAML config file whose keys are these flag names; flags override it")
-	c.IM.register(fs)
+	c.IM.register(fs) // first: its Required section leads --help
+	fs.group(groupAdmin, func() {
+		fs.String(configFlag, "", "YAML config file whose keys are these flag names; flags override it")
+	})
 	c.Delivery.register(fs)
 	c.TLS.register(fs)
 	c.Server.register(fs)
@@ -90,7 +92,6 @@ func newServeFlags() (*flagSet, *Config) {
 		fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 		fs.StringVar(&c.DevDir, "dev-dir", ".imedge-dev", "where --dev keeps its PKI and state")
 	})
-	fs.group(groupRequired, func() {}) // --config
 	fs.require("sdkappid", "forward-url", "cert", "key", "client-ca")
 	return fs, c
 }
