@@ -5,11 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/imedge/imedge/forward/internal/groupcommit"
+	"github.com/imedge/imedge/forward/internal/journal"
 )
+
+// journalEntry is one record: what Append hands the journal, and what the
+// journal hands the applier.
+type journalEntry struct {
+	seq uint64 // assigned by the journal, in file order
+	at  time.Time
+	acc acceptedID // the event id, as the accepted bucket stores it
+	rec []byte
+	err error // a failure of this entry alone (written to the store directly)
+	// ev is the event as appended, its body within rec; the zero Event
+	// for entries found by recovery. See Outbox.fresh.
+	ev Event
+	// early: the dispatcher could take it from memory before it was
+	// stored. skip: it was delivered before that, so the applier stores
+	// only its id (see Outbox.applyEntries).
+	early, skip bool
+}
 
 // applyRetry is how long the applier waits after a failed transaction.
 const applyRetry = time.Second
@@ -18,11 +39,7 @@ const applyRetry = time.Second
 // store's journal-applied mark (events acknowledged before a crash that
 // the applier had not copied yet), then opens the journal for writing from
 // its start and sets the next sequence number above everything stored.
-func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
-	mode, err := ParseJournalSync(string(mode))
-	if err != nil {
-		return err
-	}
+func (o *Outbox) recoverJournal(path string) error {
 	found, seqMax, err := o.journalTail(path)
 	if err != nil {
 		return err
@@ -33,27 +50,18 @@ func (o *Outbox) recoverJournal(path string, mode JournalSync) error {
 		}
 		o.log.Info("outbox journal recovered", "events", len(found))
 	}
-	j, err := openJournal(path, o.journalSize)
+	j, err := journal.Open(path, journal.Options{Size: o.journalSize, NewRing: o.newRing})
 	if err != nil {
 		return err
 	}
-	if err := j.reset(); err != nil {
-		_ = j.f.Close()
-		return err
-	}
-	used, why, err := j.useSync(mode, o.newRing)
-	if err != nil {
-		_ = j.f.Close()
-		return err
-	}
+	method, why := j.Method()
 	if why != nil {
 		o.log.Info("outbox journal flushes with fdatasync(2): io_uring unavailable", "error", why.Error())
 	}
-	o.journalSync = used
-	j.written, j.applied = seqMax, seqMax
+	o.journalSync = method
+	j.Start(seqMax)
 	o.jr = j
-	o.nextSeq = seqMax
-	o.jgroup = newGroupCommit(o.commitJournal)
+	o.jgroup = groupcommit.New(o.commitJournal)
 	return nil
 }
 
@@ -86,7 +94,7 @@ func (o *Outbox) journalTail(path string) (found []*journalEntry, seqMax uint64,
 	if err != nil {
 		return nil, 0, err
 	}
-	err = scanJournal(path, o.journalSize, func(seq uint64, rec []byte) error {
+	err = journal.Scan(path, func(seq uint64, rec []byte) error {
 		if seq <= applied {
 			return nil
 		}
@@ -122,26 +130,36 @@ func (o *Outbox) putEntries(tx *bolt.Tx, entries []*journalEntry) error {
 // journal (one write and one fdatasync) and queues it for the applier.
 // A record too large for the journal is stored in bbolt directly, in
 // order, once everything before it is applied.
-func (o *Outbox) commitJournal(group []*groupCall[*journalEntry]) {
+func (o *Outbox) commitJournal(group []*groupcommit.Call[*journalEntry]) {
 	entries := make([]*journalEntry, 0, len(group))
+	payloads := make([][]byte, 0, len(group))
 	for _, c := range group {
-		entries = append(entries, c.req)
+		entries = append(entries, c.Req)
+		payloads = append(payloads, c.Req.rec)
 	}
 	var err error
 	for len(entries) > 0 && err == nil {
 		n := 0
-		for n < len(entries) && int64(len(entries[n].rec)) <= o.journalSize/4 {
+		for n < len(entries) && int64(len(entries[n].rec)) <= o.jr.Size()/4 {
 			n++
 		}
-		err = o.jr.writeGroup(entries[:n], &o.nextSeq, o.handoff)
+		done := 0
+		err = o.jr.Write(payloads[:n], func(first uint64, k int) {
+			run := entries[done : done+k]
+			for i, e := range run {
+				e.seq = first + uint64(i)
+			}
+			done += k
+			o.handoff(run)
+		})
 		if err == nil && n < len(entries) {
 			o.storeDirect(entries[n])
 			n++
 		}
-		entries = entries[n:]
+		entries, payloads = entries[n:], payloads[n:]
 	}
 	for _, c := range group {
-		c.err = err
+		c.Err = err
 	}
 }
 
@@ -149,11 +167,9 @@ func (o *Outbox) commitJournal(group []*groupCall[*journalEntry]) {
 func (o *Outbox) storeDirect(e *journalEntry) {
 	// Everything journaled before it is stored first, so that marking it
 	// applied below claims nothing that is not.
-	if e.err = o.jr.waitAllApplied(); e.err != nil {
+	if e.seq, e.err = o.jr.Reserve(); e.err != nil {
 		return
 	}
-	o.nextSeq++
-	e.seq = o.nextSeq
 	var pruned int
 	e.err = o.update(func(tx *bolt.Tx) error {
 		a := tx.Bucket(bucketAccepted)
@@ -169,7 +185,7 @@ func (o *Outbox) storeDirect(e *journalEntry) {
 	})
 	if e.err == nil {
 		o.applied([]*journalEntry{e}, pruned)
-		o.jr.markApplied(e.seq)
+		o.jr.MarkApplied(e.seq)
 	}
 }
 
@@ -214,22 +230,13 @@ func (o *Outbox) handoff(entries []*journalEntry) {
 // or change an event's stored record call it first, as an event delivered
 // early may not be stored yet.
 func (o *Outbox) waitSeqApplied(seq uint64) {
-	j := o.jr
-	if j == nil {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.applied >= seq {
-		return
-	}
-	if j.hurry != nil {
-		j.hurry()
-	}
-	for j.applied < seq && !j.closed && o.applyFailure() == nil {
-		j.cond.Wait()
+	if o.jr != nil {
+		o.jr.WaitApplied(seq, o.applyFailing)
 	}
 }
+
+// applyFailing reports whether the applier is failing (waits give up).
+func (o *Outbox) applyFailing() bool { return o.applyFailure() != nil }
 
 // applyFailure returns the applier's last error while it keeps failing:
 // Append refuses new events meanwhile, so that a store that cannot be
@@ -246,13 +253,13 @@ func (o *Outbox) startApplier() {
 	}
 	o.applyWake = make(chan struct{}, 1)
 	o.applyHurry = make(chan struct{}, 1)
-	o.jr.hurry = func() {
+	o.jr.SetHooks(func() {
 		select {
 		case o.applyHurry <- struct{}{}:
 		default:
 		}
-	}
-	o.jr.failing = o.applyFailure
+	}, o.applyFailure)
+	o.delCond = sync.NewCond(&o.delMu)
 	o.applyStop = make(chan struct{})
 	o.applyDone = make(chan struct{})
 	go o.applyLoop()
@@ -270,7 +277,7 @@ func (o *Outbox) stopApplier() {
 
 func (o *Outbox) closeJournal() {
 	if o.jr != nil {
-		_ = o.jr.close()
+		_ = o.jr.Close()
 	}
 }
 
@@ -333,7 +340,9 @@ func (o *Outbox) applyLoop() {
 		if err == nil {
 			continue
 		}
-		o.jr.cond.Broadcast() // waitApplied gives up while the applier fails
+		// waitApplied gives up while the applier fails.
+		o.jr.Wake()
+		o.delCond.Broadcast()
 		o.log.Error("copying journaled events into the outbox store failed; new callbacks are refused until it works",
 			"events", len(batch), "err", err)
 		select {
@@ -388,7 +397,7 @@ func (o *Outbox) applyEntries(batch []*journalEntry, dones []uint64) error {
 	}
 	if len(batch) > 0 {
 		o.applied(batch, pruned)
-		o.jr.markApplied(batch[len(batch)-1].seq)
+		o.jr.MarkApplied(batch[len(batch)-1].seq)
 	}
 	o.absorbed.Add(uint64(skipped))
 	o.finishDeletes(dones, sizes)
@@ -461,18 +470,18 @@ func (o *Outbox) finishDeletes(dones []uint64, sizes []int64) {
 		o.sched.finish(seq, false, time.Time{})
 	}
 	o.mu.Unlock()
-	o.jr.mu.Lock()
-	o.jr.delDone += uint64(len(dones))
-	o.jr.mu.Unlock()
-	o.jr.cond.Broadcast()
+	o.delMu.Lock()
+	o.delDone += uint64(len(dones))
+	o.delMu.Unlock()
+	o.delCond.Broadcast()
 }
 
 // queueDeletes hands delivered events to the applier, which deletes them
 // with its next transaction; until then they stay claimed.
 func (o *Outbox) queueDeletes(seqs []uint64) {
-	o.jr.mu.Lock()
-	o.jr.delQueued += uint64(len(seqs))
-	o.jr.mu.Unlock()
+	o.delMu.Lock()
+	o.delQueued += uint64(len(seqs))
+	o.delMu.Unlock()
 	o.applyMu.Lock()
 	o.doneQ = append(o.doneQ, seqs...)
 	o.applyMu.Unlock()
@@ -542,14 +551,13 @@ func (o *Outbox) takeFresh(seq uint64) (freshEvent, bool) {
 // or the outbox closing), so that reads (List, Stats, AcceptedSince, ...)
 // see every appended event and no delivered one.
 func (o *Outbox) waitApplied() {
-	j := o.jr
-	if j == nil {
+	if o.jr == nil || o.delCond == nil {
 		return
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	target, dels := j.written, j.delQueued
-	for (j.applied < target || j.delDone < dels) && !j.closed && o.applyFailure() == nil {
-		j.cond.Wait()
+	o.jr.WaitApplied(o.jr.Written(), o.applyFailing)
+	o.delMu.Lock()
+	defer o.delMu.Unlock()
+	for o.delDone < o.delQueued && !o.closed.Load() && !o.applyFailing() {
+		o.delCond.Wait()
 	}
 }

@@ -36,12 +36,12 @@ func (o *Outbox) Writable() error {
 		return fmt.Errorf("checking outbox %q: %w: the file was removed or replaced since it was opened (events stored now would be lost at restart)", o.path, ErrNotWritable)
 	}
 	if j := o.jr; j != nil {
-		fi, err := os.Stat(j.path)
+		fi, err := os.Stat(j.Path())
 		if err != nil {
-			return fmt.Errorf("checking outbox journal %q: %w: %w", j.path, ErrNotWritable, err)
+			return fmt.Errorf("checking outbox journal %q: %w: %w", j.Path(), ErrNotWritable, err)
 		}
-		if !os.SameFile(fi, j.opened) {
-			return fmt.Errorf("checking outbox journal %q: %w: the file was removed or replaced since it was opened (events journaled now would be lost at a crash)", j.path, ErrNotWritable)
+		if !os.SameFile(fi, j.Opened()) {
+			return fmt.Errorf("checking outbox journal %q: %w: the file was removed or replaced since it was opened (events journaled now would be lost at a crash)", j.Path(), ErrNotWritable)
 		}
 	}
 	if err := o.applyFailure(); err != nil {

@@ -15,11 +15,51 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/imedge/imedge/forward/internal/groupcommit"
+	"github.com/imedge/imedge/forward/internal/journal"
 	"github.com/imedge/imedge/internal/uring"
 )
 
+// txFunc is a write of a bbolt transaction.
+type txFunc = func(*bolt.Tx) error
+
+// newTxGroup returns a group commit running its calls' functions in one
+// bbolt transaction per group. As with bbolt's Batch, a function may run
+// more than once: when a group's transaction fails, each function is
+// retried in a transaction of its own so that one failing write does not
+// fail the others. Functions must therefore set their results from scratch
+// on every run.
+func newTxGroup(db *bolt.DB) *groupcommit.Group[txFunc] {
+	return groupcommit.New(func(group []*groupcommit.Call[txFunc]) {
+		err := db.Update(func(tx *bolt.Tx) error {
+			for _, c := range group {
+				if err := c.Req(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil || len(group) == 1 {
+			for _, c := range group {
+				c.Err = err
+			}
+			return
+		}
+		for _, c := range group {
+			c.Err = db.Update(c.Req)
+		}
+	})
+}
+
+// update commits fn through the outbox's transaction group.
+func (o *Outbox) update(fn txFunc) error { return o.group.Run(fn) }
+
 // FileName is the name of the store file inside [OutboxOptions.Dir].
 const FileName = "outbox.db"
+
+// JournalFileName is the outbox's write-ahead journal inside
+// [OutboxOptions.Dir], next to [FileName].
+const JournalFileName = "outbox.journal"
 
 // Bucket names inside the store file.
 var (
@@ -70,12 +110,8 @@ type OutboxOptions struct {
 	Now func() time.Time
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
-	// JournalSync is how the journal is flushed; zero means
-	// JournalSyncAuto. Opening fails with JournalSyncIOURing where
-	// io_uring is unavailable.
-	JournalSync JournalSync
 
-	journalSize int64 // zero means journalSize; tests make it small
+	journalSize int64 // zero means journal.DefaultSize; tests make it small
 	// newRing, when set, replaces uring.New (tests make it fail).
 	newRing func() (*uring.Ring, error)
 }
@@ -113,20 +149,19 @@ type Outbox struct {
 	// whose record was therefore never written to bbolt.
 	absorbed atomic.Uint64
 
-	remembered atomic.Int64         // approximate size of the accepted bucket
-	group      *groupCommit[txFunc] // every write transaction goes through it
+	remembered atomic.Int64               // approximate size of the accepted bucket
+	group      *groupcommit.Group[txFunc] // every write transaction goes through it
 
 	// The write-ahead journal and its applier (journal.go, apply.go).
-	jr          *journal
+	jr          *journal.Journal
 	journalSize int64
-	journalSync JournalSync // the method in use; empty when read-only
+	journalSync string // the flush method in use; empty when read-only
 	// unapplied holds, in a read-only open, the journal's records past the
 	// store's applied mark: events answered OK before a crash, which the
 	// next writable open stores. They count and list as pending.
 	unapplied  []*journalEntry
 	newRing    func() (*uring.Ring, error)
-	jgroup     *groupCommit[*journalEntry]
-	nextSeq    uint64 // the last sequence number given; journal group leader only
+	jgroup     *groupcommit.Group[*journalEntry]
 	applyMu    sync.Mutex
 	applyQ     []*journalEntry // synced to the journal, not yet in the store
 	doneQ      []uint64        // delivered, to be deleted by the applier
@@ -135,10 +170,15 @@ type Outbox struct {
 	applyHurry chan struct{} // the journal waits to be reused: skip the pause
 	applyStop  chan struct{}
 	applyDone  chan struct{}
-	wake       chan struct{}
-	done       chan struct{}
-	closeOnce  sync.Once
-	closed     atomic.Bool
+	// Deletes of delivered events handed to the applier, and those it
+	// finished; see waitApplied.
+	delMu              sync.Mutex
+	delCond            *sync.Cond
+	delQueued, delDone uint64
+	wake               chan struct{}
+	done               chan struct{}
+	closeOnce          sync.Once
+	closed             atomic.Bool
 }
 
 // OpenOutbox opens (creating if needed) the outbox in o.Dir and loads its
@@ -187,7 +227,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 	ob := &Outbox{
 		db:          db,
 		group:       newTxGroup(db),
-		journalSize: journalSize,
+		journalSize: journal.DefaultSize,
 		path:        path,
 		opened:      statOrNil(path),
 		maxEvents:   100_000,
@@ -252,7 +292,7 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 		}
 	}
 	if !o.ReadOnly {
-		if err := ob.recoverJournal(filepath.Join(o.Dir, JournalFileName), o.JournalSync); err != nil {
+		if err := ob.recoverJournal(filepath.Join(o.Dir, JournalFileName)); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("recovering outbox journal in %q: %w", o.Dir, err)
 		}
@@ -353,7 +393,7 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 	}
 	// Concurrent writers share one journal write and its fsync.
 	e := &journalEntry{at: now, acc: newAcceptedID(now, ev.ID), rec: rec, ev: freshCopy(ev, rec)}
-	err := o.jgroup.run(e)
+	err := o.jgroup.Run(e)
 	if err == nil {
 		err = e.err
 	}

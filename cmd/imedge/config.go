@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/certs"
-	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/tlsconf"
 )
 
@@ -235,7 +234,7 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request header block")
 	fs.IntVar(&c.GCPercent, "gc-percent", 0, "garbage collector target, as GOGC (0: GOGC from the environment, else 100; -1: off, only with --memory-limit)")
 	fs.IntVar(&c.MaxProcs, "max-procs", 0, "threads running Go code at once, as GOMAXPROCS (0: GOMAXPROCS from the environment, else the CPUs available)")
-	fs.StringVar(&c.JournalSync, "journal-sync", string(forward.JournalSyncAuto), "how the outbox journal is flushed before OK: auto (io_uring where the kernel offers it, else fdatasync), io_uring or fdatasync")
+	fs.StringVar(&c.JournalSync, "journal-sync", "auto", "how the outbox journal is flushed before OK: auto (io_uring where the kernel offers it, else fdatasync), io_uring or fdatasync")
 	fs.StringVar(&sf.memLimit, "memory-limit", "", "soft memory limit (bytes, or with KiB/MiB/GiB), as GOMEMLIMIT (default: GOMEMLIMIT from the environment, else none)")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 	fs.StringVar(&c.DevDir, "dev-dir", c.DevDir, "where --dev keeps its PKI and state")
@@ -390,8 +389,10 @@ func (c Config) Validate() error {
 	if c.MaxProcs < 0 {
 		bad("--max-procs %d: want 0 (the runtime's) or a positive count", c.MaxProcs)
 	}
-	if _, err := forward.ParseJournalSync(c.JournalSync); err != nil {
-		bad("--journal-sync: %v", err)
+	// The outbox now always flushes through io_uring where available, else
+	// fdatasync (issue 21.4 removes this flag); old values still parse.
+	if j := c.JournalSync; j != "" && j != "auto" && j != "io_uring" && j != "fdatasync" {
+		bad("--journal-sync: journal sync %q: want auto, io_uring or fdatasync", j)
 	}
 	if c.GCPercent == -1 && c.MemoryLimit == 0 {
 		bad("--gc-percent -1 turns the collector off: set --memory-limit too, or the heap grows without bound")

@@ -16,24 +16,26 @@ const module = "github.com/imedge/imedge"
 // meet only in cmd; audit and certs are leaves, and dedupe imports only
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
-	"cmd/imedge":        {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate"},
-	"admin":             {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
-	"tlsconf":           {"certs", "audit"},
-	"receiver":          {"certs", "audit", "internal/lrutable"},
-	"forward":           {"certs", "audit", "internal/uring"},
-	"edge":              {"audit", "certs"}, // connection-level defences before net/http
-	"h1":                {},                 // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
-	"sandbox":           {},                 // Landlock; imported only by cmd
-	"imsim":             {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
-	"redisstate":        {"receiver"},       // shared dedupe and limits on Redis; imported only by cmd
-	"dedupe":            {"internal/lrutable"},
-	"audit":             {},
-	"certs":             {},
-	"certs/certstest":   {"certs"},
-	"internal/testkit":  {},
-	"internal/lrutable": {},
-	"internal/uring":    {}, // fdatasync through io_uring, for forward's journal
-	"scripts":           {}, // bash scripts; its Go files are tests that run them
+	"cmd/imedge":                   {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate"},
+	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
+	"tlsconf":                      {"certs", "audit"},
+	"receiver":                     {"certs", "audit", "internal/lrutable"},
+	"forward":                      {"certs", "audit", "internal/uring", "forward/internal/groupcommit", "forward/internal/journal"},
+	"forward/internal/groupcommit": {},                 // group commit for the journal and bbolt transactions
+	"forward/internal/journal":     {"internal/uring"}, // the outbox's write-ahead file
+	"edge":                         {"audit", "certs"}, // connection-level defences before net/http
+	"h1":                           {},                 // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
+	"sandbox":                      {},                 // Landlock; imported only by cmd
+	"imsim":                        {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
+	"redisstate":                   {"receiver"},       // shared dedupe and limits on Redis; imported only by cmd
+	"dedupe":                       {"internal/lrutable"},
+	"audit":                        {},
+	"certs":                        {},
+	"certs/certstest":              {"certs"},
+	"internal/testkit":             {},
+	"internal/lrutable":            {},
+	"internal/uring":               {}, // fdatasync through io_uring, for forward's journal
+	"scripts":                      {}, // bash scripts; its Go files are tests that run them
 }
 
 // restrictedThirdParty names third-party import prefixes that only the

@@ -129,7 +129,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stderr io.Write
 
 	box, err := forward.OpenOutbox(forward.OutboxOptions{
 		Dir: cfg.spoolDir(), MaxEvents: cfg.OutboxMaxEvents, MaxBytes: cfg.OutboxMaxBytes,
-		RememberFor: cfg.DedupeWindow, Logger: logger, JournalSync: forward.JournalSync(cfg.JournalSync),
+		RememberFor: cfg.DedupeWindow, Logger: logger,
 	})
 	if err != nil {
 		return fmt.Errorf("opening outbox: %w", err)
