@@ -84,8 +84,7 @@ func TestDispatcher_BatchDeliversEveryEventOnceInArrays(t *testing.T) {
 			assert.Equal(t, 1, e.Attempt)
 		}
 	}
-	left, err := ob.List(false, 0)
-	require.NoError(t, err)
+	left := listAll(t, ob, StatePending)
 	assert.Zero(t, len(left), "delivered events are deleted from the store")
 	assert.Len(t, got, 200, "every event delivered")
 	for id, n := range got {
@@ -164,8 +163,7 @@ func TestDispatcher_BatchPermanentFailureDeadLettersAll(t *testing.T) {
 	runDispatcher(t, d)
 	requireDrained(t, ob)
 
-	dead, err := ob.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ob, StateDead)
 	require.Len(t, dead, 5)
 	for _, e := range dead {
 		assert.Equal(t, 1, e.Attempts)
@@ -201,10 +199,9 @@ func TestDispatcher_BatchStopKeepsClaimedEventsPending(t *testing.T) {
 	st, err := ob.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.Pending, "abandoned events stay pending")
-	assert.Zero(t, ob.inFlight())
+	assert.Zero(t, ob.def.inFlight())
 	assert.Equal(t, uint64(3), d.Stats().Abandoned)
-	entries, err := ob.List(false, 0)
-	require.NoError(t, err)
+	entries := listAll(t, ob, StatePending)
 	for _, e := range entries {
 		assert.Zero(t, e.Attempts, "an abandoned attempt is not recorded")
 	}

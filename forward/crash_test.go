@@ -162,8 +162,7 @@ func TestOutbox_SurvivesSIGKILL(t *testing.T) {
 
 		ob, err := OpenOutbox(OutboxOptions{Dir: dir, LockTimeout: 5 * time.Second})
 		require.NoError(t, err, "reopening after SIGKILL (round %d)", round)
-		pending, err := ob.List(false, 0)
-		require.NoError(t, err)
+		pending := listAll(t, ob, StatePending)
 		stored := make(map[string]bool, len(pending))
 		for _, e := range pending {
 			stored[e.Event.ID] = true

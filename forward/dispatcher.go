@@ -9,15 +9,23 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imedge/imedge/forward/internal/store"
 )
 
 // DispatcherOptions configures [NewDispatcher]. Outbox and Deliverer are
 // required; every other zero value selects the documented default.
 type DispatcherOptions struct {
-	// Outbox is drained by the dispatcher. Only one Dispatcher may use an
-	// Outbox at a time.
+	// Outbox holds the events the dispatcher delivers: those of
+	// Destination.
 	Outbox *Outbox
-	// Deliverer posts events, usually a *Client.
+	// Destination names the destination whose events this dispatcher
+	// delivers; empty means DefaultDestination, which also delivers the
+	// events of destinations no longer configured. Each destination needs
+	// a Dispatcher of its own; only one may run per destination.
+	Destination string
+	// Deliverer posts events to the destination's URL, usually a *Client
+	// made from that URL with the global delivery settings.
 	Deliverer Deliverer
 	// Concurrency is the number of deliveries in flight at most. Zero means 4.
 	Concurrency int
@@ -62,6 +70,7 @@ type DispatcherOptions struct {
 // DispatcherStats is a snapshot of a Dispatcher's counters since it was
 // created.
 type DispatcherStats struct {
+	Destination  string    // the destination it delivers
 	Attempts     uint64    // delivery attempts started
 	Successes    uint64    // attempts answered 2xx
 	Failures     uint64    // attempts that failed (abandoned ones excluded)
@@ -75,18 +84,23 @@ type DispatcherStats struct {
 	PausedUntil time.Time
 }
 
-// Dispatcher drains an [Outbox]: it posts due events, oldest first, with at
-// most Concurrency in flight; deletes an event only after a 2xx; retries
+// Dispatcher delivers one destination's events from an [Outbox]: it posts
+// due events, oldest first, with at most Concurrency in flight; deletes an event only after a 2xx; retries
 // failures with exponential backoff and full jitter (honouring Retry-After
 // on 429 and 503); and dead-letters permanent failures (4xx other than 408
 // and 429), events past MaxAge and events past MaxAttempts. Attempt counts,
 // next-attempt times and last errors are persisted, so a restart respects
 // them.
 //
+// Each destination's Dispatcher has its own workers, backoff and pause, so
+// a destination that is down or slow does not delay the others.
+//
 // A Dispatcher is safe for concurrent use. Run it once at a time; it owns
 // its goroutines and stops them before Run returns.
 type Dispatcher struct {
 	out         *Outbox
+	q           *queue // the destination's
+	dest        string
 	deliverer   Deliverer
 	concurrency int
 	batch       int            // events per delivery; 1: Deliverer.Deliver per event
@@ -117,8 +131,21 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if o.Outbox == nil || o.Deliverer == nil {
 		return nil, fmt.Errorf("creating dispatcher: %w: Outbox and Deliverer are required", ErrInvalidOptions)
 	}
+	if o.Outbox.readOnly {
+		return nil, fmt.Errorf("creating dispatcher: %w: the outbox is open read-only", ErrInvalidOptions)
+	}
+	dest := o.Destination
+	if dest == "" {
+		dest = DefaultDestination
+	}
+	q := o.Outbox.queues[dest]
+	if q == nil {
+		return nil, fmt.Errorf("creating dispatcher: %w: %q", ErrUnknownDestination, dest)
+	}
 	d := &Dispatcher{
 		out:         o.Outbox,
+		q:           q,
+		dest:        dest,
 		deliverer:   o.Deliverer,
 		concurrency: 4,
 		batch:       1,
@@ -189,6 +216,7 @@ func (d *Dispatcher) Notify() {
 // Stats returns a snapshot of the counters.
 func (d *Dispatcher) Stats() DispatcherStats {
 	s := DispatcherStats{
+		Destination:  d.dest,
 		Attempts:     d.attempts.Load(),
 		Successes:    d.successes.Load(),
 		Failures:     d.failures.Load(),
@@ -240,7 +268,7 @@ func (d *Dispatcher) unreachable(err error) {
 		}
 	}
 	if n == 1 {
-		d.log.Warn("internal URL unreachable; pausing deliveries", "err", err.Error(), "retry_in", p)
+		d.log.Warn("internal URL unreachable; pausing deliveries", "destination", d.dest, "err", err.Error(), "retry_in", p.String())
 	}
 }
 
@@ -251,7 +279,7 @@ func (d *Dispatcher) reachable() {
 	}
 	if d.downStreak.Swap(0) > 0 {
 		d.pauseUntil.Store(0)
-		d.log.Info("internal URL reachable again; deliveries resume")
+		d.log.Info("internal URL reachable again; deliveries resume", "destination", d.dest)
 	}
 }
 
@@ -267,17 +295,21 @@ func (d *Dispatcher) pausedFor() time.Duration {
 // Run delivers events until ctx ends, then stops claiming new ones, lets
 // deliveries in flight finish for up to DrainTimeout, abandons the rest
 // (they stay pending) and returns nil once every goroutine has stopped. It
-// returns ErrRunning if already running and ErrClosed if the Outbox is
-// closed under it.
+// returns ErrRunning if it or another Dispatcher of its destination is
+// already running, and ErrClosed if the Outbox is closed under it.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer d.running.Store(false)
+	if !d.q.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer d.q.running.Store(false)
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 
-	d.log.Info("dispatcher started", "concurrency", d.concurrency)
+	d.log.Info("dispatcher started", "destination", d.dest, "concurrency", d.concurrency)
 	var wg sync.WaitGroup
 	err := d.loop(ctx, dctx, &wg)
 	if d.drain > 0 {
@@ -287,7 +319,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		cancel()
 	}
 	wg.Wait()
-	d.log.Info("dispatcher stopped", "abandoned", d.abandoned.Load())
+	d.log.Info("dispatcher stopped", "destination", d.dest, "abandoned", d.abandoned.Load())
 	return err
 }
 
@@ -342,7 +374,7 @@ func (d *Dispatcher) claimMore(first uint64) []uint64 {
 func (d *Dispatcher) claimDue(seqs []uint64) []uint64 {
 	now := d.now()
 	for len(seqs) < d.batch {
-		seq, _, ok := d.out.claim(now)
+		seq, _, ok := d.q.claim(now)
 		if !ok {
 			break
 		}
@@ -368,7 +400,7 @@ func (d *Dispatcher) fillBatch(ctx context.Context, seqs []uint64, timer *time.T
 		case <-ctx.Done():
 			timer.Stop()
 			return seqs
-		case <-d.out.wake: // more events stored or early
+		case <-d.q.wake: // more events stored or early
 		case <-timer.C:
 		}
 		timer.Stop()
@@ -392,7 +424,7 @@ func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, o
 			}
 			continue
 		}
-		seq, wait, ok := d.out.claim(d.now())
+		seq, wait, ok := d.q.claim(d.now())
 		if ok {
 			return seq, true, nil
 		}
@@ -406,7 +438,7 @@ func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, o
 			return 0, false, nil
 		case <-d.out.done:
 			return 0, false, ErrClosed
-		case <-d.out.wake:
+		case <-d.q.wake:
 		case <-d.wake:
 		case <-due:
 		}
@@ -418,62 +450,61 @@ func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, o
 // It calls free as soon as the attempt is over, so the next attempt can
 // start while the outcome is written (the event stays claimed until then).
 func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
-	ev, st, acceptedAt, err := d.out.loadEntry(seq)
+	l, err := d.out.loadOne(d.q, seq)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			d.out.forget(seq)
+			d.q.forget(seq)
 			return
 		}
-		d.log.Error("reading event from outbox", "seq", seq, "err", err)
-		d.out.finishAt(seq, d.now().Add(d.ceil))
+		d.log.Error("reading event from outbox", "destination", d.dest, "seq", seq, "err", err)
+		d.q.requeue(seq, d.now().Add(d.ceil))
 		return
 	}
-	attempt := st.Attempts + 1
+	attempt := l.st.Attempts + 1
 	d.attempts.Add(1)
 	d.inflight.Add(1)
-	err = d.deliverer.Deliver(ctx, ev, attempt)
+	startedAt, start := d.now(), time.Now()
+	err = d.deliverer.Deliver(ctx, l.ev, attempt)
+	took := time.Since(start)
 	d.inflight.Add(-1)
 	free()
 	now := d.now()
 	if err == nil {
 		d.reachable()
 		d.successes.Add(1)
-		if cerr := d.out.complete(seq, now.Add(d.ceil)); cerr != nil {
-			d.log.Error("removing delivered event", "event_id", ev.ID, "seq", seq, "err", cerr)
-			return
-		}
-		d.log.Debug("event delivered", "event_id", ev.ID, "seq", seq, "attempt", attempt)
+		d.out.complete([]done{{q: d.q, seq: seq, success: store.Attempt{At: startedAt, Duration: took}}})
+		d.log.Debug("event delivered", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt)
 		return
 	}
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short; the event stays as it was.
 		d.abandoned.Add(1)
-		d.out.release(seq)
+		d.q.requeue(seq, time.Time{})
 		return
 	}
 	d.failures.Add(1)
 	d.unreachable(err)
-	f, msg := d.failure(err, st, acceptedAt, attempt, now)
-	if f.dead {
-		if berr := d.out.bury(seq, f.st, f.retryAt); berr != nil {
-			d.log.Error("dead-lettering event", "event_id", ev.ID, "seq", seq, "err", berr)
-			return
-		}
-		d.dead.Add(1)
-		d.log.Warn("event dead-lettered", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", f.st.LastError)
+	f, msg := d.failure(err, l.st, l.acceptedAt, attempt, store.Attempt{At: startedAt, Duration: took}, now)
+	f.seq = seq
+	buried, serr := d.out.settle(d.q, []failedEntry{f})
+	if serr != nil {
+		d.log.Error("recording failed attempt", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "err", serr)
 		return
 	}
-	if rerr := d.out.reschedule(seq, f.st); rerr != nil {
-		d.log.Error("recording failed attempt", "event_id", ev.ID, "seq", seq, "err", rerr)
+	if buried[0] {
+		d.dead.Add(1)
+		d.log.Warn("event dead-lettered", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt, "err", f.st.LastError)
+		return
 	}
-	d.log.Debug("delivery failed", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", msg, "retry_in", f.st.NextAttempt.Sub(now))
+	d.log.Debug("delivery failed", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt, "err", msg,
+		"retry_in", f.st.NextAttempt.Sub(now).String())
 }
 
 // failure records err as the last error and works out what a failed attempt
-// means for an event: its new state, and whether it goes to the dead letters
-// (permanent failure, MaxAttempts reached, older than MaxAge). msg is the
-// error text.
-func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, attempt int, now time.Time) (f failedEntry, msg string) {
+// means for an event: its new state, with the attempt a in its history, and
+// whether it goes to the dead letters (permanent failure, MaxAttempts
+// reached, older than MaxAge). msg is the error text.
+func (d *Dispatcher) failure(err error, st store.State, acceptedAt time.Time, attempt int, a store.Attempt, now time.Time) (f failedEntry, msg string) {
 	msg = err.Error()
 	d.errMu.Lock()
 	d.lastErr, d.lastErrAt = msg, now
@@ -487,7 +518,10 @@ func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, 
 	permanent := false
 	if errors.As(err, &de) {
 		permanent, retryAfter = de.Permanent, de.RetryAfter
+		a.Status = de.StatusCode
 	}
+	a.Error = msg
+	st.AddAttempt(a)
 	delay := d.backoff(attempt, retryAfter)
 	var reason string
 	switch {
@@ -512,16 +546,16 @@ func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, 
 // and records the outcome, which is the same for all of them. Like deliver,
 // it calls free as soon as the attempt is over.
 func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func()) {
-	entries, gone, err := d.out.loadEntries(seqs)
+	entries, gone, err := d.out.loadClaimed(d.q, seqs)
 	if err != nil {
-		d.log.Error("reading events from outbox", "events", len(seqs), "err", err)
+		d.log.Error("reading events from outbox", "destination", d.dest, "events", len(seqs), "err", err)
 		for _, seq := range seqs {
-			d.out.finishAt(seq, d.now().Add(d.ceil))
+			d.q.requeue(seq, d.now().Add(d.ceil))
 		}
 		return
 	}
 	for _, seq := range gone {
-		d.out.forget(seq)
+		d.q.forget(seq)
 	}
 	if len(entries) == 0 {
 		return
@@ -534,28 +568,28 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	}
 	d.attempts.Add(uint64(n))
 	d.inflight.Add(int64(n))
+	startedAt, start := d.now(), time.Now()
 	err = d.batcher.DeliverBatch(ctx, evs, attempts)
+	took := time.Since(start)
 	d.inflight.Add(-int64(n))
 	free()
 	now := d.now()
+	a := store.Attempt{At: startedAt, Duration: took}
 	if err == nil {
 		d.reachable()
 		d.successes.Add(uint64(n))
-		delivered := make([]uint64, n)
+		ds := make([]done, n)
 		for i, e := range entries {
-			delivered[i] = e.seq
+			ds[i] = done{q: d.q, seq: e.seq, success: a}
 		}
-		if cerr := d.out.completeMany(delivered, now.Add(d.ceil)); cerr != nil {
-			d.log.Error("removing delivered events", "events", n, "err", cerr)
-			return
-		}
-		d.log.Debug("events delivered", "events", n)
+		d.out.complete(ds)
+		d.log.Debug("events delivered", "destination", d.dest, "events", n)
 		return
 	}
 	if ctx.Err() != nil {
 		d.abandoned.Add(uint64(n))
 		for _, e := range entries {
-			d.out.release(e.seq)
+			d.q.requeue(e.seq, time.Time{})
 		}
 		return
 	}
@@ -564,20 +598,20 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	fs := make([]failedEntry, n)
 	var msg string
 	for i, e := range entries {
-		fs[i], msg = d.failure(err, e.st, e.acceptedAt, attempts[i], now)
+		fs[i], msg = d.failure(err, e.st, e.acceptedAt, attempts[i], a, now)
 		fs[i].seq = e.seq
 	}
-	buried, serr := d.out.settleFailures(fs)
+	buried, serr := d.out.settle(d.q, fs)
 	if serr != nil {
-		d.log.Error("recording failed attempts", "events", n, "err", serr)
+		d.log.Error("recording failed attempts", "destination", d.dest, "events", n, "err", serr)
 	}
 	for i, b := range buried {
 		if b {
 			d.dead.Add(1)
-			d.log.Warn("event dead-lettered", "event_id", evs[i].ID, "seq", fs[i].seq, "attempt", attempts[i], "err", fs[i].st.LastError)
+			d.log.Warn("event dead-lettered", "destination", d.dest, "event_id", evs[i].ID, "seq", fs[i].seq, "attempt", attempts[i], "err", fs[i].st.LastError)
 		}
 	}
-	d.log.Debug("batch delivery failed", "events", n, "err", msg)
+	d.log.Debug("batch delivery failed", "destination", d.dest, "events", n, "err", msg)
 }
 
 // backoff returns the wait after the given number of failed attempts: a

@@ -35,14 +35,12 @@ func TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail(t *testing.T) {
 	// (over a journal that still holds the first pass's records) adds
 	// nothing twice.
 	require.NoError(t, re.Append(t.Context(), testEvent("jr", 5)))
-	list, err := re.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, re, StatePending)
 	require.Len(t, list, 5)
 	assert.Equal(t, uint64(5), list[4].Seq)
 	require.NoError(t, re.Close())
 	again := openTestOutbox(t, OutboxOptions{Dir: dir})
-	list, err = again.List(false, 0)
-	require.NoError(t, err)
+	list = listAll(t, again, StatePending)
 	assert.Len(t, list, 5)
 }
 
@@ -89,8 +87,7 @@ func leaveUnappliedRecords(t *testing.T, dir string) []string {
 // sequences 2 to 4.
 func assertListsUnapplied(t *testing.T, ob *Outbox, ids []string) {
 	t.Helper()
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 4)
 	for i, id := range ids {
 		assert.Equal(t, id, list[i+1].Event.ID)
@@ -116,13 +113,11 @@ func TestReadOnly_ShowsTheJournalsUnappliedRecords(t *testing.T) {
 	assert.Equal(t, 3, st.Unapplied)
 	assert.False(t, st.OldestPending.IsZero())
 	assertListsUnapplied(t, ro, ids)
-	limited, err := ro.List(false, 2)
-	require.NoError(t, err)
+	limited := listN(t, ro, StatePending, 2)
 	assert.Len(t, limited, 2)
-	dead, err := ro.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ro, StateDead)
 	assert.Empty(t, dead)
-	e, err := ro.Show(ids[2])
+	e, err := ro.Show(t.Context(), ids[2])
 	require.NoError(t, err)
 	assert.Equal(t, uint64(4), e.Seq)
 	assert.Equal(t, testEvent("jr", 3).Body, e.Event.Body)
@@ -157,8 +152,7 @@ func TestJournal_WrapsAroundOnceApplied(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 400)
 	seen := map[string]bool{}
 	for i, e := range list {
@@ -184,11 +178,10 @@ func TestJournal_OversizedEventGoesToTheStoreDirectly(t *testing.T) {
 	for _, ev := range []Event{testEvent("big", 0), big, testEvent("big", 2)} {
 		require.NoError(t, ob.Append(t.Context(), ev))
 	}
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 3)
 	assert.Equal(t, big.ID, list[1].Event.ID)
-	e, err := ob.Show(big.ID)
+	e, err := ob.Show(t.Context(), big.ID)
 	require.NoError(t, err)
 	assert.Equal(t, big.Body, e.Event.Body)
 }
@@ -234,7 +227,8 @@ func TestOpenOutbox_JournalFlushMethod(t *testing.T) {
 			if newRing != nil || uringProbe() != nil {
 				want = journal.MethodFdatasync
 			}
-			assert.Equal(t, want, ob.journalSync)
+			method, _ := ob.ap.jr.Method()
+			assert.Equal(t, want, method)
 			assert.Contains(t, logs.String(), `"journal_sync":"`+want+`"`)
 			if newRing != nil {
 				assert.Contains(t, logs.String(), `"msg":"outbox journal flushes with fdatasync(2): io_uring unavailable","error":"io_uring unavailable: io_uring_setup: operation not permitted"`)
@@ -244,8 +238,7 @@ func TestOpenOutbox_JournalFlushMethod(t *testing.T) {
 			}
 			require.NoError(t, ob.Close())
 			re := openTestOutbox(t, OutboxOptions{Dir: dir, newRing: newRing})
-			list, err := re.List(false, 0)
-			require.NoError(t, err)
+			list := listAll(t, re, StatePending)
 			assert.Len(t, list, 3)
 		})
 	}

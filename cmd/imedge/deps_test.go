@@ -20,14 +20,15 @@ var allowedDeps = map[string][]string{
 	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
 	"tlsconf":                      {"certs", "audit"},
 	"receiver":                     {"certs", "audit", "internal/lrutable"},
-	"forward":                      {"certs", "audit", "internal/uring", "forward/internal/groupcommit", "forward/internal/journal"},
-	"forward/internal/groupcommit": {},                 // group commit for the journal and bbolt transactions
-	"forward/internal/journal":     {"internal/uring"}, // the outbox's write-ahead file
-	"edge":                         {"audit", "certs"}, // connection-level defences before net/http
-	"h1":                           {},                 // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
-	"sandbox":                      {},                 // Landlock; imported only by cmd
-	"imsim":                        {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
-	"redisstate":                   {"receiver"},       // shared dedupe and limits on Redis; imported only by cmd
+	"forward":                      {"certs", "audit", "internal/uring", "forward/internal/journal", "forward/internal/store", "forward/internal/groupcommit"},
+	"forward/internal/groupcommit": {},                               // group commit for the journal and bbolt transactions
+	"forward/internal/journal":     {"internal/uring"},               // the outbox's write-ahead file
+	"forward/internal/store":       {"forward/internal/groupcommit"}, // the outbox's bbolt file: format, codecs, queries
+	"edge":                         {"audit", "certs"},               // connection-level defences before net/http
+	"h1":                           {},                               // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
+	"sandbox":                      {},                               // Landlock; imported only by cmd
+	"imsim":                        {},                               // IM's callback client, simulated (imedge send/load); imports nothing of ours
+	"redisstate":                   {"receiver"},                     // shared dedupe and limits on Redis; imported only by cmd
 	"dedupe":                       {"internal/lrutable"},
 	"audit":                        {},
 	"certs":                        {},
@@ -44,7 +45,7 @@ var restrictedThirdParty = map[string][]string{
 	"github.com/caddyserver/certmagic": {"tlsconf"},
 	"go.uber.org/zap":                  {"tlsconf"},
 	"golang.org/x/time/rate":           {"receiver"},
-	"go.etcd.io/bbolt":                 {"forward"},
+	"go.etcd.io/bbolt":                 {"forward/internal/store"},
 	"github.com/landlock-lsm/":         {"sandbox"},
 	"github.com/prometheus/":           {"admin"},
 	"github.com/redis/go-redis/":       {"redisstate"},

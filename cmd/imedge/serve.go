@@ -76,7 +76,8 @@ type outboxSink struct {
 
 func (s outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
 	err := s.box.Append(ctx, forward.Event{
-		ID: ev.ID, AppID: ev.AppID, Command: ev.Command, ClientIP: ev.ClientIP, OptPlatform: ev.OptPlatform,
+		Destination: forward.DefaultDestination, // routes (issue 17.4) pick per command
+		ID:          ev.ID, AppID: ev.AppID, Command: ev.Command, ClientIP: ev.ClientIP, OptPlatform: ev.OptPlatform,
 		Identity: ev.Identity, CertSHA256: ev.CertSHA256, RequestID: ev.RequestID, ReceivedAt: ev.ReceivedAt, Body: ev.Body,
 		BodyJSON: true, // the receiver accepts only valid JSON (FuzzBody checks it)
 	})
