@@ -155,7 +155,7 @@ func TestDispatcher_BatchPermanentFailureDeadLettersAll(t *testing.T) {
 	srv := startInternal(t, recv)
 	ob := openTestOutbox(t, OutboxOptions{})
 	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
-	o.BatchSize = 8
+	o.BatchSize, o.PermanentStatus = 8, []int{400, 422}
 	d := newTestDispatcher(t, o)
 	for i := range 5 {
 		require.NoError(t, ob.Append(t.Context(), testEvent("dead", i)))
@@ -167,7 +167,7 @@ func TestDispatcher_BatchPermanentFailureDeadLettersAll(t *testing.T) {
 	require.Len(t, dead, 5)
 	for _, e := range dead {
 		assert.Equal(t, 1, e.Attempts)
-		assert.Contains(t, e.LastError, "HTTP 400 Bad Request; permanent failure")
+		assert.Contains(t, e.LastError, "HTTP 400 Bad Request; permanent failure (status 400)")
 	}
 	st, err := ob.Stats()
 	require.NoError(t, err)

@@ -125,9 +125,12 @@ type DeliveryError struct {
 	StatusCode int           // HTTP status; zero when there was no response
 	Status     string        // HTTP status text, e.g. "400 Bad Request"
 	RetryAfter time.Duration // from a Retry-After header on 429 or 503; zero if absent
-	Permanent  bool          // a 4xx other than 408 and 429: retrying will not help
-	Err        error         // transport error when there was no response
-	url        string
+	// Permanent is set by a Deliverer that knows retrying cannot help; the
+	// Dispatcher then dead-letters the event at once. Client never sets it:
+	// which statuses are permanent is the Dispatcher's PermanentStatus.
+	Permanent bool
+	Err       error // transport error when there was no response
+	url       string
 }
 
 // Error returns the status or the transport error. It never includes the
@@ -337,12 +340,8 @@ func (c *Client) post(ctx context.Context, h http.Header, body []byte, open *ato
 		return nil
 	}
 	de := &DeliveryError{StatusCode: resp.StatusCode, Status: statusText(resp), url: c.safeURL}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-	case resp.StatusCode == http.StatusRequestTimeout:
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		de.Permanent = true
 	}
 	return de
 }

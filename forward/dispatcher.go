@@ -50,6 +50,15 @@ type DispatcherOptions struct {
 	// MaxAttempts dead-letters an event after this many failed attempts.
 	// Zero means unlimited (MaxAge still applies).
 	MaxAttempts int
+	// PermanentStatus lists HTTP statuses (400 to 599) that dead-letter an
+	// event at its first such answer, for internal services whose refusal
+	// is final. Empty means every non-2xx answer is retried until
+	// MaxAttempts or MaxAge.
+	PermanentStatus []int
+	// OnAttempt, when set, is called after every delivery attempt, single
+	// or batched, from the goroutine that made it: for the caller's
+	// latency metrics. It must be quick and safe for concurrent use.
+	OnAttempt func(AttemptReport)
 	// MaxAge dead-letters an event whose attempt fails when it was accepted
 	// at least this long ago. Zero means 72 h.
 	MaxAge time.Duration
@@ -65,6 +74,20 @@ type DispatcherOptions struct {
 	// Rand returns a uniform random integer in [0, n) for backoff jitter;
 	// nil means math/rand/v2's Int64N.
 	Rand func(n int64) int64
+}
+
+// AttemptReport describes one delivery attempt to [DispatcherOptions.OnAttempt].
+type AttemptReport struct {
+	Destination string        // the Dispatcher's destination
+	Events      int           // events in the request: 1, or a batch's size
+	Duration    time.Duration // from the request's start to its answer or failure
+	// Status is the HTTP status of a failed attempt's answer; zero for a
+	// success (2xx) and for an attempt that got no answer.
+	Status int
+	Err    error // nil on success
+	// Abandoned is set for an attempt cut short because the Dispatcher
+	// was stopping; its events stay pending and Err says why.
+	Abandoned bool
 }
 
 // DispatcherStats is a snapshot of a Dispatcher's counters since it was
@@ -85,12 +108,14 @@ type DispatcherStats struct {
 }
 
 // Dispatcher delivers one destination's events from an [Outbox]: it posts
-// due events, oldest first, with at most Concurrency in flight; deletes an event only after a 2xx; retries
-// failures with exponential backoff and full jitter (honouring Retry-After
-// on 429 and 503); and dead-letters permanent failures (4xx other than 408
-// and 429), events past MaxAge and events past MaxAttempts. Attempt counts,
-// next-attempt times and last errors are persisted, so a restart respects
-// them.
+// due events, oldest first, with at most Concurrency in flight; removes an
+// event only after a 2xx; retries every other answer with exponential
+// backoff and full jitter (honouring Retry-After on 429 and 503); and
+// dead-letters events past MaxAttempts or MaxAge, and at once those
+// answered with a PermanentStatus. Attempt counts, next-attempt times,
+// last errors and the attempt history are persisted, so a restart respects
+// them. Failures and dead letters are logged sampled: one warning per
+// destination and 10 s with their count and the last error.
 //
 // Each destination's Dispatcher has its own workers, backoff and pause, so
 // a destination that is down or slow does not delay the others.
@@ -108,6 +133,8 @@ type Dispatcher struct {
 	batchWait   time.Duration
 	base, ceil  time.Duration
 	maxAttempts int
+	permanent   map[int]bool
+	onAttempt   func(AttemptReport)
 	maxAge      time.Duration
 	drain       time.Duration
 	log         *slog.Logger
@@ -115,6 +142,9 @@ type Dispatcher struct {
 	rand        func(int64) int64
 	wake        chan struct{}
 	running     atomic.Bool
+	failing     sampler       // delivery failures, logged once per warnEvery
+	burying     sampler       // dead letters, likewise
+	warnEvery   time.Duration // warnWindow; tests make it short
 
 	attempts, successes, failures, dead atomic.Uint64
 	abandoned                           atomic.Uint64
@@ -152,6 +182,8 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 		base:        500 * time.Millisecond,
 		ceil:        5 * time.Minute,
 		maxAttempts: max(o.MaxAttempts, 0),
+		onAttempt:   o.OnAttempt,
+		warnEvery:   warnWindow,
 		maxAge:      72 * time.Hour,
 		drain:       5 * time.Second,
 		log:         o.Logger,
@@ -187,6 +219,15 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	}
 	if o.MaxAge > 0 {
 		d.maxAge = o.MaxAge
+	}
+	for _, code := range o.PermanentStatus {
+		if code < 400 || code > 599 {
+			return nil, fmt.Errorf("creating dispatcher: %w: PermanentStatus %d is not a 4xx or 5xx status", ErrInvalidOptions, code)
+		}
+		if d.permanent == nil {
+			d.permanent = make(map[int]bool)
+		}
+		d.permanent[code] = true
 	}
 	if o.DrainTimeout != 0 {
 		d.drain = o.DrainTimeout
@@ -311,6 +352,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 	d.log.Info("dispatcher started", "destination", d.dest, "concurrency", d.concurrency)
 	var wg sync.WaitGroup
+	warnDone := make(chan struct{})
+	var warner sync.WaitGroup
+	warner.Go(func() { d.warnLoop(warnDone) })
+	defer func() { close(warnDone); warner.Wait() }()
 	err := d.loop(ctx, dctx, &wg)
 	if d.drain > 0 {
 		t := time.AfterFunc(d.drain, cancel)
@@ -468,6 +513,7 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 	took := time.Since(start)
 	d.inflight.Add(-1)
 	free()
+	d.report(ctx, 1, took, err)
 	now := d.now()
 	if err == nil {
 		d.reachable()
@@ -486,14 +532,14 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 	d.unreachable(err)
 	f, msg := d.failure(err, l.st, l.acceptedAt, attempt, store.Attempt{At: startedAt, Duration: took}, now)
 	f.seq = seq
+	d.failing.add(msg, 1, "")
 	buried, serr := d.out.settle(d.q, []failedEntry{f})
 	if serr != nil {
 		d.log.Error("recording failed attempt", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "err", serr)
 		return
 	}
 	if buried[0] {
-		d.dead.Add(1)
-		d.log.Warn("event dead-lettered", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt, "err", f.st.LastError)
+		d.buried(l.ev.ID, seq, attempt, f.st.LastError)
 		return
 	}
 	d.log.Debug("delivery failed", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt, "err", msg,
@@ -517,7 +563,7 @@ func (d *Dispatcher) failure(err error, st store.State, acceptedAt time.Time, at
 	var retryAfter time.Duration
 	permanent := false
 	if errors.As(err, &de) {
-		permanent, retryAfter = de.Permanent, de.RetryAfter
+		permanent, retryAfter = de.Permanent || d.permanent[de.StatusCode], de.RetryAfter
 		a.Status = de.StatusCode
 	}
 	a.Error = msg
@@ -527,6 +573,9 @@ func (d *Dispatcher) failure(err error, st store.State, acceptedAt time.Time, at
 	switch {
 	case permanent:
 		reason = "permanent failure"
+		if de != nil && d.permanent[de.StatusCode] {
+			reason = fmt.Sprintf("permanent failure (status %d)", de.StatusCode)
+		}
 	case d.maxAttempts > 0 && attempt >= d.maxAttempts:
 		reason = fmt.Sprintf("gave up after %d attempts", attempt)
 	case now.Sub(acceptedAt) >= d.maxAge:
@@ -573,6 +622,7 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	took := time.Since(start)
 	d.inflight.Add(-int64(n))
 	free()
+	d.report(ctx, n, took, err)
 	now := d.now()
 	a := store.Attempt{At: startedAt, Duration: took}
 	if err == nil {
@@ -601,14 +651,14 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 		fs[i], msg = d.failure(err, e.st, e.acceptedAt, attempts[i], a, now)
 		fs[i].seq = e.seq
 	}
+	d.failing.add(msg, n, "")
 	buried, serr := d.out.settle(d.q, fs)
 	if serr != nil {
 		d.log.Error("recording failed attempts", "destination", d.dest, "events", n, "err", serr)
 	}
 	for i, b := range buried {
 		if b {
-			d.dead.Add(1)
-			d.log.Warn("event dead-lettered", "destination", d.dest, "event_id", evs[i].ID, "seq", fs[i].seq, "attempt", attempts[i], "err", fs[i].st.LastError)
+			d.buried(evs[i].ID, fs[i].seq, attempts[i], fs[i].st.LastError)
 		}
 	}
 	d.log.Debug("batch delivery failed", "destination", d.dest, "events", n, "err", msg)

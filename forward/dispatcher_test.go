@@ -153,7 +153,11 @@ func TestDispatcher_HonoursRetryAfterOn429(t *testing.T) {
 	assert.GreaterOrEqual(t, got[1].At.Sub(got[0].At), time.Second, "waited at least Retry-After")
 }
 
-func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
+// TestDispatcher_PermanentStatusDeadLettersThenReplayAndPurge: a status
+// listed in PermanentStatus dead-letters at its first answer, with its
+// error and history; a replayed dead letter is delivered once the
+// internal service is fixed, and the rest can be purged.
+func TestDispatcher_PermanentStatusDeadLettersThenReplayAndPurge(t *testing.T) {
 	var bad atomic.Bool
 	bad.Store(true)
 	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int {
@@ -164,7 +168,9 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	}}
 	srv := startInternal(t, recv)
 	ob := openTestOutbox(t, OutboxOptions{})
-	d := newTestDispatcher(t, fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL})))
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.PermanentStatus = []int{400}
+	d := newTestDispatcher(t, o)
 	runDispatcher(t, d)
 
 	first, second := testEvent("400", 0), testEvent("400", 1)
@@ -190,6 +196,10 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StateDead, shown.State)
 	assert.Equal(t, first.Body, shown.Event.Body)
+	require.Len(t, shown.History, 1)
+	assert.Equal(t, http.StatusBadRequest, shown.History[0].Status)
+	assert.Equal(t, "HTTP 400 Bad Request", shown.History[0].Error)
+	assert.Positive(t, shown.History[0].Duration)
 
 	// The internal service is fixed; replay one dead letter.
 	bad.Store(false)
@@ -208,6 +218,62 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	assert.Zero(t, st.Dead)
 	assert.Zero(t, st.DeadBytes)
 	assert.Zero(t, st.Pending)
+}
+
+// TestDispatcher_4xxIsRetriedByDefault: a 404 (a mis-routed URL, fixed
+// later) no longer dead-letters: the event is retried, its history keeps
+// the last HistoryLen attempts, and once the service answers it is
+// delivered.
+func TestDispatcher_4xxIsRetriedByDefault(t *testing.T) {
+	var fixed atomic.Bool
+	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int {
+		if fixed.Load() {
+			return http.StatusOK
+		}
+		return http.StatusNotFound
+	}}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.PermanentStatus = []int{410} // listed: only it dead-letters
+	d := newTestDispatcher(t, o)
+	stop := runDispatcher(t, d)
+	ev := testEvent("404", 0)
+	require.NoError(t, ob.Append(t.Context(), ev))
+	require.Eventually(t, func() bool { return d.Stats().Failures >= HistoryLen+2 }, waitFor, tick)
+	stop()
+
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Dead, "a 404 is retried")
+	assert.Equal(t, 1, st.Pending)
+	e, err := ob.Show(t.Context(), ev.ID)
+	require.NoError(t, err)
+	failures := int(d.Stats().Failures)
+	assert.Equal(t, failures, e.Attempts)
+	require.Len(t, e.History, HistoryLen, "the last attempts only")
+	for i, a := range e.History {
+		assert.Equal(t, http.StatusNotFound, a.Status)
+		assert.Equal(t, "HTTP 404 Not Found", a.Error)
+		if i > 0 {
+			assert.False(t, a.At.Before(e.History[i-1].At), "oldest first")
+		}
+	}
+	assert.False(t, e.LastAttempt.Before(e.History[HistoryLen-1].At), "the last attempt is the history's last")
+
+	fixed.Store(true)
+	runDispatcher(t, newTestDispatcher(t, o))
+	requireDrained(t, ob)
+	assert.Equal(t, 1, recv.okByID()[ev.ID])
+}
+
+func TestNewDispatcher_PermanentStatusMustBeAnError(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{})
+	c := newTestClient(t, ClientOptions{URL: "http://127.0.0.1:1"})
+	for _, code := range []int{200, 302, 399, 600, 0} {
+		_, err := NewDispatcher(DispatcherOptions{Outbox: ob, Deliverer: c, PermanentStatus: []int{404, code}})
+		assert.ErrorIs(t, err, ErrInvalidOptions, "status %d", code)
+	}
 }
 
 func TestDispatcher_DeadLettersPastMaxAge(t *testing.T) {
@@ -387,6 +453,8 @@ func TestDispatcher_StopAbandonsInFlightKeepingItPending(t *testing.T) {
 	ob := openTestOutbox(t, OutboxOptions{})
 	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
 	o.DrainTimeout = -1
+	reports := make(chan AttemptReport, 1)
+	o.OnAttempt = func(r AttemptReport) { reports <- r }
 	d := newTestDispatcher(t, o)
 	stop := runDispatcher(t, d)
 
@@ -395,6 +463,9 @@ func TestDispatcher_StopAbandonsInFlightKeepingItPending(t *testing.T) {
 	begin := time.Now()
 	stop()
 	assert.Less(t, time.Since(begin), 5*time.Second)
+	r := <-reports
+	assert.True(t, r.Abandoned, "the hook says the attempt was cut short")
+	assert.Error(t, r.Err)
 
 	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 1)
@@ -501,12 +572,13 @@ func TestDispatcher_LogsNeverCarryBodyOrSecret(t *testing.T) {
 	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("topsecretvalue-topsecretvalue!!"))
 	ob := openTestOutbox(t, OutboxOptions{Logger: buf.logger()})
 	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL, SigningSecret: []byte(secret)}))
-	o.Logger = buf.logger()
-	runDispatcher(t, newTestDispatcher(t, o))
+	o.Logger, o.PermanentStatus = buf.logger(), []int{400}
+	d := newTestDispatcher(t, o)
+	d.warnEvery = 20 * time.Millisecond
+	runDispatcher(t, d)
 	ev := testEvent("logs", 0)
 	require.NoError(t, ob.Append(t.Context(), ev))
-	// The warning follows the dead-lettering's bookkeeping.
-	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "event dead-lettered") }, waitFor, tick)
+	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "events dead-lettered") }, waitFor, tick)
 
 	out := buf.String()
 	assert.Contains(t, out, ev.ID)

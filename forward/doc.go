@@ -125,10 +125,13 @@
 // [Dispatcher] claims due events of its destination, oldest first (lowest
 // sequence among those whose backoff ended), and hands each to a
 // [Deliverer], normally [Client]. It removes an event only after a 2xx.
-// Failures are retried with exponential backoff and full jitter, at least
-// the Retry-After of a 429 or 503; a 4xx other than 408 and 429, an event
-// older than MaxAge, or one past MaxAttempts is moved to the dead letters
-// with its last error (status and reason, never a body). Attempt counts,
+// Every other answer, and no answer, is retried with exponential backoff
+// and full jitter, at least the Retry-After of a 429 or 503, until the
+// event is past MaxAttempts or MaxAge; it then moves to the dead letters
+// with its last error (status and reason, never a body). Statuses listed
+// in [DispatcherOptions.PermanentStatus] dead-letter at their first answer
+// instead (a 4xx is often a mis-routed URL or an expired token, fixed in
+// minutes: retrying is the safe default). Attempt counts,
 // next-attempt times, errors and the last [HistoryLen] attempts (time,
 // status or error, duration) are persisted, so a restart respects them
 // and operators see them ([Outbox.Show]). Delivery is at least once: an
@@ -138,6 +141,13 @@
 // DNS, TLS, timeout), new attempts pause, growing from BackoffBase to at
 // most min(BackoffMax, 2 s), instead of trying every pending event against
 // it; any answer ends the pause ([DispatcherStats.PausedUntil]).
+//
+// Each attempt, single or batched, is reported to
+// [DispatcherOptions.OnAttempt] (for latency metrics). Failures and dead
+// letters are logged sampled, per destination: at most one "delivery
+// failing" and one "events dead-lettered" warning per 10 s, with the count
+// in the window, the window and the last error; per-event lines are debug.
+// Durations in log records are Go duration strings ("1.5s").
 //
 // # Headers
 //
