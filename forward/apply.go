@@ -48,12 +48,9 @@ type done struct {
 // delivered one. Its methods are safe for concurrent use; stop it before
 // closing the store.
 type applier struct {
-	st       *store.Store
-	jr       *journal.Journal
-	jgroup   *groupcommit.Group[*journalEntry]
-	log      *slog.Logger
-	queueFor func(dest string) *queue
-	closed   *atomic.Bool // the outbox's
+	applierOptions
+	jr     *journal.Journal
+	jgroup *groupcommit.Group[*journalEntry]
 
 	absorbed atomic.Uint64 // events delivered before they were stored
 
@@ -90,14 +87,36 @@ const applyRetry = time.Second
 // the journal.
 const applyInterval = 100 * time.Millisecond
 
-// openJournal recovers the journal at path into the store (the records
-// past the store's journal-applied mark: events acknowledged before a
-// crash that the applier had not copied yet), then opens it for writing
-// from its start, numbering on above everything the store knows, and
-// starts the applier.
-func openJournal(st *store.Store, path string, size int64, newRing func() (*uring.Ring, error),
-	queueFor func(string) *queue, closed *atomic.Bool, log *slog.Logger) (*applier, error) {
-	found, last, err := journalTail(st, path, queueFor)
+// applierOptions is what an applier needs of the outbox.
+type applierOptions struct {
+	st          *store.Store
+	path        string // the journal's
+	journalSize int64
+	newRing     func() (*uring.Ring, error)
+	queueFor    func(dest string) *queue
+	queues      func() []*queue
+	maxEvents   int
+	maxBytes    int64
+	// retain is how long delivered events are kept; zero or less: not at
+	// all (and those kept before are dropped).
+	retain time.Duration
+	now    func() time.Time
+	closed *atomic.Bool // the outbox's
+	log    *slog.Logger
+}
+
+// maxAgedPerApply bounds how many retained events past their age one
+// transaction drops (those over the limits are always all dropped).
+const maxAgedPerApply = 4096
+
+// openJournal recovers the journal into the store (the records past the
+// store's journal-applied mark: events acknowledged before a crash that
+// the applier had not copied yet), then opens it for writing from its
+// start, numbering on above everything the store knows. Call start to
+// run the applier.
+func openJournal(o applierOptions) (*applier, error) {
+	st := o.st
+	found, last, err := journalTail(st, o.path, o.queueFor)
 	if err != nil {
 		return nil, err
 	}
@@ -109,15 +128,15 @@ func openJournal(st *store.Store, path string, size int64, newRing func() (*urin
 		return nil, err
 	}
 	if len(found) > 0 {
-		log.Info("outbox journal recovered", "events", len(found))
+		o.log.Info("outbox journal recovered", "events", len(found))
 	}
-	jr, err := journal.Open(path, journal.Options{Size: size, NewRing: newRing})
+	jr, err := journal.Open(o.path, journal.Options{Size: o.journalSize, NewRing: o.newRing})
 	if err != nil {
 		return nil, err
 	}
 	jr.Start(last)
 	a := &applier{
-		st: st, jr: jr, log: log, queueFor: queueFor, closed: closed,
+		applierOptions: o, jr: jr,
 		wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
 		stop: make(chan struct{}), ended: make(chan struct{}),
 	}
@@ -333,9 +352,14 @@ func (a *applier) loop() {
 		a.queue, a.dones = nil, nil
 		a.mu.Unlock()
 		if len(batch) == 0 && len(dones) == 0 {
+			var prune <-chan time.Time
+			if every := a.pruneEvery(); every > 0 {
+				prune = time.After(every)
+			}
 			select {
 			case <-a.wake:
 				continue
+			case <-prune: // retained events may have aged: an apply drops them
 			case <-a.stop:
 				a.mu.Lock()
 				n := len(a.queue) + len(a.dones)
@@ -407,6 +431,8 @@ func (a *applier) apply(batch []*journalEntry, dones []done) error {
 			req.Done = append(req.Done, store.Done{Seq: d.seq, Success: d.success})
 		}
 	}
+	req.Retain = a.retain > 0
+	req.Evict = a.eviction()
 	res, err := a.st.Apply(&req)
 	clear(a.scratch)
 	if err != nil {
@@ -415,13 +441,65 @@ func (a *applier) apply(batch []*journalEntry, dones []done) error {
 		}
 		return err
 	}
+	// Accounted before the waiters are woken (MarkApplied, finishDeletes),
+	// so that a read after waitApplied sees the counts of this transaction.
+	for _, r := range res.Evicted {
+		q := a.queueFor(r.Destination)
+		q.mu.Lock()
+		q.retainedN--
+		q.retainedBytes -= r.Size
+		q.mu.Unlock()
+	}
+	a.absorbed.Add(uint64(skipped))
 	if len(batch) > 0 {
 		a.stored(batch)
 		a.jr.MarkApplied(batch[len(batch)-1].Seq)
 	}
-	a.absorbed.Add(uint64(skipped))
 	a.finishDeletes(dones, inBatch, res.DoneSizes, batch)
 	return nil
+}
+
+// eviction says which retained delivered events the next transaction
+// drops: enough that everything stored (pending, dead and retained, the
+// events being applied included) fits in the limits again, and those
+// older than the retention. A retained event therefore never makes Append
+// refuse an event: Append counts only pending events and dead letters, and
+// the room retained events take is given back at the next transaction.
+func (a *applier) eviction() store.Evict {
+	var ev store.Evict
+	retained := 0
+	events, bytes := 0, int64(0)
+	for _, q := range a.queues() {
+		q.mu.Lock()
+		events += q.pendingN + q.deadN + q.retainedN
+		bytes += q.pendingBytes + q.deadBytes + q.retainedBytes
+		retained += q.retainedN
+		q.mu.Unlock()
+	}
+	if retained == 0 {
+		return ev
+	}
+	ev.Events, ev.Bytes = events-a.maxEvents, bytes-a.maxBytes
+	ev.MaxAged = maxAgedPerApply
+	ev.Before = a.now().Add(-a.retain)
+	if a.retain <= 0 { // retention turned off: drop what was kept
+		ev.Before = a.now().Add(time.Hour)
+	}
+	return ev
+}
+
+// pruneEvery returns how long the idle applier waits before dropping
+// retained events that aged, zero when none is retained.
+func (a *applier) pruneEvery() time.Duration {
+	for _, q := range a.queues() {
+		q.mu.Lock()
+		n := q.retainedN
+		q.mu.Unlock()
+		if n > 0 {
+			return min(max(a.retain/4, 10*time.Millisecond), time.Minute)
+		}
+	}
+	return 0
 }
 
 // finishDeletes accounts for the removals of delivered events once their
@@ -445,6 +523,10 @@ func (a *applier) finishDeletes(dones []done, inBatch []bool, storedSizes []int6
 		if size > 0 {
 			d.q.pendingN--
 			d.q.pendingBytes -= size
+			if a.retain > 0 {
+				d.q.retainedN++
+				d.q.retainedBytes += size
+			}
 		}
 		d.q.sched.finish(d.seq, false, time.Time{})
 		d.q.mu.Unlock()

@@ -31,6 +31,9 @@ const (
 	DefaultMaxBytes      = 1 << 30
 	DefaultRememberFor   = 10 * time.Minute
 	DefaultMaxRemembered = 1_000_000
+	// DefaultRetainDelivered keeps a day of delivered events for replay,
+	// within the room the limits leave (see the package documentation).
+	DefaultRetainDelivered = 24 * time.Hour
 )
 
 // OutboxOptions configures [OpenOutbox]. Dir is required; every other zero
@@ -63,6 +66,13 @@ type OutboxOptions struct {
 	// MaxRemembered bounds the number of ids kept for AcceptedSince (the
 	// oldest go first). Zero means DefaultMaxRemembered.
 	MaxRemembered int
+	// RetainDelivered is how long delivered events (bodies included) are
+	// kept so that they can be replayed ([Outbox.ReplayDelivered]), within
+	// the room MaxEvents and MaxBytes leave: the oldest deliveries are
+	// dropped first, and before an Append could be refused, so a retained
+	// event never causes ErrFull. Zero means DefaultRetainDelivered;
+	// negative keeps none (and drops those kept before).
+	RetainDelivered time.Duration
 	// LockTimeout is how long opening waits for another process to release
 	// the file before failing with ErrLocked. Zero means 1 s.
 	LockTimeout time.Duration
@@ -191,7 +201,15 @@ func OpenOutbox(o OutboxOptions) (*Outbox, error) {
 			return nil, fmt.Errorf("reading outbox journal in %q: %w", o.Dir, err)
 		}
 	} else {
-		ob.ap, err = openJournal(ob.st, jpath, o.journalSize, o.newRing, ob.queueFor, &ob.closed, ob.log)
+		retain := o.RetainDelivered
+		if retain == 0 {
+			retain = DefaultRetainDelivered
+		}
+		ob.ap, err = openJournal(applierOptions{
+			st: ob.st, path: jpath, journalSize: o.journalSize, newRing: o.newRing,
+			queueFor: ob.queueFor, queues: ob.queueList, maxEvents: ob.maxEvents, maxBytes: ob.maxBytes,
+			retain: retain, now: ob.now, closed: &ob.closed, log: ob.log,
+		})
 		if err != nil {
 			_ = ob.st.Close()
 			return nil, fmt.Errorf("recovering outbox journal in %q: %w", o.Dir, err)

@@ -112,10 +112,10 @@ func (s *Store) putEntries(tx *bolt.Tx, entries []*Entry, retain bool) error {
 				return err
 			}
 		case retain:
-			var st State
-			st.AddAttempt(e.Success)
-			st.DeliveredAt = e.Success.At
-			if err := d.Put(deliveredKey(e.Success.At, e.Seq), encodeHeld(st, e.Rec)); err != nil {
+			one := [1]Attempt{e.Success}
+			one[0].Error = truncate(one[0].Error, maxAttemptError)
+			st := State{DeliveredAt: e.Success.At, History: one[:]}
+			if err := d.Put(deliveredKey(e.Success.At, e.Seq), encodeHeld(&st, e.Rec)); err != nil {
 				return err
 			}
 		}
@@ -146,7 +146,7 @@ func (s *Store) delivered(tx *bolt.Tx, dones []Done, retain bool) ([]int64, erro
 			}
 			state.AddAttempt(done.Success)
 			state.DeliveredAt, state.NextAttempt = done.Success.At, time.Time{}
-			if err := d.Put(deliveredKey(done.Success.At, done.Seq), encodeHeld(state, rec)); err != nil {
+			if err := d.Put(deliveredKey(done.Success.At, done.Seq), encodeHeld(&state, rec)); err != nil {
 				return nil, err
 			}
 		}

@@ -223,12 +223,21 @@ func recordAcceptedAt(b []byte) time.Time {
 // nanoseconds), status (uvarint) and error (uvarint length, bytes; at
 // most 200).
 func EncodeState(st State) []byte {
-	le := truncate(st.LastError, maxLastError)
-	n := 1 + 2*binary.MaxVarintLen64 + 32 + len(le)
+	return appendState(make([]byte, 0, stateSize(&st)), &st)
+}
+
+// stateSize bounds the length of st's encoding.
+func stateSize(st *State) int {
+	n := 1 + 2*binary.MaxVarintLen64 + 32 + min(len(st.LastError), maxLastError)
 	for _, a := range st.History {
-		n += 8 + 3*binary.MaxVarintLen64 + len(a.Error)
+		n += 8 + 3*binary.MaxVarintLen64 + min(len(a.Error), maxAttemptError)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendState appends st's encoding (EncodeState) to b.
+func appendState(b []byte, st *State) []byte {
+	le := truncate(st.LastError, maxLastError)
 	b = append(b, stateV2)
 	b = binary.AppendUvarint(b, uint64(max(st.Attempts, 0)))
 	for _, t := range [...]time.Time{st.LastAttempt, st.NextAttempt, st.DeadAt, st.DeliveredAt} {
@@ -336,9 +345,11 @@ func DecodeState(b []byte) (State, error) {
 }
 
 // encodeHeld joins a state and a record: a dead letter's or a retained
-// event's value.
-func encodeHeld(st State, rec []byte) []byte {
-	s := EncodeState(st)
+// event's value, in one allocation (a retained event's is written for
+// every delivery).
+func encodeHeld(st *State, rec []byte) []byte {
+	var buf [256]byte
+	s := appendState(buf[:0], st)
 	b := make([]byte, 0, binary.MaxVarintLen64+len(s)+len(rec))
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	b = append(b, s...)

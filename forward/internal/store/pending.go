@@ -73,7 +73,7 @@ func (s *Store) Fail(fs []Failure) (sizes []int64, err error) {
 				}
 				continue
 			}
-			if err := d.Put(k, encodeHeld(f.State, rec)); err != nil {
+			if err := d.Put(k, encodeHeld(&f.State, rec)); err != nil {
 				return err
 			}
 			if err := p.Delete(k); err != nil {
