@@ -407,8 +407,9 @@ func (a *applier) apply(batch []*journalEntry, dones []done) error {
 	for _, e := range batch {
 		e.Delivered = false
 	}
+	var idx batchIndex
 	if len(dones) > 0 && len(batch) > 0 {
-		idx := newBatchIndex(batch)
+		idx = newBatchIndex(batch)
 		for i, d := range dones {
 			if e, ok := idx.find(d.seq); ok && !e.Delivered {
 				e.Delivered, e.Success = true, d.success
@@ -455,7 +456,7 @@ func (a *applier) apply(batch []*journalEntry, dones []done) error {
 		a.stored(batch)
 		a.jr.MarkApplied(batch[len(batch)-1].Seq)
 	}
-	a.finishDeletes(dones, inBatch, res.DoneSizes, batch)
+	a.finishDeletes(dones, inBatch, res.DoneSizes, idx)
 	return nil
 }
 
@@ -503,12 +504,14 @@ func (a *applier) pruneEvery() time.Duration {
 }
 
 // finishDeletes accounts for the removals of delivered events once their
-// transaction committed: they leave their queue's counts and schedule.
-func (a *applier) finishDeletes(dones []done, inBatch []bool, storedSizes []int64, batch []*journalEntry) {
+// transaction committed: they leave their queue's pending counts (for its
+// retained ones, when retaining) and its schedule. inBatch[i] says dones[i]
+// was in the transaction's batch (found through idx); the others' sizes
+// are storedSizes, in order.
+func (a *applier) finishDeletes(dones []done, inBatch []bool, storedSizes []int64, idx batchIndex) {
 	if len(dones) == 0 {
 		return
 	}
-	idx := newBatchIndex(batch)
 	j := 0
 	for i, d := range dones {
 		var size int64

@@ -109,10 +109,13 @@ type Outbox struct {
 
 	maxEvents int
 	maxBytes  int64
-	queuesMu  sync.Mutex // guards queues in a read-only open (they are made as found)
-	queues    map[string]*queue
-	def       *queue
-	freshN    atomic.Int64
+	// queues holds a queue per destination: fixed once a writable open
+	// returns (Append reads it without a lock); a read-only open adds the
+	// destinations it finds, under queuesMu.
+	queuesMu sync.Mutex
+	queues   map[string]*queue
+	def      *queue
+	freshN   atomic.Int64
 
 	// unapplied holds, in a read-only open, the journal's records past the
 	// store's applied mark: events answered OK before a crash, which the
