@@ -20,23 +20,25 @@ import (
 // journal, what the journal hands the applier, and (until its first
 // attempt) what the Dispatcher delivers from memory.
 type journalEntry struct {
-	store.Entry        // Seq, acceptance time, record, id; Delivered when absorbed
+	store.Entry        // sequence number, record, id and acceptance time
 	q           *queue // the destination's queue
 	err         error  // a failure of this entry alone (stored directly)
 	// ev is the event as appended, its body within Rec; the zero Event
 	// for entries found by recovery. See queue.fresh.
 	ev Event
 	// early: the dispatcher could take it from memory before it was
-	// stored (see handoff).
-	early bool
+	// stored (see handoff). absorbed: it was delivered before that, so
+	// the applier does not store it as pending (see apply).
+	early, absorbed bool
 }
 
-// done is a delivered event handed to the applier, with its successful
-// attempt.
-type done struct {
-	q       *queue
-	seq     uint64
-	success store.Attempt
+// success is a successful attempt of one or more events of a queue,
+// handed to the applier, which removes (or retains) them.
+type success struct {
+	q        *queue
+	seqs     []uint64
+	at       time.Time // when the attempt started
+	duration time.Duration
 }
 
 // applier is the outbox's write path between Append and the store: it
@@ -56,7 +58,7 @@ type applier struct {
 
 	mu    sync.Mutex
 	queue []*journalEntry // synced to the journal, not yet in the store
-	dones []done          // delivered, to be removed from the store
+	dones []success       // delivered, to be removed from the store
 	err   error           // the last failure to apply, nil once one succeeds
 	wake  chan struct{}
 	hurry chan struct{} // the journal waits to be reused: skip the pause
@@ -69,6 +71,10 @@ type applier struct {
 	delQueued, delDone uint64
 
 	scratch []*store.Entry // the applier goroutine's
+
+	// The journal group leader's (one at a time), reused.
+	leaderEntries  []*journalEntry
+	leaderPayloads [][]byte
 }
 
 // applyRetry is how long the applier waits after a failed transaction.
@@ -169,7 +175,7 @@ func journalTail(st *store.Store, path string, queueFor func(string) *queue) (fo
 			return fmt.Errorf("journal record %d: %w", seq, err)
 		}
 		found = append(found, &journalEntry{
-			Entry: store.Entry{Seq: seq, At: r.AcceptedAt, Rec: rec, ID: store.NewAcceptedID(r.AcceptedAt, r.ID)},
+			Entry: store.Entry{Seq: seq, Rec: rec, ID: store.NewAcceptedID(r.AcceptedAt, r.ID)},
 			q:     queueFor(r.Destination),
 		})
 		last = max(last, seq)
@@ -196,12 +202,16 @@ func (a *applier) append(e *journalEntry) error {
 // too large for the journal is stored directly, in order, once everything
 // before it is applied.
 func (a *applier) commit(group []*groupcommit.Call[*journalEntry]) {
-	entries := make([]*journalEntry, 0, len(group))
-	payloads := make([][]byte, 0, len(group))
+	entries, payloads := a.leaderEntries[:0], a.leaderPayloads[:0]
 	for _, c := range group {
 		entries = append(entries, c.Req)
 		payloads = append(payloads, c.Req.Rec)
 	}
+	defer func() {
+		clear(entries)
+		clear(payloads)
+		a.leaderEntries, a.leaderPayloads = entries[:0], payloads[:0]
+	}()
 	var err error
 	for len(entries) > 0 && err == nil {
 		n := 0
@@ -235,7 +245,7 @@ func (a *applier) storeDirect(e *journalEntry) {
 	if e.Seq, e.err = a.jr.Reserve(); e.err != nil {
 		return
 	}
-	if e.err = a.st.PutDirect(&e.Entry, e.At); e.err == nil {
+	if e.err = a.st.PutDirect(&e.Entry, e.At()); e.err == nil {
 		a.stored([]*journalEntry{e})
 		a.jr.MarkApplied(e.Seq)
 	}
@@ -297,7 +307,7 @@ func (a *applier) stored(entries []*journalEntry) {
 		added := false
 		q.mu.Lock()
 		for _, e := range run {
-			if e.early || e.Delivered {
+			if e.early || e.absorbed {
 				continue // deliverable since handoff
 			}
 			q.sched.add(e.Seq, time.Time{})
@@ -396,44 +406,43 @@ func (a *applier) loop() {
 }
 
 // apply, in one transaction, stores batch and removes the delivered
-// events of dones, then makes batch deliverable and accounts for the
-// removals. An event of batch that dones already holds (delivered early,
-// before this transaction) is not written as pending, only its id is
-// remembered. On failure nothing is accounted: the caller queues both
-// again.
-func (a *applier) apply(batch []*journalEntry, dones []done) error {
-	inBatch := make([]bool, len(dones))
-	skipped := 0
+// events of dels, then makes batch deliverable and accounts for the
+// removals. An event of batch that dels already holds (delivered early,
+// before this transaction) is absorbed: not written as pending, only its
+// id is remembered (and, when retaining, it is retained). On failure
+// nothing is accounted: the caller queues both again.
+func (a *applier) apply(batch []*journalEntry, dels []success) error {
 	for _, e := range batch {
-		e.Delivered = false
+		e.absorbed = false
 	}
 	var idx batchIndex
-	if len(dones) > 0 && len(batch) > 0 {
+	if len(dels) > 0 && len(batch) > 0 {
 		idx = newBatchIndex(batch)
-		for i, d := range dones {
-			if e, ok := idx.find(d.seq); ok && !e.Delivered {
-				e.Delivered, e.Success = true, d.success
-				inBatch[i] = true
-				skipped++
+	}
+	req := store.Apply{Retain: a.retain > 0, Evict: a.eviction()}
+	var fromBatch []*journalEntry // per removed event in dels' order: its entry if absorbed
+	for _, d := range dels {
+		for _, seq := range d.seqs {
+			done := store.Done{Seq: seq, At: d.at, Duration: d.duration}
+			if e, ok := idx.find(seq); ok && !e.absorbed {
+				e.absorbed = true
+				req.Absorbed = append(req.Absorbed, done)
+				fromBatch = append(fromBatch, e)
+				continue
 			}
+			req.Done = append(req.Done, done)
+			fromBatch = append(fromBatch, nil)
 		}
 	}
-	req := store.Apply{}
+	slices.SortFunc(req.Absorbed, func(x, y store.Done) int { return cmp.Compare(x.Seq, y.Seq) })
 	if len(batch) > 0 {
 		a.scratch = a.scratch[:0]
 		for _, e := range batch {
 			a.scratch = append(a.scratch, &e.Entry)
 		}
 		req.Entries = a.scratch
-		req.Now = batch[len(batch)-1].At
+		req.Now = batch[len(batch)-1].At()
 	}
-	for i, d := range dones {
-		if !inBatch[i] {
-			req.Done = append(req.Done, store.Done{Seq: d.seq, Success: d.success})
-		}
-	}
-	req.Retain = a.retain > 0
-	req.Evict = a.eviction()
 	res, err := a.st.Apply(&req)
 	clear(a.scratch)
 	if err != nil {
@@ -451,12 +460,12 @@ func (a *applier) apply(batch []*journalEntry, dones []done) error {
 		q.retainedBytes -= r.Size
 		q.mu.Unlock()
 	}
-	a.absorbed.Add(uint64(skipped))
+	a.absorbed.Add(uint64(len(req.Absorbed)))
 	if len(batch) > 0 {
 		a.stored(batch)
 		a.jr.MarkApplied(batch[len(batch)-1].Seq)
 	}
-	a.finishDeletes(dones, inBatch, res.DoneSizes, idx)
+	a.finishDeletes(dels, fromBatch, res.DoneSizes)
 	return nil
 }
 
@@ -505,49 +514,51 @@ func (a *applier) pruneEvery() time.Duration {
 
 // finishDeletes accounts for the removals of delivered events once their
 // transaction committed: they leave their queue's pending counts (for its
-// retained ones, when retaining) and its schedule. inBatch[i] says dones[i]
-// was in the transaction's batch (found through idx); the others' sizes
-// are storedSizes, in order.
-func (a *applier) finishDeletes(dones []done, inBatch []bool, storedSizes []int64, idx batchIndex) {
-	if len(dones) == 0 {
+// retained ones, when retaining) and its schedule. fromBatch has, per
+// event of dels in order, its entry when it was absorbed (its record's
+// size counts); the others' sizes are storedSizes, in order.
+func (a *applier) finishDeletes(dels []success, fromBatch []*journalEntry, storedSizes []int64) {
+	if len(fromBatch) == 0 {
 		return
 	}
-	j := 0
-	for i, d := range dones {
-		var size int64
-		if inBatch[i] {
-			e, _ := idx.find(d.seq)
-			size = int64(len(e.Rec))
-		} else {
-			size = storedSizes[j]
-			j++
-		}
+	i, j := 0, 0
+	for _, d := range dels {
 		d.q.mu.Lock()
-		if size > 0 {
-			d.q.pendingN--
-			d.q.pendingBytes -= size
-			if a.retain > 0 {
-				d.q.retainedN++
-				d.q.retainedBytes += size
+		for _, seq := range d.seqs {
+			var size int64
+			if e := fromBatch[i]; e != nil {
+				size = int64(len(e.Rec))
+			} else {
+				size = storedSizes[j]
+				j++
 			}
+			i++
+			if size > 0 {
+				d.q.pendingN--
+				d.q.pendingBytes -= size
+				if a.retain > 0 {
+					d.q.retainedN++
+					d.q.retainedBytes += size
+				}
+			}
+			d.q.sched.finish(seq, false, time.Time{})
 		}
-		d.q.sched.finish(d.seq, false, time.Time{})
 		d.q.mu.Unlock()
 	}
 	a.delMu.Lock()
-	a.delDone += uint64(len(dones))
+	a.delDone += uint64(len(fromBatch))
 	a.delMu.Unlock()
 	a.delCond.Broadcast()
 }
 
-// queueDeletes hands delivered events to the applier, which removes them
+// queueDeletes hands a success to the applier, which removes its events
 // with its next transaction; until then they stay claimed.
-func (a *applier) queueDeletes(ds []done) {
+func (a *applier) queueDeletes(d success) {
 	a.delMu.Lock()
-	a.delQueued += uint64(len(ds))
+	a.delQueued += uint64(len(d.seqs))
 	a.delMu.Unlock()
 	a.mu.Lock()
-	a.dones = append(a.dones, ds...)
+	a.dones = append(a.dones, d)
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:

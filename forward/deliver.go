@@ -16,13 +16,13 @@ import (
 type loaded struct {
 	seq        uint64
 	ev         Event
-	st         store.State
+	st         *store.State // nil for a fresh event: never attempted
 	acceptedAt time.Time
 }
 
 // fromFresh is a fresh entry as delivered from memory: never attempted.
 func fromFresh(e *journalEntry) loaded {
-	return loaded{seq: e.Seq, ev: e.ev, acceptedAt: store.Normalize(e.At)}
+	return loaded{seq: e.Seq, ev: e.ev, acceptedAt: e.At()}
 }
 
 // loadOne reads a claimed event of q. It returns ErrNotFound when the
@@ -81,7 +81,7 @@ func (o *Outbox) loadStored(seqs []uint64) (found []loaded, gone []uint64, err e
 	}
 	found = make([]loaded, len(ps))
 	for i := range ps {
-		found[i] = loaded{seq: ps[i].Seq, ev: eventOf(&ps[i].Record), st: ps[i].State, acceptedAt: ps[i].Record.AcceptedAt}
+		found[i] = loaded{seq: ps[i].Seq, ev: eventOf(&ps[i].Record), st: &ps[i].State, acceptedAt: ps[i].Record.AcceptedAt}
 	}
 	return found, gone, nil
 }
@@ -89,8 +89,16 @@ func (o *Outbox) loadStored(seqs []uint64) (found []loaded, gone []uint64, err e
 // complete hands delivered events to the applier, which removes them from
 // the pending events (or retains them) with its next transaction; they
 // stay claimed until then.
-func (o *Outbox) complete(ds []done) {
-	o.ap.queueDeletes(ds)
+func (o *Outbox) complete(d success) {
+	o.ap.queueDeletes(d)
+}
+
+// state returns l's delivery state, the zero State for a fresh event.
+func (l *loaded) state() store.State {
+	if l.st == nil {
+		return store.State{}
+	}
+	return *l.st
 }
 
 // failedEntry is the outcome of a failed attempt: the event's new state,

@@ -505,7 +505,8 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 		d.q.requeue(seq, d.now().Add(d.ceil))
 		return
 	}
-	attempt := l.st.Attempts + 1
+	st := l.state()
+	attempt := st.Attempts + 1
 	d.attempts.Add(1)
 	d.inflight.Add(1)
 	startedAt, start := d.now(), time.Now()
@@ -518,7 +519,7 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 	if err == nil {
 		d.reachable()
 		d.successes.Add(1)
-		d.out.complete([]done{{q: d.q, seq: seq, success: store.Attempt{At: startedAt, Duration: took}}})
+		d.out.complete(success{q: d.q, seqs: []uint64{seq}, at: startedAt, duration: took})
 		d.log.Debug("event delivered", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt)
 		return
 	}
@@ -530,7 +531,7 @@ func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
 	}
 	d.failures.Add(1)
 	d.unreachable(err)
-	f, msg := d.failure(err, l.st, l.acceptedAt, attempt, store.Attempt{At: startedAt, Duration: took}, now)
+	f, msg := d.failure(err, st, l.acceptedAt, attempt, store.Attempt{At: startedAt, Duration: took}, now)
 	f.seq = seq
 	d.failing.add(msg, 1, "")
 	buried, serr := d.out.settle(d.q, []failedEntry{f})
@@ -613,7 +614,7 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	evs := make([]Event, n)
 	attempts := make([]int, n)
 	for i, e := range entries {
-		evs[i], attempts[i] = e.ev, e.st.Attempts+1
+		evs[i], attempts[i] = e.ev, e.state().Attempts+1
 	}
 	d.attempts.Add(uint64(n))
 	d.inflight.Add(int64(n))
@@ -628,11 +629,11 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	if err == nil {
 		d.reachable()
 		d.successes.Add(uint64(n))
-		ds := make([]done, n)
+		seqs := make([]uint64, n)
 		for i, e := range entries {
-			ds[i] = done{q: d.q, seq: e.seq, success: a}
+			seqs[i] = e.seq
 		}
-		d.out.complete(ds)
+		d.out.complete(success{q: d.q, seqs: seqs, at: startedAt, duration: took})
 		d.log.Debug("events delivered", "destination", d.dest, "events", n)
 		return
 	}
@@ -648,7 +649,7 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	fs := make([]failedEntry, n)
 	var msg string
 	for i, e := range entries {
-		fs[i], msg = d.failure(err, e.st, e.acceptedAt, attempts[i], a, now)
+		fs[i], msg = d.failure(err, e.state(), e.acceptedAt, attempts[i], a, now)
 		fs[i].seq = e.seq
 	}
 	d.failing.add(msg, n, "")

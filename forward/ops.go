@@ -72,10 +72,10 @@ func (o *Outbox) Stats() (Stats, error) {
 	}
 	for _, e := range o.unapplied { // read-only: newer than anything stored
 		if s.OldestPending.IsZero() {
-			s.OldestPending = e.At
+			s.OldestPending = e.At()
 		}
 		if i := index(e.q.name); i >= 0 && s.Destinations[i].OldestPending.IsZero() {
-			s.Destinations[i].OldestPending = e.At
+			s.Destinations[i].OldestPending = e.At()
 		}
 	}
 	return s, nil

@@ -424,7 +424,7 @@ func (o *Outbox) Append(ctx context.Context, ev Event) error {
 		return fmt.Errorf("writing event to outbox: %w", err)
 	}
 	e := &journalEntry{
-		Entry: store.Entry{At: now, Rec: rec, ID: store.NewAcceptedID(now, ev.ID)},
+		Entry: store.Entry{Rec: rec, ID: store.NewAcceptedID(now, ev.ID)},
 		q:     q,
 		ev:    freshCopy(ev, rec),
 	}

@@ -315,7 +315,7 @@ func TestOutbox_AcceptedSince_WindowAlsoAfterDelivery(t *testing.T) {
 	for range 2 {
 		seq, _, ok := ob.def.claim(clock.Now())
 		require.True(t, ok)
-		ob.complete([]done{{q: ob.def, seq: seq}})
+		ob.complete(success{q: ob.def, seqs: []uint64{seq}})
 	}
 	st, err := ob.Stats()
 	require.NoError(t, err)

@@ -202,7 +202,7 @@ func TestPutAccepted_BlocksOfAtMost64InTimeOrder(t *testing.T) {
 	for i := range 150 {
 		at := base.Add(time.Duration((i*37)%150) * time.Millisecond) // a permutation of 0..149 ms
 		id := testRecord("", "put", i, at).ID
-		entries = append(entries, &Entry{Seq: uint64(1000 + i), At: at, ID: NewAcceptedID(at, id)})
+		entries = append(entries, &Entry{Seq: uint64(1000 + i), ID: NewAcceptedID(at, id)})
 	}
 	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error { return putAccepted(tx.Bucket(bucketAccepted), entries) }))
 

@@ -16,21 +16,21 @@ var ErrClosed = berrors.ErrDatabaseNotOpen
 // applier hands it over.
 type Entry struct {
 	Seq uint64
-	At  time.Time // acceptance time
-	Rec []byte    // EncodeRecord's form
-	ID  AcceptedID
-	// Delivered is set when the event was delivered before it was stored:
-	// it is then kept as a retained delivered event (when retaining) or
-	// only its id is remembered. Success is that attempt.
-	Delivered bool
-	Success   Attempt
+	Rec []byte     // EncodeRecord's form
+	ID  AcceptedID // the event id and its acceptance time
 }
 
-// Done is a stored pending event that was delivered.
+// At returns the entry's acceptance time.
+func (e *Entry) At() time.Time { return fromUnixNano(e.ID.at) }
+
+// Done is a delivered event and its successful attempt.
 type Done struct {
-	Seq     uint64
-	Success Attempt
+	Seq      uint64
+	At       time.Time     // when the attempt started
+	Duration time.Duration // how long it took
 }
+
+func (d *Done) attempt() Attempt { return Attempt{At: d.At, Duration: d.Duration} }
 
 // Evict says which retained delivered events an applier transaction
 // drops, oldest delivery first: enough to free Events events and Bytes
@@ -45,7 +45,11 @@ type Evict struct {
 // Apply is one applier transaction.
 type Apply struct {
 	Entries []*Entry // new records, in sequence order
-	Done    []Done   // stored pending events delivered
+	// Absorbed lists, in sequence order, events of Entries delivered before
+	// they were stored: each is kept as a retained delivered event (when
+	// retaining) or only its id is remembered.
+	Absorbed []Done
+	Done     []Done // stored pending events delivered
 	// Retain keeps delivered events (with their history) instead of
 	// deleting them.
 	Retain bool
@@ -69,8 +73,8 @@ type Applied struct {
 	Pruned    int       // accepted ids pruned
 }
 
-// Apply stores a's entries as pending (or, delivered already, as retained
-// or not at all) and remembers their ids, moves the journal-applied mark
+// Apply stores a's entries as pending (or, absorbed, as retained or not at
+// all) and remembers their ids, moves the journal-applied mark
 // to the last of them, removes (or, retaining, moves to the retained
 // events) the delivered events of a.Done, and evicts retained events, all
 // in one transaction shared with concurrent writes. On error nothing
@@ -84,7 +88,7 @@ func (s *Store) Apply(a *Apply) (Applied, error) {
 			return err
 		}
 		if len(a.Entries) > 0 {
-			if err := s.putEntries(tx, a.Entries, a.Retain); err != nil {
+			if err := s.putEntries(tx, a.Entries, a.Absorbed, a.Retain); err != nil {
 				return err
 			}
 			if res.Pruned, err = s.pruneAccepted(tx.Bucket(bucketAccepted), a.Now, len(a.Entries)); err != nil {
@@ -101,23 +105,28 @@ func (s *Store) Apply(a *Apply) (Applied, error) {
 	return res, nil
 }
 
-// putEntries stores entries, remembers their ids and moves the
-// journal-applied mark to the last of them.
-func (s *Store) putEntries(tx *bolt.Tx, entries []*Entry, retain bool) error {
+// putEntries stores entries, except those absorbed (which are retained
+// when retaining), remembers their ids and moves the journal-applied mark
+// to the last of them. Both lists are in sequence order.
+func (s *Store) putEntries(tx *bolt.Tx, entries []*Entry, absorbed []Done, retain bool) error {
 	p, d := tx.Bucket(bucketPending), tx.Bucket(bucketDelivered)
 	for _, e := range entries {
-		switch {
-		case !e.Delivered:
+		for len(absorbed) > 0 && absorbed[0].Seq < e.Seq {
+			absorbed = absorbed[1:]
+		}
+		if len(absorbed) == 0 || absorbed[0].Seq != e.Seq {
 			if err := p.Put(SeqKey(e.Seq), e.Rec); err != nil {
 				return err
 			}
-		case retain:
-			one := [1]Attempt{e.Success}
-			one[0].Error = truncate(one[0].Error, maxAttemptError)
-			st := State{DeliveredAt: e.Success.At, History: one[:]}
-			if err := d.Put(deliveredKey(e.Success.At, e.Seq), encodeHeld(&st, e.Rec)); err != nil {
-				return err
-			}
+			continue
+		}
+		if !retain {
+			continue
+		}
+		one := [1]Attempt{absorbed[0].attempt()}
+		st := State{DeliveredAt: absorbed[0].At, History: one[:]}
+		if err := d.Put(deliveredKey(absorbed[0].At, e.Seq), encodeHeld(&st, e.Rec)); err != nil {
+			return err
 		}
 	}
 	if err := putAccepted(tx.Bucket(bucketAccepted), entries); err != nil {
@@ -144,9 +153,9 @@ func (s *Store) delivered(tx *bolt.Tx, dones []Done, retain bool) ([]int64, erro
 			if sv := st.Get(k); sv != nil {
 				state, _ = DecodeState(sv)
 			}
-			state.AddAttempt(done.Success)
-			state.DeliveredAt, state.NextAttempt = done.Success.At, time.Time{}
-			if err := d.Put(deliveredKey(done.Success.At, done.Seq), encodeHeld(&state, rec)); err != nil {
+			state.AddAttempt(done.attempt())
+			state.DeliveredAt, state.NextAttempt = done.At, time.Time{}
+			if err := d.Put(deliveredKey(done.At, done.Seq), encodeHeld(&state, rec)); err != nil {
 				return nil, err
 			}
 		}
@@ -197,7 +206,7 @@ func evict(tx *bolt.Tx, e Evict) ([]Removed, error) {
 func (s *Store) PutDirect(e *Entry, now time.Time) error {
 	var pruned int
 	err := s.update(func(tx *bolt.Tx) error {
-		if err := s.putEntries(tx, []*Entry{e}, false); err != nil {
+		if err := s.putEntries(tx, []*Entry{e}, nil, false); err != nil {
 			return err
 		}
 		var err error
@@ -217,7 +226,7 @@ func (s *Store) Recover(entries []*Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error { return s.putEntries(tx, entries, false) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return s.putEntries(tx, entries, nil, false) })
 	if err != nil {
 		return fmt.Errorf("applying %d journal records: %w", len(entries), err)
 	}

@@ -40,7 +40,7 @@ func testRecord(dest, tag string, i int, at time.Time) Record {
 
 // entry returns r as the applier hands it to Apply, with sequence seq.
 func entry(seq uint64, r Record) *Entry {
-	return &Entry{Seq: seq, At: r.AcceptedAt, Rec: EncodeRecord(&r), ID: NewAcceptedID(r.AcceptedAt, r.ID)}
+	return &Entry{Seq: seq, Rec: EncodeRecord(&r), ID: NewAcceptedID(r.AcceptedAt, r.ID)}
 }
 
 // putRecords stores records as pending with sequences from first on, and

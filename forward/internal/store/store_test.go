@@ -175,8 +175,8 @@ func TestApply_RetainsDeliveredWithHistoryAndEvictsOldestFirst(t *testing.T) {
 	ok := Attempt{At: at.Add(time.Minute), Duration: 3 * time.Millisecond}
 	early := testRecord("b", "ret", 4, at)
 	e4 := entry(4, early)
-	e4.Delivered, e4.Success = true, Attempt{At: at.Add(30 * time.Second), Duration: time.Millisecond}
-	res, err := s.Apply(&Apply{Entries: []*Entry{e4}, Done: []Done{{Seq: 1, Success: ok}, {Seq: 99, Success: ok}}, Retain: true, Now: at})
+	res, err := s.Apply(&Apply{Entries: []*Entry{e4}, Absorbed: []Done{{Seq: 4, At: at.Add(30 * time.Second), Duration: time.Millisecond}},
+		Done: []Done{{Seq: 1, At: ok.At, Duration: ok.Duration}, {Seq: 99, At: ok.At}}, Retain: true, Now: at})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{int64(len(EncodeRecord(&recs[0]))), 0}, res.DoneSizes, "a removal of an event gone is size 0")
 
@@ -194,7 +194,7 @@ func TestApply_RetainsDeliveredWithHistoryAndEvictsOldestFirst(t *testing.T) {
 	assert.Equal(t, []uint64{2, 3}, seqs(pend))
 
 	// Without retention a delivery removes the event.
-	res, err = s.Apply(&Apply{Done: []Done{{Seq: 2, Success: ok}}})
+	res, err = s.Apply(&Apply{Done: []Done{{Seq: 2, At: ok.At}}})
 	require.NoError(t, err)
 	assert.Positive(t, res.DoneSizes[0])
 	_, err = s.Find("2")
@@ -325,7 +325,7 @@ func TestOps_ReplayPurgeRetry(t *testing.T) {
 	assert.True(t, now.State.NextAttempt.IsZero())
 	assert.Equal(t, 2, now.State.Attempts, "retry-now keeps the attempt count")
 
-	_, err = s.Apply(&Apply{Done: []Done{{Seq: 5, Success: Attempt{At: at}}, {Seq: 6, Success: Attempt{At: at}}}, Retain: true})
+	_, err = s.Apply(&Apply{Done: []Done{{Seq: 5, At: at}, {Seq: 6, At: at}}, Retain: true})
 	require.NoError(t, err)
 	held, matched, err := s.SelectDelivered(&Filter{Refs: []string{"6", "5", "2"}})
 	require.NoError(t, err)
