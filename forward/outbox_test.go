@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/imedge/imedge/internal/testkit"
@@ -413,6 +414,27 @@ func TestOutbox_Reopen_SurvivesTornMetaPage(t *testing.T) {
 	require.NoError(t, re.Append(t.Context(), testEvent("torn", 2)), "the store stays writable")
 	list := listAll(t, re, StatePending)
 	assert.Len(t, list, 3)
+}
+
+// TestOutbox_Open_RefusesANewerFormat: an outbox written by a newer
+// imedge is refused, writable or read-only, with what to do.
+func TestOutbox_Open_RefusesANewerFormat(t *testing.T) {
+	dir := t.TempDir()
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir})
+	require.NoError(t, ob.Append(t.Context(), testEvent("newer", 0)))
+	require.NoError(t, ob.Close())
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte{3})
+	}))
+	require.NoError(t, db.Close())
+
+	for _, ro := range []bool{false, true} {
+		_, err := OpenOutbox(OutboxOptions{Dir: dir, ReadOnly: ro})
+		require.ErrorIs(t, err, ErrNewerFormat)
+		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version first")
+	}
 }
 
 func TestOutbox_ErrorsAreSentinels(t *testing.T) {

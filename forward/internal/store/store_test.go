@@ -216,6 +216,29 @@ func TestApply_RetainsDeliveredWithHistoryAndEvictsOldestFirst(t *testing.T) {
 	assert.Empty(t, items)
 }
 
+// TestApply_AbsorbedWithoutRetentionKeepsOnlyTheID: an event delivered
+// before it was stored is not written as pending nor retained; its id is
+// remembered and the journal mark moves past it.
+func TestApply_AbsorbedWithoutRetentionKeepsOnlyTheID(t *testing.T) {
+	s := openTest(t, "", Options{RememberFor: time.Hour})
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	r1, r2 := testRecord("a", "abs", 1, at), testRecord("a", "abs", 2, at)
+	_, err := s.Apply(&Apply{Entries: []*Entry{entry(1, r1), entry(2, r2)}, Absorbed: []Done{{Seq: 1, At: at}}, Now: at})
+	require.NoError(t, err)
+	pend, _, err := s.List(KindPending, nil, 0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{2}, seqs(pend))
+	kept, _, err := s.List(KindDelivered, nil, 0, 0)
+	require.NoError(t, err)
+	assert.Empty(t, kept)
+	var ids []string
+	require.NoError(t, s.AcceptedSince(time.Time{}, func(id string, _ time.Time) { ids = append(ids, id) }))
+	assert.Equal(t, []string{r1.ID, r2.ID}, ids)
+	applied, _, err := s.Marks()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), applied)
+}
+
 func TestFail_DeadLettersWithStateAndSkipsGone(t *testing.T) {
 	s := openTest(t, "", Options{})
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
