@@ -272,7 +272,7 @@ func (o *Outbox) makeQueues(names []string) {
 			e += o.maxEvents - events*n
 			b += o.maxBytes - bytes*int64(n)
 		}
-		o.queues[name] = newQueue(name, e, b, &o.freshN)
+		o.queues[name] = newQueue(name, e, b, freshShare(n))
 	}
 	o.def = o.queues[DefaultDestination]
 }
@@ -292,7 +292,7 @@ func (o *Outbox) queueFor(dest string) *queue {
 	defer o.queuesMu.Unlock()
 	q, ok := o.queues[dest]
 	if !ok {
-		q = newQueue(dest, o.maxEvents, o.maxBytes, &o.freshN)
+		q = newQueue(dest, o.maxEvents, o.maxBytes, 0) // read-only: nothing fresh
 		o.queues[dest] = q
 	}
 	return q

@@ -17,8 +17,8 @@ type queue struct {
 	maxEvents int   // share of OutboxOptions.MaxEvents
 	maxBytes  int64 // share of OutboxOptions.MaxBytes
 	wake      chan struct{}
-	running   atomic.Bool   // a Dispatcher runs on it
-	freshN    *atomic.Int64 // fresh events of every queue (bounded by maxFresh)
+	running   atomic.Bool // a Dispatcher runs on it
+	maxFresh  int         // bounds fresh (freshShare)
 
 	mu            sync.Mutex
 	pendingN      int
@@ -35,18 +35,28 @@ type queue struct {
 	fresh map[uint64]*journalEntry
 }
 
-func newQueue(name string, maxEvents int, maxBytes int64, freshN *atomic.Int64) *queue {
+func newQueue(name string, maxEvents int, maxBytes int64, maxFresh int) *queue {
 	return &queue{
-		name: name, maxEvents: maxEvents, maxBytes: maxBytes, freshN: freshN,
+		name: name, maxEvents: maxEvents, maxBytes: maxBytes, maxFresh: maxFresh,
 		wake: make(chan struct{}, 1), sched: newSchedule(), fresh: make(map[uint64]*journalEntry),
 	}
 }
 
-// maxFresh bounds the fresh events of all queues: enough for the events
-// between their store and their first attempt under load (a dispatcher
-// claims at most concurrency × batch at a time); beyond it, and for every
-// retry, the dispatcher reads the store. About 1 KiB an event.
+// maxFresh bounds the fresh events of all queues together: enough for the
+// events between their store and their first attempt under load (a
+// dispatcher claims at most concurrency × batch at a time); beyond it, and
+// for every retry, the dispatcher reads the store (once the applier stored
+// the event). About 1 KiB an event.
 const maxFresh = 8192
+
+// freshShare is each of n queues' bound on its fresh events: an equal
+// share of maxFresh, so that the events of a destination whose service is
+// down (which wait in memory) do not take the room of the others, but at
+// least minFresh.
+func freshShare(n int) int { return max(maxFresh/max(n, 1), minFresh) }
+
+// minFresh is the least a queue may keep fresh.
+const minFresh = 1024
 
 // reserve counts a new event of size bytes as pending, or fails with
 // ErrFull when the destination's share has no room for it. Dead letters
@@ -113,11 +123,10 @@ func (q *queue) forget(seq uint64) {
 
 // keepFresh keeps e for its first attempt while there is room. q.mu held.
 func (q *queue) keepFresh(e *journalEntry) bool {
-	if e.ev.ID == "" || q.freshN.Load() >= maxFresh {
+	if e.ev.ID == "" || len(q.fresh) >= q.maxFresh {
 		return false
 	}
 	q.fresh[e.Seq] = e
-	q.freshN.Add(1)
 	return true
 }
 
@@ -127,7 +136,6 @@ func (q *queue) takeFresh(seq uint64) (*journalEntry, bool) {
 	e, ok := q.fresh[seq]
 	if ok {
 		delete(q.fresh, seq)
-		q.freshN.Add(-1)
 	}
 	q.mu.Unlock()
 	return e, ok

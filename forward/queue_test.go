@@ -1,7 +1,7 @@
 package forward
 
 import (
-	"sync/atomic"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,8 +13,7 @@ import (
 // event past its share of events or bytes, counting pending events and
 // dead letters but never retained ones, and takes back a reservation.
 func TestQueue_ReserveCountsPendingAndDeadNotRetained(t *testing.T) {
-	var fresh atomic.Int64
-	q := newQueue("Group.*", 3, 100, &fresh)
+	q := newQueue("Group.*", 3, 100, 10)
 	require.NoError(t, q.reserve(40))
 	q.mu.Lock()
 	q.deadN, q.deadBytes = 1, 10
@@ -30,36 +29,42 @@ func TestQueue_ReserveCountsPendingAndDeadNotRetained(t *testing.T) {
 		Retained: 50, RetainedBytes: 5000, MaxEvents: 3, MaxBytes: 100}, s)
 }
 
-// TestQueue_FreshIsBoundedAcrossQueues: the events kept for their first
-// attempt are bounded for all queues together; each is taken once.
-func TestQueue_FreshIsBoundedAcrossQueues(t *testing.T) {
-	var fresh atomic.Int64
-	a, b := newQueue("a", 10, 10, &fresh), newQueue("b", 10, 10, &fresh)
-	fresh.Store(maxFresh - 1)
-	e1 := &journalEntry{ev: Event{ID: "x"}}
-	e1.Seq = 1
-	e2 := &journalEntry{ev: Event{ID: "y"}}
-	e2.Seq = 2
+// TestQueue_FreshIsBoundedPerQueue: each queue keeps at most its share of
+// events for their first attempt (a destination that is down does not
+// take the others' room); each is taken once.
+func TestQueue_FreshIsBoundedPerQueue(t *testing.T) {
+	assert.Equal(t, maxFresh, freshShare(1))
+	assert.Equal(t, maxFresh/4, freshShare(4))
+	assert.Equal(t, minFresh, freshShare(100))
+	a, b := newQueue("a", 10, 10, 2), newQueue("b", 10, 10, 2)
+	entry := func(seq uint64) *journalEntry {
+		e := &journalEntry{ev: Event{ID: fmt.Sprint("id", seq)}}
+		e.Seq = seq
+		return e
+	}
 	a.mu.Lock()
-	assert.True(t, a.keepFresh(e1))
+	assert.True(t, a.keepFresh(entry(1)))
+	assert.True(t, a.keepFresh(entry(2)))
+	assert.False(t, a.keepFresh(entry(3)), "a's share is full")
 	a.mu.Unlock()
 	b.mu.Lock()
-	assert.False(t, b.keepFresh(e2), "the bound is shared")
+	assert.True(t, b.keepFresh(entry(4)), "b keeps its own room")
 	assert.False(t, b.keepFresh(&journalEntry{}), "a recovered entry has no event to keep")
 	b.mu.Unlock()
 	got, ok := a.takeFresh(1)
 	require.True(t, ok)
-	assert.Same(t, e1, got)
+	assert.Equal(t, uint64(1), got.Seq)
 	_, ok = a.takeFresh(1)
 	assert.False(t, ok)
-	assert.Equal(t, int64(maxFresh-1), fresh.Load())
+	a.mu.Lock()
+	assert.True(t, a.keepFresh(entry(5)), "room again")
+	a.mu.Unlock()
 }
 
 // TestQueue_ClaimRequeueForget: a claimed event leaves the schedule until
 // it is requeued (due at the given time) or forgotten.
 func TestQueue_ClaimRequeueForget(t *testing.T) {
-	var fresh atomic.Int64
-	q := newQueue("a", 10, 10, &fresh)
+	q := newQueue("a", 10, 10, 10)
 	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	q.mu.Lock()
 	q.sched.add(7, time.Time{})
