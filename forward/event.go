@@ -150,8 +150,8 @@ type Filter struct {
 
 // Query selects a page of stored events for [Outbox.List].
 type Query struct {
-	State  State // which events; empty means StatePending
-	Filter Filter
+	State  State  // which events; empty means StatePending
+	Filter Filter // which of them; the zero Filter: all
 	// After lists only events with a sequence number above it: zero for
 	// the first page, then the previous [Page.Next].
 	After uint64
@@ -165,7 +165,7 @@ const DefaultListLimit = 100
 // Page is one page of [Outbox.List]: entries in sequence order, and the
 // cursor for the next page.
 type Page struct {
-	Entries []Entry
+	Entries []Entry // at most the Query's Limit
 	// Next is the After of the next page; zero when this is the last.
 	Next uint64
 }
@@ -201,14 +201,14 @@ type Stats struct {
 
 // DestinationStats is one destination's part of [Stats].
 type DestinationStats struct {
-	Name          string
-	Pending       int
-	PendingBytes  int64
-	Dead          int
-	DeadBytes     int64
-	Retained      int
-	RetainedBytes int64
-	OldestPending time.Time // zero when none is pending
+	Name          string    // the destination's name
+	Pending       int       // events waiting for delivery (including those in flight)
+	PendingBytes  int64     // their stored size
+	Dead          int       // dead-lettered events
+	DeadBytes     int64     // their stored size
+	Retained      int       // delivered events kept for replay
+	RetainedBytes int64     // their stored size
+	OldestPending time.Time // acceptance time of the oldest pending event; zero when none
 	MaxEvents     int       // this destination's share of the event limit
 	MaxBytes      int64     // this destination's share of the byte limit
 	// Rerouted counts the stored events (pending and dead) of destinations

@@ -29,8 +29,8 @@ type Group[T any] struct {
 // Call is one caller's request and, once committed, its result: the
 // commit function reads Req and sets Err.
 type Call[T any] struct {
-	Req T
-	Err error
+	Req T     // the caller's request
+	Err error // its result, set by the commit function
 	// done receives true when the call was committed (Err is set), or
 	// false when the caller is to lead the next group itself.
 	done chan bool

@@ -15,7 +15,7 @@ var ErrClosed = berrors.ErrDatabaseNotOpen
 // Entry is a journaled record on its way into the store, as the outbox's
 // applier hands it over.
 type Entry struct {
-	Seq uint64
+	Seq uint64     // its journal sequence number, the store's key
 	Rec []byte     // EncodeRecord's form
 	ID  AcceptedID // the event id and its acceptance time
 }
@@ -25,7 +25,7 @@ func (e *Entry) At() time.Time { return fromUnixNano(e.ID.at) }
 
 // Done is a delivered event and its successful attempt.
 type Done struct {
-	Seq      uint64
+	Seq      uint64        // the event's sequence number
 	At       time.Time     // when the attempt started
 	Duration time.Duration // how long it took
 }
@@ -36,10 +36,10 @@ func (d *Done) attempt() Attempt { return Attempt{At: d.At, Duration: d.Duration
 // drops, oldest delivery first: enough to free Events events and Bytes
 // bytes, and those delivered before Before (at most MaxAged of those).
 type Evict struct {
-	Events  int
-	Bytes   int64
-	Before  time.Time
-	MaxAged int
+	Events  int       // events to free; zero or less: none
+	Bytes   int64     // bytes to free; zero or less: none
+	Before  time.Time // drop deliveries older than it; zero: none
+	MaxAged int       // at most this many of those
 }
 
 // Apply is one applier transaction.
@@ -53,15 +53,15 @@ type Apply struct {
 	// Retain keeps delivered events (with their history) instead of
 	// deleting them.
 	Retain bool
-	Evict  Evict
+	Evict  Evict     // retained events to drop
 	Now    time.Time // for pruning accepted ids
 }
 
 // Removed is an event an operation took out of one part of the store.
 type Removed struct {
-	Seq         uint64
-	Destination string
-	Size        int64 // the record's length
+	Seq         uint64 // its sequence number
+	Destination string // the destination its record names
+	Size        int64  // the record's length
 }
 
 // Applied is what an Apply changed.

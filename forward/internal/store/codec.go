@@ -38,18 +38,18 @@ const (
 // Record is one event as the store keeps it: its metadata, its acceptance
 // time and the body as IM sent it. The zero value is an empty record.
 type Record struct {
-	Destination string // the route's stable name; DefaultDestination for version 1 records
-	ID          string // event id
-	AppID       string
-	Command     string
-	ClientIP    string
-	OptPlatform string
-	Identity    string
-	CertSHA256  string
-	RequestID   string
-	ReceivedAt  time.Time
-	AcceptedAt  time.Time
-	Body        []byte
+	Destination string    // the route's stable name; DefaultDestination for version 1 records
+	ID          string    // event id
+	AppID       string    // SdkAppid
+	Command     string    // CallbackCommand
+	ClientIP    string    // ClientIP query parameter
+	OptPlatform string    // OptPlatform; may be empty
+	Identity    string    // client-certificate identity; may be empty
+	CertSHA256  string    // client certificate's SHA-256; may be empty
+	RequestID   string    // imedge's request id
+	ReceivedAt  time.Time // when the request arrived
+	AcceptedAt  time.Time // when the outbox accepted it
+	Body        []byte    // the body as IM sent it
 }
 
 // Attempt is one delivery attempt as a [State] remembers it.

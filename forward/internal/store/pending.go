@@ -9,9 +9,9 @@ import (
 
 // Pending is a pending event read back for delivery.
 type Pending struct {
-	Seq    uint64
+	Seq    uint64 // its sequence number
 	Record Record // with its body
-	State  State
+	State  State  // its delivery state; zero before a failed attempt
 }
 
 // GetPending reads the pending events seqs, in the order given, with
@@ -46,9 +46,9 @@ func (s *Store) GetPending(seqs []uint64) (found []Pending, gone []uint64, err e
 // Failure is the outcome of a failed attempt to persist: the event's new
 // state, and whether it goes to the dead letters.
 type Failure struct {
-	Seq   uint64
-	State State
-	Dead  bool
+	Seq   uint64 // the event's sequence number
+	State State  // its new state, the failed attempt in its history
+	Dead  bool   // move it to the dead letters
 }
 
 // Fail persists failed attempts in one transaction shared with concurrent

@@ -86,12 +86,12 @@ func MatchCommand(pattern, command string) bool {
 
 // Item is one stored event as the operator queries give it.
 type Item struct {
-	Kind     Kind
-	Seq      uint64
+	Kind     Kind   // where it is
+	Seq      uint64 // its sequence number
 	Record   Record // Body set by Find only
-	BodySize int
-	Size     int // the record's stored length
-	State    State
+	BodySize int    // the body's length
+	Size     int    // the record's stored length
+	State    State  // its delivery state
 }
 
 func item(kind Kind, seq uint64, rec []byte, st State, withBody bool) (Item, error) {

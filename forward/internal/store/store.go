@@ -236,9 +236,9 @@ const (
 
 // Loaded is what [Store.Load] reports of one stored event.
 type Loaded struct {
-	Kind        Kind
-	Seq         uint64
-	Destination string
+	Kind        Kind      // where it is
+	Seq         uint64    // its sequence number
+	Destination string    // the destination its record names
 	Size        int64     // the record's length
 	NextAttempt time.Time // pending events: zero means due now
 }
