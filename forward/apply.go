@@ -202,16 +202,17 @@ func (a *applier) append(e *journalEntry) error {
 // too large for the journal is stored directly, in order, once everything
 // before it is applied.
 func (a *applier) commit(group []*groupcommit.Call[*journalEntry]) {
-	entries, payloads := a.leaderEntries[:0], a.leaderPayloads[:0]
+	allEntries, allPayloads := a.leaderEntries[:0], a.leaderPayloads[:0]
 	for _, c := range group {
-		entries = append(entries, c.Req)
-		payloads = append(payloads, c.Req.Rec)
+		allEntries = append(allEntries, c.Req)
+		allPayloads = append(allPayloads, c.Req.Rec)
 	}
 	defer func() {
-		clear(entries)
-		clear(payloads)
-		a.leaderEntries, a.leaderPayloads = entries[:0], payloads[:0]
+		clear(allEntries)
+		clear(allPayloads)
+		a.leaderEntries, a.leaderPayloads = allEntries[:0], allPayloads[:0]
 	}()
+	entries, payloads := allEntries, allPayloads
 	var err error
 	for len(entries) > 0 && err == nil {
 		n := 0
