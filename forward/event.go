@@ -10,7 +10,7 @@ import (
 // an Event with an empty Destination goes there, as do events stored under
 // a destination that is no longer configured, and events written before
 // destinations existed.
-const DefaultDestination = store.DefaultDestination
+const DefaultDestination = "default"
 
 // Event is one accepted callback as the outbox stores and delivers it. It
 // mirrors receiver.Event field for field, plus the destination; cmd/imedge
@@ -92,12 +92,12 @@ func stateOf(k store.Kind) State {
 type Attempt struct {
 	At       time.Time     // when it started
 	Duration time.Duration // how long it took
-	Status   int           // HTTP status; zero when there was no answer
+	Status   int           // HTTP status of a failure; zero for a success and when there was no answer
 	Error    string        // status or transport error text, never a body; empty on success
 }
 
 // HistoryLen is how many of an event's last attempts the outbox keeps.
-const HistoryLen = store.HistoryLen
+const HistoryLen = 10
 
 // Entry describes one stored event for operators: its place in the outbox
 // and its delivery state. The zero value describes nothing.

@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/imedge/imedge/forward/internal/store"
 	"github.com/imedge/imedge/internal/testkit"
 )
 
@@ -435,6 +436,13 @@ func TestOutbox_Open_RefusesANewerFormat(t *testing.T) {
 		require.ErrorIs(t, err, ErrNewerFormat)
 		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version first")
 	}
+}
+
+// TestConstants_AgreeWithTheStore: the constants forward documents are the
+// store's.
+func TestConstants_AgreeWithTheStore(t *testing.T) {
+	assert.Equal(t, store.DefaultDestination, DefaultDestination)
+	assert.Equal(t, store.HistoryLen, HistoryLen)
 }
 
 func TestOutbox_ErrorsAreSentinels(t *testing.T) {
