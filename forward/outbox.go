@@ -115,7 +115,6 @@ type Outbox struct {
 	queuesMu sync.Mutex
 	queues   map[string]*queue
 	def      *queue
-	freshN   atomic.Int64
 
 	// unapplied holds, in a read-only open, the journal's records past the
 	// store's applied mark: events answered OK before a crash, which the
