@@ -33,17 +33,17 @@ type Options struct {
 	// Outbox is the durable outbox (readiness, /status, outbox metrics).
 	// Required.
 	Outbox Outbox
-	// Dispatcher, Receiver, Dedupe, Limiter and Audit are optional; Limiter
+	// Dispatchers, Receiver, Dedupe, Limiter and Audit are optional; Limiter
 	// is nil when rate limiting is off.
-	Dispatcher Dispatcher
-	Receiver   Receiver
-	Dedupe     Dedupe
-	Limiter    Limiter
-	Audit      Audit
+	Dispatchers []Dispatcher // one per destination
+	Receiver    Receiver
+	Dedupe      Dedupe
+	Limiter     Limiter
+	Audit       Audit
 	// Redis, when set, reports the shared state on Redis (imedge_redis_*).
 	Redis func() RedisStats
 	// Delivery, when set, has its delivery latency histogram exposed.
-	Delivery *DeliveryTimer
+	Delivery *DeliveryHistogram
 	// Egress, when set, reports IM's egress list (--im-egress): metrics
 	// imedge_im_egress_*, readiness check im_egress, /status "im_egress".
 	Egress Egress

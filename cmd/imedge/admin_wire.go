@@ -34,7 +34,7 @@ func (s *Server) openAdmin(context.Context, io.Writer) error {
 		return nil
 	}
 	o := admin.Options{
-		Version: versionString(), PID: os.Getpid(), TLS: s.tls, Outbox: s.box, Dispatcher: s.disp,
+		Version: versionString(), PID: os.Getpid(), TLS: s.tls, Outbox: s.box, Dispatchers: s.dispatchers(),
 		Receiver: s.recv, Dedupe: s.seen, Audit: s.audit, Delivery: s.timer,
 		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(), Settings: s.effectiveSettings,
 	}

@@ -12,13 +12,14 @@ import (
 	"sync"
 )
 
-// runtimeSettings are the settings SIGHUP applies to a running imedge;
+// runtimeSetting reports whether SIGHUP applies the setting to a running
+// imedge (the URLs of --route and --forward-url, not which routes exist);
 // a change to any other needs a restart, which SIGHUP logs naming the
 // setting. The TLS files (certificates, keys, CA bundle, CRLs, the
 // allow-list file) are re-read on every SIGHUP as well.
 func runtimeSetting(name string) bool {
 	switch name {
-	case "log-level", "rate", "burst", "rate-limit-exempt", "allow-client", "allow-source":
+	case "log-level", "rate", "burst", "rate-limit-exempt", "allow-client", "allow-source", "route", "forward-url":
 		return true
 	}
 	return false
@@ -118,18 +119,30 @@ func (s *Server) canApply(name string, next Config) bool {
 	switch name {
 	case "rate", "burst", "rate-limit-exempt":
 		return s.limit != nil && next.Limits.Rate > 0
+	case "route":
+		return s.sameDestinations(next.Delivery)
 	}
 	return true
 }
 
-// applySettings applies the named runtime settings of next, the TLS
-// allow-list first since it is the one that can still fail.
+// applySettings applies the named runtime settings of next, those that can
+// still fail (new delivery clients, the TLS allow-list) first.
 func (s *Server) applySettings(ctx context.Context, names []string, next Config) error {
+	commitRoutes, abortRoutes := func() {}, func() {}
+	if slices.Contains(names, "route") || slices.Contains(names, "forward-url") {
+		c, a, err := s.prepareRouteURLs(next.Delivery)
+		if err != nil {
+			return err
+		}
+		commitRoutes, abortRoutes = c, a
+	}
 	if slices.Contains(names, "allow-client") {
 		if err := s.tls.ReloadAllowedClients(ctx, next.TLS.AllowClients); err != nil {
+			abortRoutes()
 			return err
 		}
 	}
+	commitRoutes() // nothing fails from here on
 	if slices.Contains(names, "log-level") {
 		if l, err := parseLevel(next.Logs.Level); err == nil {
 			s.level.Set(l)

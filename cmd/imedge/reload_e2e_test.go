@@ -26,7 +26,8 @@ func TestReload_E2E_SIGHUPAppliesRuntimeSettingsAndNamesTheRest(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "imedge.yaml")
 	write := func(content string) { require.NoError(t, os.WriteFile(cfgFile, []byte(content), 0o600)) }
-	write("listen: 127.0.0.1:0\nrate: 1\nburst: 1\nlog-level: info\n")
+	groupsA, groupsB := newSink(t), newSink(t)
+	write("listen: 127.0.0.1:0\nrate: 1\nburst: 1\nlog-level: info\nroute: [\"Sns.*=" + groupsA.srv.URL + "\"]\n")
 	var args []string
 	base := baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log"))
 	for i := 0; i < len(base); i++ {
@@ -44,17 +45,20 @@ func TestReload_E2E_SIGHUPAppliesRuntimeSettingsAndNamesTheRest(t *testing.T) {
 	assert.Equal(t, http.StatusOK, post("a", "b"))
 	assert.Equal(t, http.StatusTooManyRequests, post("a", "c"), "burst 1")
 
-	write("listen: 127.0.0.1:1\nrate: 1000\nburst: 1000\nlog-level: debug\n")
+	write("listen: 127.0.0.1:1\nrate: 1000\nburst: 1000\nlog-level: debug\nroute: [\"Sns.*=" + groupsB.srv.URL + "\"]\n")
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), `"msg":"configuration reloaded"`) },
 		10*time.Second, 20*time.Millisecond)
 	line := logLine(t, im.stderr.String(), "configuration reloaded")
-	assert.ElementsMatch(t, []any{"burst", "log-level", "rate"}, line["applied"])
+	assert.ElementsMatch(t, []any{"burst", "log-level", "rate", "route"}, line["applied"])
 	line = logLine(t, im.stderr.String(), "configuration changed; restart needed for these settings")
 	assert.Equal(t, []any{"listen"}, line["restart_needed"])
 	for i := range 5 {
 		assert.Equal(t, http.StatusOK, post("a", "d"+strings.Repeat("x", i)), "the new limit applies, on the old address")
 	}
+	require.Eventually(t, func() bool { return groupsB.count() == 5 }, 10*time.Second, 20*time.Millisecond,
+		"the route's new URL gets the events from now on")
+	assert.Equal(t, 1, groupsA.count(), "the old URL got the event before the reload")
 
 	status := adminStatus(t, im)
 	assert.Equal(t, im.cmd.Process.Pid, status.PID, "/status names the process")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,8 +42,8 @@ type Server struct {
 	limit  receiver.Limiter // the local per-ClientIP limiter; nil when --rate 0
 	state  sharedState      // dedupe and limiter as the receiver sees them: local or on Redis
 	box    *forward.Outbox
-	disp   *forward.Dispatcher
-	timer  *admin.DeliveryTimer // delivery latency for the admin metrics
+	dests  []*destination           // the default destination first, then the routes
+	timer  *admin.DeliveryHistogram // delivery latency for the admin metrics
 
 	admin     *adminServer // beside the data path: health, metrics, /status
 	audit     *audit.Logger
@@ -133,44 +132,6 @@ func (s *Server) openTLS(ctx context.Context, _ io.Writer) error {
 	return nil
 }
 
-// openOutbox opens the durable outbox: an accepted event is on disk before
-// IM is answered.
-func (s *Server) openOutbox(context.Context, io.Writer) error {
-	st := s.cfg.State
-	box, err := forward.OpenOutbox(forward.OutboxOptions{
-		Dir: st.spoolDir(), MaxEvents: st.MaxEvents, MaxBytes: st.MaxBytes,
-		RememberFor: st.DedupeWindow, Logger: s.log,
-	})
-	if err != nil {
-		return fmt.Errorf("opening outbox: %w", err)
-	}
-	s.onClose(func() { box.Close() })
-	s.box = box
-	return nil
-}
-
-// openDelivery builds the client for the internal URL and the dispatcher
-// that drains the outbox into it.
-func (s *Server) openDelivery(context.Context, io.Writer) error {
-	d := s.cfg.Delivery
-	client, err := forward.NewClient(d.clientOptions(d.URL))
-	if err != nil {
-		return err
-	}
-	s.onClose(client.Close)
-	s.timer = admin.NewDeliveryTimer(client)
-	disp, err := forward.NewDispatcher(forward.DispatcherOptions{
-		Outbox: s.box, Deliverer: withBatching(s.timer, client, d.Batch), BatchSize: d.Batch, BatchWait: d.BatchWait,
-		Concurrency: d.Concurrency, BackoffBase: d.RetryBase, BackoffMax: d.RetryMax,
-		MaxAttempts: d.MaxAttempts, MaxAge: d.MaxAge, Logger: s.log,
-	})
-	if err != nil {
-		return err
-	}
-	s.disp = disp
-	return nil
-}
-
 // openDedupe builds the dedupe window and reloads it with the ids the
 // outbox accepted within it, so a restart does not forward a retry twice.
 func (s *Server) openDedupe(context.Context, io.Writer) error {
@@ -217,7 +178,7 @@ func (s *Server) openReceiver(context.Context, io.Writer) error {
 		Token: im.Token, SignWindow: im.SignWindow, RequireClientCert: s.cfg.TLS.ClientAuth == "require",
 		Catalog: s.catalog, Commands: im.Commands, UnknownCommands: receiver.UnknownPolicy(im.UnknownCommands),
 		Validation: receiver.ValidationMode(im.Validation), AccessLog: s.accessLogger(),
-		Sink: outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
+		Sink: outboxSink{box: s.box, routes: s.cfg.Delivery}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
 	})
 	if err != nil {
 		return err
@@ -277,7 +238,7 @@ func (s *Server) logListening() {
 	st := s.tls.Status()
 	s.log.Info("listening", "version", versionString(), "addr", s.front.ln.Addr().String(), "path", c.Server.Path,
 		"sdkappid", c.IM.SdkAppid, "client_auth", c.TLS.ClientAuth, "token", c.IM.tokenState(),
-		"forward_url", redactURL(c.Delivery.URL), "state_dir", c.State.Dir, "state_dir_from", c.State.dirSource,
+		"forward_url", redactURL(c.Delivery.URL), "routes", len(c.Delivery.Routes), "state_dir", c.State.Dir, "state_dir_from", c.State.dirSource,
 		"outbox", c.State.spoolDir(), "dedupe_keys_reloaded", s.reloaded,
 		"server_cert_sha256", st.ServerCert.SHA256, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if c.TLS.ClientAuth == "none" {
@@ -288,11 +249,7 @@ func (s *Server) logListening() {
 // startBackground starts the goroutines that live as long as the server:
 // delivery, certificate watching, audit flushing and signal handling.
 func (s *Server) startBackground(bg context.Context, wg *sync.WaitGroup) {
-	wg.Go(func() {
-		if err := s.disp.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Error("delivery workers stopped", "err", err)
-		}
-	})
+	s.runDelivery(bg, wg)
 	if s.egress != nil {
 		wg.Go(func() { s.egress.Run(bg) })
 	}
@@ -371,25 +328,6 @@ func (s *Server) handleSignal(ctx context.Context, sig os.Signal) {
 			s.log.Info(name + " reopened")
 		}
 	}
-}
-
-// outboxSink adapts the durable outbox to receiver.Sink.
-type outboxSink struct {
-	box *forward.Outbox
-}
-
-func (o outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
-	err := o.box.Append(ctx, forward.Event{
-		ID: ev.ID, AppID: ev.AppID, Command: ev.Command, ClientIP: ev.ClientIP, OptPlatform: ev.OptPlatform,
-		Identity: ev.Identity, CertSHA256: ev.CertSHA256, RequestID: ev.RequestID, ReceivedAt: ev.ReceivedAt, Body: ev.Body,
-		BodyJSON: true, // the receiver accepts only valid JSON (FuzzBody checks it)
-	})
-	if errors.Is(err, forward.ErrFull) {
-		return fmt.Errorf("%w: %w", receiver.ErrSinkFull, err)
-	}
-	// No Dispatcher.Notify: the event becomes deliverable when the outbox's
-	// applier has stored it, and the outbox wakes the dispatcher then.
-	return err
 }
 
 // httpServer is the net/http server for the callback handler, with every
