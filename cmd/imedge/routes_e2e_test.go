@@ -161,3 +161,21 @@ func adminStatusRaw(t *testing.T, im *proc) map[string]any {
 	require.NoError(t, json.Unmarshal(b, &st))
 	return st
 }
+
+// With --forward-batch, delivery attempts are timed too: the histogram
+// used to wrap single deliveries only and recorded nothing for batches.
+func TestDelivery_E2E_BatchedAttemptsAreTimed(t *testing.T) {
+	t.Parallel()
+	p, s, dir := newPKI(t), newSink(t), t.TempDir()
+	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
+		"--forward-batch", "16")...)
+	c := p.httpsClient()
+	for i := range 3 {
+		require.Equal(t, http.StatusOK, postCallback(t, c, callbackURL(im.addr, "198.51.100.9"), friendDeleteBody("a", fmt.Sprint("b", i))))
+	}
+	base := "http://" + im.adminAddr(t)
+	require.Eventually(t, func() bool {
+		return metric(scrapeMetrics(t, base), "imedge_delivery_duration_seconds", "destination", "default", "result", "success") >= 1
+	}, 10*time.Second, 50*time.Millisecond, "batched attempts are observed")
+	im.stop(t)
+}
