@@ -40,6 +40,9 @@ type Options struct {
 	Redis func() RedisStats
 	// Delivery, when set, has its delivery latency histogram exposed.
 	Delivery *DeliveryTimer
+	// Decide, when set, has the decision path's metrics exposed
+	// (imedge_decide_*) and its decision services' circuits in /status.
+	Decide Decide
 	// Pprof mounts net/http/pprof under /debug/pprof/. Off by default: the
 	// profiles reveal code paths and memory contents to whoever can reach
 	// the admin listener.
@@ -101,6 +104,9 @@ func New(o Options) (*Server, error) {
 	cs = append(cs, s.inst.collectors()...)
 	if o.Delivery != nil {
 		cs = append(cs, o.Delivery.hist)
+	}
+	if o.Decide != nil {
+		cs = append(cs, newDecideCollector(o.Decide, o.Receiver))
 	}
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {

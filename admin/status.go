@@ -24,6 +24,7 @@ type statusReply struct {
 	Dedupe        *dedupeStatus   `json:"dedupe,omitempty"`
 	RateLimiter   *limiterStatus  `json:"rate_limiter"` // null when rate limiting is off
 	Audit         *auditStatus    `json:"audit,omitempty"`
+	Decide        *decideStatus   `json:"decide,omitempty"`
 }
 
 type outboxStatus struct {
@@ -87,6 +88,7 @@ func (s *Server) status() statusReply {
 		Draining:      s.draining.Load(),
 		Checks:        rd.Checks,
 		TLS:           s.o.TLS.Status(),
+		Decide:        s.decideStatus(),
 	}
 	if ob, err := s.o.Outbox.Stats(); err != nil {
 		st.Outbox.Error = err.Error()

@@ -16,11 +16,12 @@ const module = "github.com/imedge/imedge"
 // meet only in cmd; audit and certs are leaves, and dedupe imports only
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
-	"cmd/imedge":         {"catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress"},
-	"admin":              {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
+	"cmd/imedge":         {"catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress", "decide"},
+	"admin":              {"tlsconf", "receiver", "forward", "dedupe", "audit", "decide"}, // reads their Stats; imported only by cmd
 	"tlsconf":            {"certs", "audit"},
 	"receiver":           {"catalog", "certs", "audit", "internal/lrutable"},
-	"catalog":            {"audit"}, // the command table as data; imported by receiver (and decide)
+	"catalog":            {"audit"},                                            // the command table as data; imported by receiver (and decide)
+	"decide":             {"catalog", "receiver", "forward", "audit", "certs"}, // the decision path; implements receiver.Decider, signs with forward.Sign
 	"forward":            {"certs", "audit", "internal/uring"},
 	"edge":               {"audit", "certs"}, // connection-level defences before net/http; never egress (cmd hands it the list)
 	"egress":             {},                 // IM's callback egress list (GetIPList + UserSig); imports nothing of ours
