@@ -35,7 +35,7 @@ func (s *Server) openAdmin(context.Context, io.Writer) error {
 	o := admin.Options{
 		Version: versionString(), TLS: s.tls, Outbox: s.box, Dispatcher: s.disp,
 		Receiver: s.recv, Dedupe: s.seen, Audit: s.audit, Delivery: s.timer,
-		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(),
+		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(), Decide: s.decide.svc,
 	}
 	if l, ok := s.limit.(admin.Limiter); ok {
 		o.Limiter = l
