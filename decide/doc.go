@@ -72,9 +72,10 @@
 // # Observe mode
 //
 // A Before or Reply command no Target matches is answered with its
-// fallback at once, logged once at New (Info) and counted; its Decision
-// asks the receiver to hand the event to the Sink after answering, which
-// stores it for a route that names the command.
+// fallback at once, logged once at New (Info) and counted. When
+// [Options.Observe] says so (imedge serve: a --route names the command),
+// its Decision also asks the receiver to hand the event to the Sink after
+// answering, to be stored for that route.
 //
 // # What it does not own
 //

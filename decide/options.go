@@ -60,8 +60,13 @@ type Options struct {
 	// Targets are the decision services, the first whose Pattern matches
 	// a command answering it. A Before or Reply command no Target matches
 	// is in observe mode: answered with its fallback at once, and handed
-	// on to be stored (see receiver.Decision.Observe).
+	// on to be stored when Observe says so (see receiver.Decision.Observe).
 	Targets []Target
+	// Observe reports whether a command in observe mode is also stored:
+	// its Decision then asks the receiver to hand the event to the Sink
+	// after answering. imedge serve passes "a --route names the command".
+	// Nil stores none. It is called at New only.
+	Observe func(command string) bool
 	// Fallbacks choose each command's fallback, the first whose Pattern
 	// matches deciding; a command none matches falls back to allow (IM's
 	// own default).

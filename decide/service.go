@@ -28,6 +28,7 @@ type Service struct {
 type command struct {
 	cmd      *catalog.Command
 	target   *target // nil: observe mode
+	store    bool    // in observe mode, also stored (Options.Observe)
 	deny     bool
 	code     int    // deny code; 0 means the command's default
 	fallback string // "allow", "deny" or "deny:CODE", for audit details and Stats
@@ -125,8 +126,9 @@ func New(o Options) (*Service, error) {
 	}
 	for _, c := range s.order {
 		if c.target == nil {
+			c.store = o.Observe != nil && o.Observe(c.cmd.Name)
 			o.Logger.Info("before-callback in observe mode: answered with its fallback, no decision service",
-				slog.String("command", c.cmd.Name), slog.String("fallback", c.fallback))
+				slog.String("command", c.cmd.Name), slog.String("fallback", c.fallback), slog.Bool("stored", c.store))
 		}
 	}
 	return s, nil
@@ -149,8 +151,8 @@ const okBodyText = `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`
 // or the command's fallback (with the audit reason) when the service times
 // out, fails, answers a non-2xx status or a reply the command's schema
 // refuses, or its circuit is open. In observe mode it answers the fallback
-// at once and asks for the event to be stored. It returns within the
-// Timeout.
+// at once and, when Options.Observe names the command, asks for the event
+// to be stored. It returns within the Timeout.
 func (s *Service) Decide(ctx context.Context, ev receiver.Event) receiver.Decision {
 	start := s.o.Now()
 	c := s.cmds[ev.Command]
@@ -160,7 +162,7 @@ func (s *Service) Decide(ctx context.Context, ev receiver.Event) receiver.Decisi
 	defer func() { c.count.latency.observe(s.o.Now().Sub(start)) }()
 	if c.target == nil {
 		c.count.observe.Add(1)
-		return receiver.Decision{Body: c.fallbackBody(ev.Body), Observe: true}
+		return receiver.Decision{Body: c.fallbackBody(ev.Body), Observe: c.store}
 	}
 	res, src := s.cache.do(ctx, keyOf(&ev), s.o.Now, func() result { return s.ask(ctx, c, &ev) })
 	if res.reason != "" {

@@ -352,13 +352,14 @@ func TestDecide_RefusalsAreFallbacks(t *testing.T) {
 }
 
 // TestDecide_ObserveMode: a before-callback without a decision service is
-// answered with its fallback at once and handed to the Sink afterwards; a
-// Sink failure does not change the answer.
+// answered with its fallback at once and, when a route names it, handed to
+// the Sink afterwards; a Sink failure does not change the answer.
 func TestDecide_ObserveMode(t *testing.T) {
 	svc := newDecisionService(t)
 	r := newRig(t, Options{
 		Targets:   []Target{{Pattern: "Group.*", URL: svc.srv.URL}},
 		Fallbacks: []FallbackRule{{Pattern: "C2C.*", Deny: true, Code: 120002}},
+		Observe:   func(command string) bool { return command == "C2C.CallbackBeforeSendMsg" },
 	}, nil)
 	cmd, body := r.example(t, "C2C.CallbackBeforeSendMsg")
 	a := r.post(t, cmd.Name, body)
@@ -386,4 +387,11 @@ func TestDecide_ObserveMode(t *testing.T) {
 			assert.Empty(t, c.Target)
 		}
 	}
+
+	// A command no route names is answered the same way, and not stored.
+	other, body := r.example(t, "OfficialAccount.CallbackBeforeSendMsg")
+	a = r.post(t, other.Name, body)
+	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`, a.body, "allow: no fallback rule names it")
+	assert.Len(t, r.sink.got(), 1)
+	assert.Equal(t, uint64(1), r.h.Stats().Observed)
 }
