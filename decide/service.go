@@ -2,9 +2,11 @@ package decide
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/catalog"
@@ -138,7 +140,7 @@ func New(o Options) (*Service, error) {
 // flight finish; the Service stays usable.
 func (s *Service) Close() {
 	for _, t := range s.targets {
-		t.tr.CloseIdleConnections()
+		t.closeIdle()
 	}
 }
 
@@ -192,7 +194,8 @@ func (s *Service) Fallback(command string, body []byte, reason audit.Reason) rec
 
 // ask calls the command's decision service once, within the Timeout, and
 // checks its reply. The call does not end with ctx (the callback's
-// request): identical callbacks may be waiting for its answer.
+// request): identical callbacks may be waiting for its answer; ctx only
+// carries the request's values to the log.
 func (s *Service) ask(ctx context.Context, c *command, ev *receiver.Event) result {
 	t := c.target
 	tk, ok := t.br.allow(s.o.Now())
@@ -201,14 +204,13 @@ func (s *Service) ask(ctx context.Context, c *command, ev *receiver.Event) resul
 		return result{reason: audit.DecideTimeout, detail: "circuit open: the decision service failed repeatedly"}
 	}
 	t.calls.Add(1)
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.Timeout)
-	defer cancel()
-	status, reply, err := t.post(cctx, ev, s.secret, s.o.Now())
+	deadline := time.Now().Add(s.o.Timeout)
+	status, reply, err := t.post(deadline, ev, s.secret, s.o.Now())
 	var res result
 	switch {
-	case err == errTooLarge:
+	case errors.Is(err, errTooLarge):
 		res = result{reason: audit.DecideBadReply, detail: "reply larger than " + strconv.Itoa(MaxReplyBytes>>10) + " KiB"}
-	case err != nil && timedOut(cctx, err):
+	case err != nil && timedOut(deadline, err):
 		res = result{reason: audit.DecideTimeout, detail: "no answer within the decision timeout"}
 	case err != nil:
 		res = result{reason: audit.DecideError, detail: "decision service unreachable"}

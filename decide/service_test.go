@@ -1,10 +1,14 @@
 package decide
 
 import (
+	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/certs/certstest"
 	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/internal/testkit"
 	"github.com/imedge/imedge/receiver"
@@ -172,7 +177,6 @@ func TestDecide_TheRequestTheServiceSees(t *testing.T) {
 func TestDecide_StalledServiceUnderLoad(t *testing.T) {
 	svc := newDecisionService(t)
 	release := make(chan struct{})
-	svc.set(stall(time.Minute, release))
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0)) // the breaker's clock: the cool-down passes when the test says
 	const timeout = time.Second
 	r := newRig(t, Options{
@@ -182,10 +186,19 @@ func TestDecide_StalledServiceUnderLoad(t *testing.T) {
 	}, nil)
 	deny := `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":""}`
 
+	// IM keeps its connections open: the test's client opens its own
+	// (TLS handshakes, slow under -race) before the measured answers.
 	const workers, each = 16, 4
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { r.post(t, "C2C.CallbackBeforeSendMsg", distinct(t, r.cat, 10_000+w)) })
+	}
+	wg.Wait()
+	calls0 := svc.calls.Load()
+	svc.set(stall(time.Minute, release))
+
 	var mu sync.Mutex
 	var answers []answer
-	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
@@ -207,7 +220,7 @@ func TestDecide_StalledServiceUnderLoad(t *testing.T) {
 	assert.Equal(t, "open", ts.State)
 	assert.Equal(t, uint64(1), ts.Opens)
 	assert.Positive(t, ts.Rejected, "once open, callbacks got the fallback without a call")
-	assert.Less(t, svc.calls.Load(), int64(workers*each), "not every callback waited for the service")
+	assert.Less(t, svc.calls.Load()-calls0, int64(workers*each), "not every callback waited for the service")
 
 	// Open: the next answers do not wait for the budget, nor call.
 	calls := svc.calls.Load()
@@ -394,4 +407,52 @@ func TestDecide_ObserveMode(t *testing.T) {
 	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`, a.body, "allow: no fallback rule names it")
 	assert.Len(t, r.sink.got(), 1)
 	assert.Equal(t, uint64(1), r.h.Stats().Observed)
+}
+
+// TestDecide_HTTPSService: an https decision service that requires a
+// client certificate is reached with the delivery's CA bundle and client
+// certificate, over HTTP/2 when it offers it.
+func TestDecide_HTTPSService(t *testing.T) {
+	ca := certstest.NewCA(t)
+	client := ca.WriteFiles(t, ca.Issue(t, certstest.Client("spiffe://imedge/decide")))
+	var mu sync.Mutex
+	var proto, peer, query string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		proto, query = r.Proto, r.URL.RawQuery
+		if len(r.TLS.PeerCertificates) > 0 {
+			peer = r.TLS.PeerCertificates[0].URIs[0].String()
+		}
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"over https"}`)
+	}))
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("127.0.0.1")))},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    certstest.Pool(ca),
+	}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	r := newRig(t, Options{
+		Targets: []Target{{Pattern: "*", URL: srv.URL + "/decide?k=v"}},
+		CAFile:  client.CA, CertFile: client.Cert, KeyFile: client.Key,
+	}, nil)
+	_, body := r.example(t, "Group.CallbackBeforeCreateGroup")
+	a := r.post(t, "Group.CallbackBeforeCreateGroup", body)
+	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"over https"}`, a.body)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, "HTTP/2.0", proto)
+	assert.Equal(t, "spiffe://imedge/decide", peer)
+	assert.True(t, strings.HasPrefix(query, "k=v&SdkAppid="), query)
+	assert.NotContains(t, query, "Sign=")
+
+	// Without the CA bundle the service's certificate is not trusted: a
+	// decide_error, answered with the fallback.
+	r2 := newRig(t, Options{Targets: []Target{{Pattern: "*", URL: srv.URL}}}, nil)
+	a = r2.post(t, "Group.CallbackBeforeCreateGroup", body)
+	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`, a.body)
+	assert.Equal(t, string(audit.DecideError), r2.audit.records(t)[0]["reason"])
 }
