@@ -131,3 +131,24 @@ func TestCache_IdenticalCallsShareOne(t *testing.T) {
 	assert.Equal(t, joined, src)
 	assert.Equal(t, audit.DecideTimeout, res.reason)
 }
+
+// TestPlainAllow: for every command whose allow reply has no per-target or
+// RspData field, the plain allow reply is what CheckReply relays for it, so
+// the Service may relay it without checking it.
+func TestPlainAllow(t *testing.T) {
+	s, err := New(Options{})
+	require.NoError(t, err)
+	plain := 0
+	for _, c := range s.order {
+		relay, outcome, err := c.cmd.CheckReply(c.cmd.Example(), []byte(okBodyText))
+		if !c.plainOK {
+			assert.True(t, err != nil || string(relay) != okBodyText, "%s needs its reply checked", c.cmd.Name)
+			continue
+		}
+		plain++
+		require.NoError(t, err, c.cmd.Name)
+		assert.Equal(t, okBodyText, string(relay), c.cmd.Name)
+		assert.Equal(t, catalog.Allow, outcome, c.cmd.Name)
+	}
+	assert.Equal(t, 9, plain, "all but the two friend requests and the chatbot")
+}
