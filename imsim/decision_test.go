@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,5 +73,16 @@ func TestLoad_BeforeCommand(t *testing.T) {
 	assert.Equal(t, string(tmpl), requireSeen(t, s, 23)[22].body, "the template itself without DistinctBodies")
 
 	_, err = Load(t.Context(), LoadOptions{Target: s.target(), AppID: testAppID, Requests: 1, Body: []byte(`[1]`)})
+	assert.ErrorIs(t, err, ErrInvalidOptions)
+}
+
+// TestLoad_Rate: a paced run sends no faster than its rate.
+func TestLoad_Rate(t *testing.T) {
+	s := newIMServer(t, 0)
+	res, err := Load(t.Context(), LoadOptions{Target: s.target(), AppID: testAppID, Concurrency: 4, Requests: 21, Rate: 100})
+	require.NoError(t, err)
+	assert.Equal(t, int64(21), res.OK)
+	assert.GreaterOrEqual(t, res.Elapsed, 200*time.Millisecond, "21 requests at 100/s take at least 0.2 s")
+	_, err = Load(t.Context(), LoadOptions{Target: s.target(), AppID: testAppID, Requests: 1, Rate: -1})
 	assert.ErrorIs(t, err, ErrInvalidOptions)
 }

@@ -78,6 +78,11 @@ type LoadOptions struct {
 	Duration time.Duration
 	// Requests ends the run after this many requests. Zero means no limit.
 	Requests int64
+	// Rate paces the run: request n starts no earlier than n/Rate seconds
+	// after the first (workers that are ahead wait). Zero means as fast as
+	// the workers go. Concurrency must be large enough for the latency at
+	// that rate, or the run falls behind it.
+	Rate float64
 	// DistinctBodies gives every request a body never sent before in this
 	// run (so a receiver that de-duplicates forwards each one). When false
 	// every request carries the same body.
@@ -120,7 +125,7 @@ func (o LoadOptions) check() error {
 		return bad("AppID is required")
 	case o.Duration <= 0 && o.Requests <= 0:
 		return bad("Duration or Requests must be positive")
-	case o.Duration < 0 || o.Requests < 0 || o.Concurrency < 0 || o.Pairs < 0 || o.ClientIPs < 0:
+	case o.Duration < 0 || o.Requests < 0 || o.Concurrency < 0 || o.Pairs < 0 || o.ClientIPs < 0 || o.Rate < 0 || o.Rate != o.Rate:
 		return bad("negative limit")
 	case o.DuplicateRatio < 0 || o.DuplicateRatio > 1 || o.DuplicateRatio != o.DuplicateRatio:
 		return bad("DuplicateRatio must be between 0 and 1")
@@ -207,6 +212,7 @@ func Load(ctx context.Context, o LoadOptions) (Result, error) {
 		}
 	}
 	start := time.Now()
+	l.start = start
 	if o.Duration > 0 {
 		l.end = start.Add(o.Duration)
 	}
@@ -248,6 +254,7 @@ type load struct {
 	d        *dialer
 	path     string
 	host     string
+	start    time.Time
 	end      time.Time // zero: no time limit
 	seq      atomic.Int64
 	fresh    atomic.Int64
@@ -262,6 +269,21 @@ func (l *load) take(ctx context.Context) (int64, bool) {
 	n := l.seq.Add(1) - 1
 	if l.o.Requests > 0 && n >= l.o.Requests {
 		return 0, false
+	}
+	if l.o.Rate > 0 {
+		due := l.start.Add(time.Duration(float64(n) / l.o.Rate * float64(time.Second)))
+		if !l.end.IsZero() && !due.Before(l.end) {
+			return 0, false
+		}
+		if wait := time.Until(due); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, false
+			case <-t.C:
+			}
+		}
 	}
 	return n, true
 }

@@ -88,6 +88,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	conc := fs.Int("concurrency", 64, "workers, each with one request in flight (and one connection with keepalive)")
 	dur := fs.Duration("duration", 10*time.Second, "stop starting requests after this long (0: no time limit, see --requests)")
 	reqs := fs.Int64("requests", 0, "stop after this many requests (0: no limit, see --duration)")
+	rate := fs.Float64("rate", 0, "pace the run to at most this many requests per second overall (0: as fast as the workers go)")
 	distinct := fs.Bool("distinct-bodies", true, "give every request a new body (false: all requests carry the same body)")
 	dups := fs.Float64("duplicates", 0, "share of requests, 0..1, that repeat the worker's previous body (a retried callback)")
 	pairs := fs.Int("pairs", 1, "friend pairs per body")
@@ -107,7 +108,7 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	lo := imsim.LoadOptions{
 		Target: target, AppID: sf.appID, Token: token, OptPlatform: sf.platform, Mode: m,
 		Concurrency: *conc, Duration: *dur, Requests: *reqs, DistinctBodies: *distinct,
-		DuplicateRatio: *dups, Pairs: *pairs, ClientIPs: *ips, RunID: *runID,
+		DuplicateRatio: *dups, Pairs: *pairs, ClientIPs: *ips, RunID: *runID, Rate: *rate,
 	}
 	if *command != imsim.CommandFriendDelete {
 		cmd, ok := catalog.New().Lookup(*command)
