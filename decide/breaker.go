@@ -66,36 +66,45 @@ func (b *breaker) allow(now time.Time) (ticket, bool) {
 	return ticket{}, false
 }
 
+// transition is a change of a circuit's state that report made.
+type transition uint8
+
+const (
+	unchanged transition = iota
+	opened               // Closed to Open: consecutive failures
+	reopened             // HalfOpen to Open: the trial call failed
+	closed               // HalfOpen to Closed: the trial call succeeded
+)
+
 // report records the end of an admitted call at now: ok when the service
-// answered 2xx. It returns the state the circuit moved to, and whether it
-// moved.
-func (b *breaker) report(t ticket, ok bool, now time.Time) (State, bool) {
+// answered 2xx. It returns the change it made to the circuit.
+func (b *breaker) report(t ticket, ok bool, now time.Time) transition {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t.trial {
 		if ok {
 			b.state, b.fails = Closed, 0
-			return Closed, true
+			return closed
 		}
 		b.state, b.openedAt = Open, now // re-opened: not counted in opens
-		return Open, true
+		return reopened
 	}
 	if b.state != Closed {
 		// A call admitted before the circuit opened: the trial call
 		// alone decides when it closes.
-		return b.state, false
+		return unchanged
 	}
 	if ok {
 		b.fails = 0
-		return Closed, false
+		return unchanged
 	}
 	b.fails++
 	if b.fails < b.threshold {
-		return Closed, false
+		return unchanged
 	}
 	b.state, b.openedAt, b.fails = Open, now, 0
 	b.opens++
-	return Open, true
+	return opened
 }
 
 // breakerStats is a snapshot of a breaker.

@@ -11,7 +11,7 @@ import (
 func TestBreaker_OpensAfterConsecutiveFailures(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	b := &breaker{threshold: 3, coolDown: time.Second}
-	fail := func(at time.Time) (State, bool) {
+	fail := func(at time.Time) transition {
 		tk, ok := b.allow(at)
 		require.True(t, ok)
 		return b.report(tk, false, at)
@@ -23,9 +23,8 @@ func TestBreaker_OpensAfterConsecutiveFailures(t *testing.T) {
 	assert.Equal(t, 0, b.stats().fails)
 	fail(t0)
 	fail(t0)
-	state, moved := fail(t0)
-	assert.True(t, moved)
-	assert.Equal(t, Open, state, "three in a row")
+	assert.Equal(t, opened, fail(t0), "three in a row")
+	assert.Equal(t, Open, b.stats().state)
 	assert.Equal(t, uint64(1), b.stats().opens)
 
 	_, ok := b.allow(t0.Add(999 * time.Millisecond))
@@ -46,18 +45,16 @@ func TestBreaker_OneTrialAfterCoolDown(t *testing.T) {
 	_, ok = b.allow(t0.Add(2 * time.Second))
 	assert.False(t, ok, "one trial at a time")
 
-	state, moved := b.report(late, false, t0.Add(3*time.Second))
-	assert.True(t, moved)
-	assert.Equal(t, Open, state, "a failed trial opens it again")
+	assert.Equal(t, reopened, b.report(late, false, t0.Add(3*time.Second)), "a failed trial opens it again")
+	assert.Equal(t, Open, b.stats().state)
 	_, ok = b.allow(t0.Add(3*time.Second + 500*time.Millisecond))
 	assert.False(t, ok, "for another cool-down, counted from the failed trial")
 	assert.Equal(t, uint64(1), b.stats().opens, "re-opening is not a new opening")
 
 	trial, ok := b.allow(t0.Add(4 * time.Second))
 	require.True(t, ok)
-	state, moved = b.report(trial, true, t0.Add(4*time.Second))
-	assert.True(t, moved)
-	assert.Equal(t, Closed, state, "a successful trial closes it")
+	assert.Equal(t, closed, b.report(trial, true, t0.Add(4*time.Second)), "a successful trial closes it")
+	assert.Equal(t, Closed, b.stats().state)
 	_, ok = b.allow(t0.Add(4 * time.Second))
 	assert.True(t, ok)
 }
@@ -71,8 +68,7 @@ func TestBreaker_LateResultsDoNotMoveIt(t *testing.T) {
 		b.report(tk, false, t0)
 	}
 	require.Equal(t, Open, b.stats().state)
-	_, moved := b.report(slow, true, t0)
-	assert.False(t, moved)
+	assert.Equal(t, unchanged, b.report(slow, true, t0))
 	assert.Equal(t, Open, b.stats().state, "only the trial closes the circuit")
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/catalog"
+	"github.com/imedge/imedge/receiver"
 )
 
 // Defaults of the decision path, defined here once: imedge serve's flags,
@@ -91,8 +92,8 @@ type Options struct {
 	// CacheTTL is how long a decision answers an identical callback (same
 	// event id, ClientIP and OptPlatform) without a second call: imedge
 	// serve passes --sign-window, the time IM's signature stays valid, since
-	// a decision can go stale. Zero means 60 s; negative turns the cache
-	// off.
+	// a decision can go stale. Zero means receiver.DefaultSignWindow;
+	// negative turns the cache off.
 	CacheTTL time.Duration
 	// CacheEntries and CacheBytes bound the cache; zero means
 	// [DefaultCacheEntries] and [DefaultCacheBytes].
@@ -216,7 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxConns = DefaultMaxConns
 	}
 	if o.CacheTTL == 0 {
-		o.CacheTTL = 60 * time.Second
+		o.CacheTTL = receiver.DefaultSignWindow
 	}
 	if o.CacheEntries == 0 {
 		o.CacheEntries = DefaultCacheEntries

@@ -222,9 +222,7 @@ func (s *Service) ask(ctx context.Context, c *command, ev *receiver.Event) resul
 		res = result{reason: audit.DecideError, detail: "decision service answered HTTP " + strconv.Itoa(status)}
 	}
 	answered := res.reason == "" || res.reason == audit.DecideBadReply
-	if state, moved := t.br.report(tk, answered, s.o.Now()); moved {
-		s.logCircuit(t, state)
-	}
+	s.logCircuit(t, t.br.report(tk, answered, s.o.Now()))
 	if !answered {
 		t.failures.Add(1)
 		s.o.Logger.LogAttrs(ctx, slog.LevelDebug, "decision call failed", slog.String("target", t.pattern),
@@ -247,14 +245,18 @@ func (s *Service) ask(ctx context.Context, c *command, ev *receiver.Event) resul
 	return result{body: relay, outcome: outcome}
 }
 
-// logCircuit logs a circuit's change of state.
-func (s *Service) logCircuit(t *target, state State) {
-	switch state {
-	case Open:
+// logCircuit logs a circuit's change of state: Warn when it opens, Debug
+// when a trial call fails (once per cool-down while the service is down),
+// Info when it closes.
+func (s *Service) logCircuit(t *target, tr transition) {
+	switch tr {
+	case opened:
 		s.o.Logger.Warn("decision service failing: circuit open, callbacks answered with their fallback",
 			slog.String("target", t.pattern), slog.String("url", t.safeURL),
-			slog.Int("failures", s.o.BreakerFailures), slog.Duration("retry_after", s.o.BreakerCoolDown))
-	case Closed:
+			slog.Int("failures", s.o.BreakerFailures), slog.Duration("trial_every", s.o.BreakerCoolDown))
+	case reopened:
+		s.o.Logger.Debug("decision service still failing: trial call failed, circuit open", slog.String("target", t.pattern))
+	case closed:
 		s.o.Logger.Info("decision service answers again: circuit closed", slog.String("target", t.pattern), slog.String("url", t.safeURL))
 	}
 }

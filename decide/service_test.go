@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -456,3 +457,33 @@ func TestDecide_HTTPSService(t *testing.T) {
 	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`, a.body)
 	assert.Equal(t, string(audit.DecideError), r2.audit.records(t)[0]["reason"])
 }
+
+// TestDecide_CircuitLogs: a circuit opening is one Warn line, however many
+// trial calls fail afterwards; closing is one Info line.
+func TestDecide_CircuitLogs(t *testing.T) {
+	svc := newDecisionService(t)
+	svc.set(status(http.StatusServiceUnavailable))
+	var logs auditBuf
+	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
+	s, err := New(Options{Targets: []Target{{Pattern: "*", URL: svc.srv.URL}}, BreakerFailures: 2, BreakerCoolDown: time.Second,
+		Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	require.NoError(t, err)
+	defer s.Close()
+	cmd, _ := s.o.Catalog.Lookup("Group.CallbackBeforeCreateGroup")
+	ask := func(n int) receiver.Decision {
+		body := []byte(strings.Replace(string(cmd.Example()), `"leckie"`, `"u`+strconv.Itoa(n)+`"`, 1))
+		return s.Decide(t.Context(), receiver.Event{ID: strconv.Itoa(n), Command: cmd.Name, Body: body})
+	}
+	for i := range 6 {
+		assert.Equal(t, audit.DecideError, ask(i).Reason, "call %d: a call, failing (the trial after each cool-down)", i)
+		clk.Advance(time.Second) // every later call is a trial, and fails
+	}
+	svc.set(nil)
+	assert.Empty(t, ask(7).Reason, "a trial succeeds")
+	text := func() string { logs.mu.Lock(); defer logs.mu.Unlock(); return logs.b.String() }()
+	assert.Equal(t, 1, strings.Count(text, "circuit open, callbacks answered with their fallback"), text)
+	assert.Equal(t, 1, strings.Count(text, "circuit closed"))
+	assert.Equal(t, uint64(1), s.Stats().Targets[0].Opens)
+	assert.Equal(t, int64(7), svc.calls.Load(), "every call reached the service")
+}
+
