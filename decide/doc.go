@@ -11,7 +11,9 @@
 // string minus Sign and RequestTime appended to the URL and the headers
 // and Standard Webhooks signature of a delivery (package forward), over a
 // keep-alive pool of its own per service ([DefaultMaxConns] connections,
-// idle ones kept [DefaultIdleTimeout]). The whole call, waiting for a
+// idle ones kept [DefaultIdleTimeout]): HTTP/1.1 written and read on the
+// caller's goroutine for an http:// service, net/http (HTTP/2 where
+// offered) for an https:// one. The whole call, waiting for a
 // connection included, is bounded by [Options.Timeout] ([DefaultTimeout],
 // at most [MaxTimeout]). No batching, no outbox: the reply goes back to IM
 // in the same request. The reply is checked against the command's reply
