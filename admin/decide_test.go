@@ -134,7 +134,7 @@ func TestDecideMetrics(t *testing.T) {
 	require.Equal(t, audit.DecideError, d.decideOne(t, "C2C.CallbackBeforeSendMsg", 3).Reason)
 	require.Equal(t, audit.DecideTimeout, d.decideOne(t, "C2C.CallbackBeforeSendMsg", 4).Reason, "circuit open")
 	d.svc.Fallback("C2C.CallbackBeforeSendMsg", nil, audit.RateLimited)
-	require.True(t, d.decideOne(t, "Group.CallbackBeforeSendMsg", 5).Observe)
+	require.Empty(t, d.decideOne(t, "Group.CallbackBeforeSendMsg", 5).Reason, "observe mode: the fallback, not a failure")
 
 	fams = d.scrape(t)
 	c2c := "C2C.CallbackBeforeSendMsg"
