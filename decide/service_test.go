@@ -486,4 +486,3 @@ func TestDecide_CircuitLogs(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Stats().Targets[0].Opens)
 	assert.Equal(t, int64(7), svc.calls.Load(), "every call reached the service")
 }
-
