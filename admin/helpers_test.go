@@ -102,8 +102,8 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	t.Cleanup(f.sink.Close)
 	client, err := forward.NewClient(forward.ClientOptions{URL: f.sink.URL})
 	require.NoError(t, err)
-	timer := admin.NewDeliveryTimer(client)
-	disp, err := forward.NewDispatcher(forward.DispatcherOptions{Outbox: f.box, Deliverer: timer})
+	timer := admin.NewDeliveryHistogram()
+	disp, err := forward.NewDispatcher(forward.DispatcherOptions{Outbox: f.box, Deliverer: client, OnAttempt: timer.Observe})
 	require.NoError(t, err)
 
 	seen, err := dedupe.New(dedupe.Options{Size: 1000, TTL: time.Minute})
@@ -115,7 +115,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	require.NoError(t, err)
 
 	f.adm, err = admin.New(admin.Options{
-		Version: "imedge test", TLS: src, Outbox: f.box, Dispatcher: disp, Receiver: h, Dedupe: seen,
+		Version: "imedge test", TLS: src, Outbox: f.box, Dispatchers: []admin.Dispatcher{disp}, Receiver: h, Dedupe: seen,
 		Limiter: lim, Audit: aud, Delivery: timer, Pprof: fo.pprof, ProbeEvery: -1, Now: fo.now,
 	})
 	require.NoError(t, err)

@@ -31,9 +31,9 @@ type descs struct {
 	dedupeKeys, dedupeInFlight, dedupeHits, dedupeEvictions *prometheus.Desc
 
 	outboxPending, outboxPendingBytes, outboxDead, outboxDeadBytes, outboxOldestAge, outboxMaxEvents, outboxMaxBytes *prometheus.Desc
-	outboxAbsorbed, outboxStoreFailing                                                                               *prometheus.Desc
+	outboxRetained, outboxRetainedBytes, outboxAbsorbed, outboxStoreFailing                                          *prometheus.Desc
 
-	deliveryAttempts, deliverySuccesses, deliveryFailures, deliveryDead, deliveryAbandoned, deliveryInFlight *prometheus.Desc
+	deliveryAttempts, deliverySuccesses, deliveryFailures, deliveryDead, deliveryAbandoned, deliveryInFlight, deliveryPaused *prometheus.Desc
 
 	certExpiry, crlNextUpdate, reloads, lastReloadOK, loadedAt *prometheus.Desc
 }
@@ -68,22 +68,25 @@ func newDescs() descs {
 		dedupeHits:      d("dedupe_hits_total", "Callbacks recognised as duplicates."),
 		dedupeEvictions: d("dedupe_evictions_total", "Event ids pushed out by --dedupe-size before their window ended (should stay 0)."),
 
-		outboxPending:      d("outbox_pending_events", "Events stored and not yet delivered."),
-		outboxPendingBytes: d("outbox_pending_bytes", "Stored size of the pending events."),
-		outboxDead:         d("outbox_dead_letters", "Events in the dead-letter list."),
-		outboxDeadBytes:    d("outbox_dead_letter_bytes", "Stored size of the dead letters."),
-		outboxOldestAge:    d("outbox_oldest_pending_age_seconds", "Age of the oldest pending event; 0 when none is pending."),
-		outboxMaxEvents:    d("outbox_max_events", "Outbox event limit (pending plus dead letters)."),
-		outboxMaxBytes:     d("outbox_max_bytes", "Outbox byte limit (pending plus dead letters)."),
-		outboxAbsorbed:     d("outbox_absorbed_total", "Events delivered before the outbox stored them in bbolt (only the journal held them)."),
-		outboxStoreFailing: d("outbox_store_failing", "1 while journaled events cannot be stored in bbolt (callbacks are refused with 503 outbox_error)."),
+		outboxPending:       d("outbox_pending_events", "Events stored and not yet delivered, by destination (a --route pattern, or default for --forward-url).", "destination"),
+		outboxPendingBytes:  d("outbox_pending_bytes", "Stored size of the pending events, by destination.", "destination"),
+		outboxDead:          d("outbox_dead_letters", "Events in the dead-letter list, by destination.", "destination"),
+		outboxDeadBytes:     d("outbox_dead_letter_bytes", "Stored size of the dead letters, by destination.", "destination"),
+		outboxRetained:      d("outbox_retained_events", "Delivered events kept for replay (--retain-delivered), by destination; dropped first when room is needed.", "destination"),
+		outboxRetainedBytes: d("outbox_retained_bytes", "Stored size of the retained events, by destination.", "destination"),
+		outboxOldestAge:     d("outbox_oldest_pending_age_seconds", "Age of the oldest pending event, by destination; 0 when none is pending.", "destination"),
+		outboxMaxEvents:     d("outbox_max_events", "The destination's share of the outbox event limit (pending plus dead letters); a full share refuses only its own commands (503 outbox_full).", "destination"),
+		outboxMaxBytes:      d("outbox_max_bytes", "The destination's share of the outbox byte limit (pending plus dead letters).", "destination"),
+		outboxAbsorbed:      d("outbox_absorbed_total", "Events delivered before the outbox stored them in bbolt (only the journal held them)."),
+		outboxStoreFailing:  d("outbox_store_failing", "1 while journaled events cannot be stored in bbolt (callbacks are refused with 503 outbox_error)."),
 
-		deliveryAttempts:  d("delivery_attempts_total", "Delivery attempts to the internal URL started."),
-		deliverySuccesses: d("delivery_successes_total", "Delivery attempts answered 2xx."),
-		deliveryFailures:  d("delivery_failures_total", "Delivery attempts that failed (retried or dead-lettered)."),
-		deliveryDead:      d("delivery_dead_lettered_total", "Events moved to the dead-letter list."),
-		deliveryAbandoned: d("delivery_abandoned_total", "Delivery attempts cut short by a shutdown; their events stay pending."),
-		deliveryInFlight:  d("delivery_in_flight", "Delivery attempts in progress."),
+		deliveryAttempts:  d("delivery_attempts_total", "Delivery attempts started, by destination (a request may carry a batch).", "destination"),
+		deliverySuccesses: d("delivery_successes_total", "Delivery attempts answered 2xx, by destination.", "destination"),
+		deliveryFailures:  d("delivery_failures_total", "Delivery attempts that failed (retried or dead-lettered), by destination.", "destination"),
+		deliveryDead:      d("delivery_dead_lettered_total", "Events moved to the dead-letter list, by destination.", "destination"),
+		deliveryAbandoned: d("delivery_abandoned_total", "Delivery attempts cut short by a shutdown; their events stay pending.", "destination"),
+		deliveryInFlight:  d("delivery_in_flight", "Delivery attempts in progress, by destination.", "destination"),
+		deliveryPaused:    d("delivery_paused", "1 while a destination's URL gives no answer at all (connection refused, timeout) and new attempts pause.", "destination"),
 
 		certExpiry:    d("certificate_expiry_seconds", "Seconds until the certificate's NotAfter (negative once expired): the served certificate (role server) and each client CA (role client_ca).", "role", "subject", "sha256"),
 		crlNextUpdate: d("crl_next_update_seconds", "Seconds until a client CRL's NextUpdate (negative once stale).", "issuer", "file"),
@@ -104,8 +107,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		d.redisUp, d.redisFallbacks, d.redisRefused, d.redisErrors,
 		d.dedupeKeys, d.dedupeInFlight, d.dedupeHits, d.dedupeEvictions,
 		d.outboxPending, d.outboxPendingBytes, d.outboxDead, d.outboxDeadBytes, d.outboxOldestAge, d.outboxMaxEvents, d.outboxMaxBytes,
-		d.outboxAbsorbed, d.outboxStoreFailing,
-		d.deliveryAttempts, d.deliverySuccesses, d.deliveryFailures, d.deliveryDead, d.deliveryAbandoned, d.deliveryInFlight,
+		d.outboxRetained, d.outboxRetainedBytes, d.outboxAbsorbed, d.outboxStoreFailing,
+		d.deliveryAttempts, d.deliverySuccesses, d.deliveryFailures, d.deliveryDead, d.deliveryAbandoned, d.deliveryInFlight, d.deliveryPaused,
 		d.certExpiry, d.crlNextUpdate, d.reloads, d.lastReloadOK, d.loadedAt,
 	} {
 		ch <- desc
@@ -121,12 +124,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
-	}
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
 	}
 
 	gauge(d.buildInfo, 1, s.o.Version, runtime.Version())
@@ -195,32 +192,37 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.dedupeEvictions, st.Evictions)
 	}
 	if ob, err := s.o.Outbox.Stats(); err == nil {
-		gauge(d.outboxPending, float64(ob.Pending))
-		gauge(d.outboxPendingBytes, float64(ob.PendingBytes))
-		gauge(d.outboxDead, float64(ob.Dead))
-		gauge(d.outboxDeadBytes, float64(ob.DeadBytes))
-		age := 0.0
-		if !ob.OldestPending.IsZero() {
-			age = max(now.Sub(ob.OldestPending).Seconds(), 0)
+		for _, ds := range ob.Destinations {
+			gauge(d.outboxPending, float64(ds.Pending), ds.Name)
+			gauge(d.outboxPendingBytes, float64(ds.PendingBytes), ds.Name)
+			gauge(d.outboxDead, float64(ds.Dead), ds.Name)
+			gauge(d.outboxDeadBytes, float64(ds.DeadBytes), ds.Name)
+			gauge(d.outboxRetained, float64(ds.Retained), ds.Name)
+			gauge(d.outboxRetainedBytes, float64(ds.RetainedBytes), ds.Name)
+			age := 0.0
+			if !ds.OldestPending.IsZero() {
+				age = max(now.Sub(ds.OldestPending).Seconds(), 0)
+			}
+			gauge(d.outboxOldestAge, age, ds.Name)
+			gauge(d.outboxMaxEvents, float64(ds.MaxEvents), ds.Name)
+			gauge(d.outboxMaxBytes, float64(ds.MaxBytes), ds.Name)
 		}
-		gauge(d.outboxOldestAge, age)
-		gauge(d.outboxMaxEvents, float64(ob.MaxEvents))
-		gauge(d.outboxMaxBytes, float64(ob.MaxBytes))
 		counter(d.outboxAbsorbed, ob.Absorbed)
-		failing := 0.0
-		if ob.StoreFailing {
-			failing = 1
-		}
-		gauge(d.outboxStoreFailing, failing)
+		gauge(d.outboxStoreFailing, b2f(ob.StoreFailing))
 	}
-	if s.o.Dispatcher != nil {
-		ds := s.o.Dispatcher.Stats()
-		counter(d.deliveryAttempts, ds.Attempts)
-		counter(d.deliverySuccesses, ds.Successes)
-		counter(d.deliveryFailures, ds.Failures)
-		counter(d.deliveryDead, ds.DeadLettered)
-		counter(d.deliveryAbandoned, ds.Abandoned)
-		gauge(d.deliveryInFlight, float64(ds.InFlight))
+	for _, disp := range s.o.Dispatchers {
+		ds := disp.Stats()
+		counter(d.deliveryAttempts, ds.Attempts, ds.Destination)
+		counter(d.deliverySuccesses, ds.Successes, ds.Destination)
+		counter(d.deliveryFailures, ds.Failures, ds.Destination)
+		counter(d.deliveryDead, ds.DeadLettered, ds.Destination)
+		counter(d.deliveryAbandoned, ds.Abandoned, ds.Destination)
+		gauge(d.deliveryInFlight, float64(ds.InFlight), ds.Destination)
+		paused := 0.0
+		if !ds.PausedUntil.IsZero() && ds.PausedUntil.After(now) {
+			paused = 1
+		}
+		gauge(d.deliveryPaused, paused, ds.Destination)
 	}
 
 	ts := s.o.TLS.Status()

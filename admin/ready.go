@@ -13,7 +13,7 @@ type readiness struct {
 
 // check is one readiness condition.
 type check struct {
-	Name  string `json:"name"`            // "tls", "outbox" or "draining"
+	Name  string `json:"name"`            // "tls", "outbox", "draining" or "im_egress"
 	OK    bool   `json:"ok"`              // the condition holds
 	Error string `json:"error,omitempty"` // why not
 }
@@ -21,6 +21,9 @@ type check struct {
 func (s *Server) readiness() readiness {
 	now := s.o.Now()
 	rd := readiness{Ready: true, Checks: []check{s.checkTLS(now), s.checkOutbox(now), s.checkDraining()}}
+	if s.o.Egress != nil {
+		rd.Checks = append(rd.Checks, s.checkEgress())
+	}
 	for _, c := range rd.Checks {
 		rd.Ready = rd.Ready && c.OK
 	}

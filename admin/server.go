@@ -23,23 +23,34 @@ type Options struct {
 	// Version is reported by /status and imedge_build_info; empty means
 	// "unknown".
 	Version string
+	// PID is the process id /status reports, so that an operator script
+	// can tell which process an admin listener belongs to; zero leaves it
+	// out.
+	PID int
 	// TLS is the callback listener's TLS material (readiness, /status,
 	// certificate metrics). Required.
 	TLS TLSSource
 	// Outbox is the durable outbox (readiness, /status, outbox metrics).
 	// Required.
 	Outbox Outbox
-	// Dispatcher, Receiver, Dedupe, Limiter and Audit are optional; Limiter
+	// Dispatchers, Receiver, Dedupe, Limiter and Audit are optional; Limiter
 	// is nil when rate limiting is off.
-	Dispatcher Dispatcher
-	Receiver   Receiver
-	Dedupe     Dedupe
-	Limiter    Limiter
-	Audit      Audit
+	Dispatchers []Dispatcher // one per destination
+	Receiver    Receiver
+	Dedupe      Dedupe
+	Limiter     Limiter
+	Audit       Audit
 	// Redis, when set, reports the shared state on Redis (imedge_redis_*).
 	Redis func() RedisStats
 	// Delivery, when set, has its delivery latency histogram exposed.
-	Delivery *DeliveryTimer
+	Delivery *DeliveryHistogram
+	// Egress, when set, reports IM's egress list (--im-egress): metrics
+	// imedge_im_egress_*, readiness check im_egress, /status "im_egress".
+	Egress Egress
+	// Settings, when set, reports the configuration in force (setting name
+	// to value) for /status's "config" member. Values must hold no secret
+	// (imedge's settings name secret files, never secret values).
+	Settings func() map[string]string
 	// Decide, when set, has the decision path's metrics exposed
 	// (imedge_decide_*) and its decision services' circuits in /status.
 	Decide Decide
@@ -104,6 +115,9 @@ func New(o Options) (*Server, error) {
 	cs = append(cs, s.inst.collectors()...)
 	if o.Delivery != nil {
 		cs = append(cs, o.Delivery.hist)
+	}
+	if o.Egress != nil {
+		cs = append(cs, newEgressCollector(o.Egress))
 	}
 	if o.Decide != nil {
 		cs = append(cs, newDecideCollector(o.Decide, o.Receiver))

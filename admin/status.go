@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/tlsconf"
 )
 
@@ -11,35 +12,60 @@ import (
 // README ("Admin endpoint and metrics"); rotation scripts read
 // .tls.server_cert.sha256, so field names only ever get added.
 type statusReply struct {
-	Version       string          `json:"version"`
-	StartedAt     time.Time       `json:"started_at"`
-	UptimeSeconds float64         `json:"uptime_seconds"`
-	Ready         bool            `json:"ready"`
-	Draining      bool            `json:"draining"`
-	Checks        []check         `json:"checks"`
-	TLS           tlsconf.Status  `json:"tls"`
-	Outbox        outboxStatus    `json:"outbox"`
-	Delivery      *deliveryStatus `json:"delivery,omitempty"`
-	Callbacks     *callbackStatus `json:"callbacks,omitempty"`
-	Dedupe        *dedupeStatus   `json:"dedupe,omitempty"`
-	RateLimiter   *limiterStatus  `json:"rate_limiter"` // null when rate limiting is off
-	Audit         *auditStatus    `json:"audit,omitempty"`
-	Decide        *decideStatus   `json:"decide,omitempty"`
+	Version       string           `json:"version"`
+	PID           int              `json:"pid,omitempty"`
+	StartedAt     time.Time        `json:"started_at"`
+	UptimeSeconds float64          `json:"uptime_seconds"`
+	Ready         bool             `json:"ready"`
+	Draining      bool             `json:"draining"`
+	Checks        []check          `json:"checks"`
+	TLS           tlsconf.Status   `json:"tls"`
+	Outbox        outboxStatus     `json:"outbox"`
+	Delivery      []deliveryStatus `json:"delivery,omitempty"` // one per destination
+	Callbacks     *callbackStatus  `json:"callbacks,omitempty"`
+	Dedupe        *dedupeStatus    `json:"dedupe,omitempty"`
+	RateLimiter   *limiterStatus   `json:"rate_limiter"` // null when rate limiting is off
+	Audit         *auditStatus     `json:"audit,omitempty"`
+	Decide        *decideStatus    `json:"decide,omitempty"`
+	// Config is the configuration in force, setting by setting, after
+	// SIGHUP reloads; absent when the server does not report it.
+	Config map[string]string `json:"config,omitempty"`
+	// IMEgress is IM's egress list (--im-egress), with the networks held.
+	IMEgress *egressStatus `json:"im_egress,omitempty"`
+}
+
+type egressStatus struct {
+	egress.Status
+	Networks []string `json:"networks"`
 }
 
 type outboxStatus struct {
-	Error                   string     `json:"error,omitempty"` // Stats failed; the counts are then zero
-	Pending                 int        `json:"pending"`
-	PendingBytes            int64      `json:"pending_bytes"`
-	DeadLetters             int        `json:"dead_letters"`
-	DeadLetterBytes         int64      `json:"dead_letter_bytes"`
-	OldestPending           *time.Time `json:"oldest_pending"` // null when nothing is pending
-	OldestPendingAgeSeconds float64    `json:"oldest_pending_age_seconds"`
-	MaxEvents               int        `json:"max_events"`
-	MaxBytes                int64      `json:"max_bytes"`
+	Error                   string              `json:"error,omitempty"` // Stats failed; the counts are then zero
+	Pending                 int                 `json:"pending"`
+	PendingBytes            int64               `json:"pending_bytes"`
+	DeadLetters             int                 `json:"dead_letters"`
+	DeadLetterBytes         int64               `json:"dead_letter_bytes"`
+	OldestPending           *time.Time          `json:"oldest_pending"` // null when nothing is pending
+	OldestPendingAgeSeconds float64             `json:"oldest_pending_age_seconds"`
+	MaxEvents               int                 `json:"max_events"`
+	MaxBytes                int64               `json:"max_bytes"`
+	Retained                int                 `json:"retained"`
+	RetainedBytes           int64               `json:"retained_bytes"`
+	Destinations            []destinationStatus `json:"destinations"`
+}
+
+type destinationStatus struct {
+	Name                    string  `json:"name"`
+	Pending                 int     `json:"pending"`
+	Dead                    int     `json:"dead_letters"`
+	Retained                int     `json:"retained"`
+	MaxEvents               int     `json:"max_events"`
+	MaxBytes                int64   `json:"max_bytes"`
+	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 }
 
 type deliveryStatus struct {
+	Destination  string     `json:"destination"`
 	Attempts     uint64     `json:"attempts"`
 	Successes    uint64     `json:"successes"`
 	Failures     uint64     `json:"failures"`
@@ -48,6 +74,7 @@ type deliveryStatus struct {
 	InFlight     int        `json:"in_flight"`
 	LastError    string     `json:"last_error,omitempty"`
 	LastErrorAt  *time.Time `json:"last_error_at,omitempty"`
+	PausedUntil  *time.Time `json:"paused_until,omitempty"` // set while its URL gives no answer at all
 }
 
 type callbackStatus struct {
@@ -82,6 +109,7 @@ func (s *Server) status() statusReply {
 	rd := s.readiness()
 	st := statusReply{
 		Version:       s.o.Version,
+		PID:           s.o.PID,
 		StartedAt:     s.start.UTC(),
 		UptimeSeconds: now.Sub(s.start).Seconds(),
 		Ready:         rd.Ready,
@@ -95,7 +123,16 @@ func (s *Server) status() statusReply {
 	} else {
 		st.Outbox = outboxStatus{
 			Pending: ob.Pending, PendingBytes: ob.PendingBytes, DeadLetters: ob.Dead, DeadLetterBytes: ob.DeadBytes,
-			MaxEvents: ob.MaxEvents, MaxBytes: ob.MaxBytes,
+			MaxEvents: ob.MaxEvents, MaxBytes: ob.MaxBytes, Retained: ob.Retained, RetainedBytes: ob.RetainedBytes,
+			Destinations: []destinationStatus{},
+		}
+		for _, d := range ob.Destinations {
+			ds := destinationStatus{Name: d.Name, Pending: d.Pending, Dead: d.Dead, Retained: d.Retained,
+				MaxEvents: d.MaxEvents, MaxBytes: d.MaxBytes}
+			if !d.OldestPending.IsZero() {
+				ds.OldestPendingAgeSeconds = max(now.Sub(d.OldestPending).Seconds(), 0)
+			}
+			st.Outbox.Destinations = append(st.Outbox.Destinations, ds)
 		}
 		if !ob.OldestPending.IsZero() {
 			t := ob.OldestPending.UTC()
@@ -103,16 +140,21 @@ func (s *Server) status() statusReply {
 			st.Outbox.OldestPendingAgeSeconds = max(now.Sub(t).Seconds(), 0)
 		}
 	}
-	if s.o.Dispatcher != nil {
-		d := s.o.Dispatcher.Stats()
-		st.Delivery = &deliveryStatus{
-			Attempts: d.Attempts, Successes: d.Successes, Failures: d.Failures, DeadLettered: d.DeadLettered,
-			Abandoned: d.Abandoned, InFlight: d.InFlight, LastError: d.LastError,
+	for _, disp := range s.o.Dispatchers {
+		d := disp.Stats()
+		ds := deliveryStatus{
+			Destination: d.Destination, Attempts: d.Attempts, Successes: d.Successes, Failures: d.Failures,
+			DeadLettered: d.DeadLettered, Abandoned: d.Abandoned, InFlight: d.InFlight, LastError: d.LastError,
 		}
 		if !d.LastErrorAt.IsZero() {
 			t := d.LastErrorAt.UTC()
-			st.Delivery.LastErrorAt = &t
+			ds.LastErrorAt = &t
 		}
+		if !d.PausedUntil.IsZero() && d.PausedUntil.After(now) {
+			t := d.PausedUntil.UTC()
+			ds.PausedUntil = &t
+		}
+		st.Delivery = append(st.Delivery, ds)
 	}
 	if s.o.Receiver != nil {
 		r := s.o.Receiver.Stats()
@@ -125,6 +167,18 @@ func (s *Server) status() statusReply {
 	if s.o.Limiter != nil {
 		l := s.o.Limiter.Stats()
 		st.RateLimiter = &limiterStatus{Keys: l.Keys, Evictions: l.Evictions, Limited: l.Limited, Exempt: l.Exempt}
+	}
+	if s.o.Egress != nil {
+		es := s.o.Egress.Status()
+		st.IMEgress = &egressStatus{Status: es, Networks: []string{}}
+		if n, ok := s.o.Egress.(interface{ Set() *egress.Set }); ok {
+			for _, p := range n.Set().Prefixes() {
+				st.IMEgress.Networks = append(st.IMEgress.Networks, p.String())
+			}
+		}
+	}
+	if s.o.Settings != nil {
+		st.Config = s.o.Settings()
 	}
 	if s.o.Audit != nil {
 		w, sup := s.o.Audit.Stats()

@@ -159,7 +159,7 @@ func (l *Logger) summariseLocked(now time.Time) {
 				slog.String("key", k.key),
 				slog.Int("suppressed", n-l.opts.Burst),
 				slog.Time("window_start", l.windowStart),
-				slog.Duration("window", l.opts.Interval),
+				slog.String("window", l.opts.Interval.String()), // durations are Go strings in every log
 			})
 		}
 	}

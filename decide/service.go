@@ -168,7 +168,7 @@ func (s *Service) Decide(ctx context.Context, ev receiver.Event) receiver.Decisi
 	defer func() { c.count.latency.observe(s.o.Now().Sub(start)) }()
 	if c.target == nil {
 		c.count.observe.Add(1)
-		return receiver.Decision{Body: c.fallbackBody(ev.Body), Observe: c.store}
+		return receiver.Decision{Body: c.fallbackBody(ev.Body), Fallback: c.fallback, Observe: c.store}
 	}
 	res, src := s.cache.do(ctx, keyOf(&ev), s.o.Now, func() result { return s.ask(ctx, c, &ev) })
 	if res.reason != "" {

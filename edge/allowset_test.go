@@ -95,3 +95,24 @@ func TestListener_AllowSetAddsToAllowSources(t *testing.T) {
 	require.Len(t, recs, 1)
 	assert.Contains(t, recs[0]["remote_addr"], "127.0.0.4:")
 }
+
+// SetAllowSources replaces the static list for the next connections.
+func TestListener_SetAllowSources(t *testing.T) {
+	e := newEnv(t)
+	l := e.listen(t, edge.Options{AllowSources: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	serveHTTP(t, l, okHandler(), nil)
+	_, err := handshakeFrom(t, "127.0.0.3", l.Addr().String(), e.clientConfig())
+	require.Error(t, err, "127.0.0.3 is not on the list")
+
+	l.SetAllowSources([]netip.Prefix{netip.MustParsePrefix("127.0.0.3/32")})
+	resp, err := e.httpClient("127.0.0.3", false).Get("https://" + l.Addr().String() + "/")
+	require.NoError(t, err, "admitted after the change")
+	resp.Body.Close()
+	_, err = handshakeFrom(t, "127.0.0.2", l.Addr().String(), e.clientConfig())
+	require.Error(t, err, "127.0.0.2 left the list")
+
+	l.SetAllowSources(nil)
+	resp, err = e.httpClient("127.0.0.2", false).Get("https://" + l.Addr().String() + "/")
+	require.NoError(t, err, "an empty list without an AllowSet admits any peer")
+	resp.Body.Close()
+}

@@ -30,6 +30,7 @@ import (
 type Listener struct {
 	inner net.Listener
 	o     Options
+	allow atomic.Pointer[[]netip.Prefix] // the static allow-list: Options.AllowSources, then SetAllowSources
 
 	ready    chan *tls.Conn
 	done     chan struct{} // closed by Close
@@ -86,7 +87,8 @@ func New(inner net.Listener, o Options) (*Listener, error) {
 	if err := o.normalise(); err != nil {
 		return nil, err
 	}
-	o.AllowSources = slices.Clone(o.AllowSources)
+	allow := slices.Clone(o.AllowSources)
+	o.AllowSources = nil // read through l.allow
 	o.Stages = slices.Clone(o.Stages)
 	l := &Listener{
 		inner:    inner,
@@ -97,6 +99,7 @@ func New(inner net.Listener, o Options) (*Listener, error) {
 		perKey:   make(map[netip.Addr]int),
 		freed:    make(chan struct{}, 1),
 	}
+	l.allow.Store(&allow)
 	l.wg.Go(l.acceptLoop)
 	return l, nil
 }
@@ -412,18 +415,28 @@ func (l *Listener) refuse(c net.Conn, reason audit.Reason, detail string) {
 // AllowSet, an empty AllowSources allows any peer; with one, it allows none
 // by itself.
 func (l *Listener) sourceAllowed(a netip.Addr) bool {
-	if len(l.o.AllowSources) == 0 && l.o.AllowSet == nil {
+	static := *l.allow.Load()
+	if len(static) == 0 && l.o.AllowSet == nil {
 		return true
 	}
 	if !a.IsValid() {
 		return false
 	}
-	for _, p := range l.o.AllowSources {
+	for _, p := range static {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return l.o.AllowSet != nil && l.o.AllowSet.Contains(a)
+}
+
+// SetAllowSources replaces the static source allow-list (Options.AllowSources)
+// for connections accepted from now on; SIGHUP applies a changed
+// --allow-source this way. The same rules apply: without an AllowSet an
+// empty list admits any peer. Safe for concurrent use.
+func (l *Listener) SetAllowSources(ps []netip.Prefix) {
+	next := slices.Clone(ps)
+	l.allow.Store(&next)
 }
 
 // sourceDeniedDetail is the audit detail of a source_denied refusal.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/forward/internal/store"
 )
 
 // TestFresh_FirstAttemptSendsWhatWasStored delivers an event from memory
@@ -32,9 +34,9 @@ func TestFresh_FirstAttemptSendsWhatWasStored(t *testing.T) {
 	copy(body, bytes.Repeat([]byte("X"), len(body))) // the receiver reuses its buffer
 	_, err := ob.Stats()                             // stored: now in fresh
 	require.NoError(t, err)
-	ob.mu.Lock()
-	require.Len(t, ob.fresh, 1)
-	ob.mu.Unlock()
+	ob.def.mu.Lock()
+	require.Len(t, ob.def.fresh, 1)
+	ob.def.mu.Unlock()
 
 	runDispatcher(t, d)
 	requireDrained(t, ob)
@@ -43,9 +45,9 @@ func TestFresh_FirstAttemptSendsWhatWasStored(t *testing.T) {
 	assert.Equal(t, want, got[0].Body)
 	assert.Equal(t, ev.ReceivedAt.UTC().Format(time.RFC3339Nano), got[0].Header.Get(HeaderReceivedAt))
 	assert.Equal(t, http.StatusOK, got[0].Status)
-	ob.mu.Lock()
-	assert.Empty(t, ob.fresh, "taken by the first attempt")
-	ob.mu.Unlock()
+	ob.def.mu.Lock()
+	assert.Empty(t, ob.def.fresh, "taken by the first attempt")
+	ob.def.mu.Unlock()
 }
 
 // TestEarlyDelivery_LeavesNothingBehind appends 300 events while a
@@ -102,17 +104,17 @@ func TestEarlyDelivery_LeavesNothingBehind(t *testing.T) {
 func TestBatchIndex_FindsEveryEntryInAnyOrder(t *testing.T) {
 	var batch []*journalEntry
 	for seq := uint64(3); seq < 300; seq += 1 + seq%3 {
-		batch = append(batch, &journalEntry{seq: seq})
+		batch = append(batch, &journalEntry{Entry: store.Entry{Seq: seq}})
 	}
 	shuffled := slices.Clone(batch)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	require.False(t, slices.IsSortedFunc(shuffled, func(a, b *journalEntry) int { return cmp.Compare(a.seq, b.seq) }))
+	require.False(t, slices.IsSortedFunc(shuffled, func(a, b *journalEntry) int { return cmp.Compare(a.Seq, b.Seq) }))
 
 	for _, b := range [][]*journalEntry{batch, shuffled} {
 		idx := newBatchIndex(b)
 		for _, e := range batch {
-			got, ok := idx.find(e.seq)
-			if assert.True(t, ok, "seq %d", e.seq) {
+			got, ok := idx.find(e.Seq)
+			if assert.True(t, ok, "seq %d", e.Seq) {
 				assert.Same(t, e, got)
 			}
 		}

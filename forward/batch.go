@@ -2,7 +2,6 @@ package forward
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,13 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // HeaderBatchSize carries the number of events in a batched delivery (see
@@ -182,177 +178,4 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
-}
-
-// loaded is a claimed event read back for delivery.
-type loaded struct {
-	seq        uint64
-	ev         Event
-	st         deliveryState
-	acceptedAt time.Time
-}
-
-// loadEntries reads claimed events in one read transaction. Events no
-// longer pending are left out and returned in gone.
-func (o *Outbox) loadEntries(seqs []uint64) (found []loaded, gone []uint64, err error) {
-	if o.closed.Load() {
-		return nil, nil, ErrClosed
-	}
-	found = make([]loaded, 0, len(seqs))
-	var stored []uint64 // not fresh: read from the store
-	for _, seq := range seqs {
-		if f, ok := o.takeFresh(seq); ok {
-			found = append(found, loaded{seq: seq, ev: f.ev, acceptedAt: f.acceptedAt})
-		} else {
-			stored = append(stored, seq)
-		}
-	}
-	if len(stored) == 0 {
-		return found, nil, nil
-	}
-	o.waitSeqApplied(slices.Max(stored)) // an early event may not be stored yet
-	err = o.db.View(func(tx *bolt.Tx) error {
-		p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
-		for _, seq := range stored {
-			k := seqKey(seq)
-			v := p.Get(k)
-			if v == nil {
-				gone = append(gone, seq)
-				continue
-			}
-			l := loaded{seq: seq}
-			var derr error
-			if l.ev, l.acceptedAt, _, derr = decodeRecord(v, true); derr != nil {
-				return fmt.Errorf("entry %d: %w", seq, derr)
-			}
-			if sv := s.Get(k); sv != nil {
-				l.st, _ = decodeState(sv)
-			}
-			found = append(found, l)
-		}
-		return nil
-	})
-	// Oldest first, as claimed, whichever source an event came from.
-	slices.SortFunc(found, func(a, b loaded) int { return cmp.Compare(a.seq, b.seq) })
-	return found, gone, err
-}
-
-// completeMany deletes delivered events in one transaction. On a store
-// error they are scheduled again at retryAt (and may be delivered twice).
-//
-// With the applier running (a writable outbox) the delete is queued for its
-// next transaction and completeMany returns nil at once; the events stay
-// claimed until it commits (a failed transaction is tried again).
-func (o *Outbox) completeMany(seqs []uint64, retryAt time.Time) error {
-	if o.applyDone != nil {
-		o.queueDeletes(seqs)
-		return nil
-	}
-	sizes := make([]int64, len(seqs))
-	err := o.update(func(tx *bolt.Tx) error {
-		p, s := tx.Bucket(bucketPending), tx.Bucket(bucketState)
-		for i, seq := range seqs {
-			k := seqKey(seq)
-			sizes[i] = int64(len(p.Get(k)))
-			if err := p.Delete(k); err != nil {
-				return err
-			}
-			if err := s.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err != nil {
-		for _, seq := range seqs {
-			o.sched.finish(seq, true, retryAt)
-		}
-		o.signal()
-		return fmt.Errorf("deleting delivered events: %w", err)
-	}
-	for i, seq := range seqs {
-		if sizes[i] > 0 {
-			o.pendingN--
-			o.pendingBytes -= sizes[i]
-		}
-		o.sched.finish(seq, false, time.Time{})
-	}
-	return nil
-}
-
-// failedEntry is the recorded outcome of a failed attempt: the new state,
-// and whether the event goes to the dead letters.
-type failedEntry struct {
-	seq     uint64
-	st      deliveryState
-	dead    bool
-	retryAt time.Time // when a store error leaves a dead-lettered event pending
-}
-
-// settleFailures persists failed attempts in one transaction: dead ones move
-// to the dead letters, the others get their next attempt. It reports which
-// were dead-lettered. On a store error nothing changed on disk; the events
-// are scheduled again (at their next attempt, or retryAt for dead ones).
-func (o *Outbox) settleFailures(fs []failedEntry) (buried []bool, err error) {
-	var last uint64
-	for _, f := range fs {
-		last = max(last, f.seq)
-	}
-	o.waitSeqApplied(last) // an event delivered early may not be stored yet
-	sizes := make([]int64, len(fs))
-	err = o.update(func(tx *bolt.Tx) error {
-		p, s, d := tx.Bucket(bucketPending), tx.Bucket(bucketState), tx.Bucket(bucketDead)
-		for i, f := range fs {
-			sizes[i] = 0
-			k := seqKey(f.seq)
-			rec := p.Get(k)
-			if rec == nil {
-				continue
-			}
-			if !f.dead {
-				if err := s.Put(k, encodeState(f.st)); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := d.Put(k, encodeDead(f.st, rec)); err != nil {
-				return err
-			}
-			sizes[i] = int64(len(rec))
-			if err := p.Delete(k); err != nil {
-				return err
-			}
-			if err := s.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	buried = make([]bool, len(fs))
-	o.mu.Lock()
-	for i, f := range fs {
-		switch {
-		case err != nil && f.dead:
-			o.sched.finish(f.seq, true, f.retryAt)
-		case !f.dead:
-			o.sched.finish(f.seq, true, f.st.NextAttempt)
-		default:
-			if sizes[i] > 0 {
-				o.pendingN--
-				o.pendingBytes -= sizes[i]
-				o.deadN++
-				o.deadBytes += sizes[i]
-				buried[i] = true
-			}
-			o.sched.finish(f.seq, false, time.Time{})
-		}
-	}
-	o.mu.Unlock()
-	o.signal()
-	if err != nil {
-		return buried, fmt.Errorf("recording failed attempts: %w", err)
-	}
-	return buried, nil
 }

@@ -84,8 +84,7 @@ func TestDispatcher_BatchDeliversEveryEventOnceInArrays(t *testing.T) {
 			assert.Equal(t, 1, e.Attempt)
 		}
 	}
-	left, err := ob.List(false, 0)
-	require.NoError(t, err)
+	left := listAll(t, ob, StatePending)
 	assert.Zero(t, len(left), "delivered events are deleted from the store")
 	assert.Len(t, got, 200, "every event delivered")
 	for id, n := range got {
@@ -156,7 +155,7 @@ func TestDispatcher_BatchPermanentFailureDeadLettersAll(t *testing.T) {
 	srv := startInternal(t, recv)
 	ob := openTestOutbox(t, OutboxOptions{})
 	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
-	o.BatchSize = 8
+	o.BatchSize, o.PermanentStatus = 8, []int{400, 422}
 	d := newTestDispatcher(t, o)
 	for i := range 5 {
 		require.NoError(t, ob.Append(t.Context(), testEvent("dead", i)))
@@ -164,12 +163,11 @@ func TestDispatcher_BatchPermanentFailureDeadLettersAll(t *testing.T) {
 	runDispatcher(t, d)
 	requireDrained(t, ob)
 
-	dead, err := ob.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ob, StateDead)
 	require.Len(t, dead, 5)
 	for _, e := range dead {
 		assert.Equal(t, 1, e.Attempts)
-		assert.Contains(t, e.LastError, "HTTP 400 Bad Request; permanent failure")
+		assert.Contains(t, e.LastError, "HTTP 400 Bad Request; permanent failure (status 400)")
 	}
 	st, err := ob.Stats()
 	require.NoError(t, err)
@@ -201,10 +199,9 @@ func TestDispatcher_BatchStopKeepsClaimedEventsPending(t *testing.T) {
 	st, err := ob.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.Pending, "abandoned events stay pending")
-	assert.Zero(t, ob.inFlight())
+	assert.Zero(t, ob.def.inFlight())
 	assert.Equal(t, uint64(3), d.Stats().Abandoned)
-	entries, err := ob.List(false, 0)
-	require.NoError(t, err)
+	entries := listAll(t, ob, StatePending)
 	for _, e := range entries {
 		assert.Zero(t, e.Attempts, "an abandoned attempt is not recorded")
 	}

@@ -83,14 +83,15 @@ type ClientOptions struct {
 	// to an internal URL that requires mutual TLS. Both or neither.
 	CertFile, KeyFile string
 	// Timeout bounds one attempt: dial, TLS handshake, request and response
-	// headers. Zero means 10 s.
+	// headers. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// SigningSecret enables Standard Webhooks signatures. "whsec_" followed
 	// by base64 is decoded; any other value is used as raw bytes. Empty
 	// means unsigned deliveries. It is never logged.
 	SigningSecret []byte
 	// MaxConns is the number of idle keep-alive connections kept to the
-	// internal URL; set it to the Dispatcher's Concurrency. Zero means 4.
+	// internal URL; set it to the Dispatcher's Concurrency. Zero means
+	// DefaultConcurrency.
 	MaxConns int
 	// Now is the clock for webhook-timestamp and Retry-After dates; nil
 	// means time.Now.
@@ -125,9 +126,12 @@ type DeliveryError struct {
 	StatusCode int           // HTTP status; zero when there was no response
 	Status     string        // HTTP status text, e.g. "400 Bad Request"
 	RetryAfter time.Duration // from a Retry-After header on 429 or 503; zero if absent
-	Permanent  bool          // a 4xx other than 408 and 429: retrying will not help
-	Err        error         // transport error when there was no response
-	url        string
+	// Permanent is set by a Deliverer that knows retrying cannot help; the
+	// Dispatcher then dead-letters the event at once. Client never sets it:
+	// which statuses are permanent is the Dispatcher's PermanentStatus.
+	Permanent bool
+	Err       error // transport error when there was no response
+	url       string
 }
 
 // Error returns the status or the transport error. It never includes the
@@ -168,7 +172,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	c := &Client{
 		url:     u.String(),
 		safeURL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
-		timeout: 10 * time.Second,
+		timeout: DefaultTimeout,
 		now:     time.Now,
 	}
 	if o.Timeout > 0 {
@@ -197,7 +201,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 		tlsConf.Certificates = []tls.Certificate{pair}
 	}
-	conns := 4
+	conns := DefaultConcurrency
 	if o.MaxConns > 0 {
 		conns = o.MaxConns
 	}
@@ -337,12 +341,8 @@ func (c *Client) post(ctx context.Context, h http.Header, body []byte, open *ato
 		return nil
 	}
 	de := &DeliveryError{StatusCode: resp.StatusCode, Status: statusText(resp), url: c.safeURL}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		de.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
-	case resp.StatusCode == http.StatusRequestTimeout:
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		de.Permanent = true
 	}
 	return de
 }

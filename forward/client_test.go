@@ -113,15 +113,16 @@ func TestClient_Deliver_ClassifiesAnswers(t *testing.T) {
 		status     int
 		retryAfter string
 		wantErr    bool
-		permanent  bool
 		wantRA     time.Duration
 	}{
 		{name: "200", status: 200},
 		{name: "204", status: 204},
-		{name: "400 permanent", status: 400, wantErr: true, permanent: true},
-		{name: "401 permanent", status: 401, wantErr: true, permanent: true},
-		{name: "404 permanent", status: 404, wantErr: true, permanent: true},
-		{name: "413 permanent", status: 413, wantErr: true, permanent: true},
+		// The client never calls an answer permanent: the Dispatcher's
+		// PermanentStatus decides.
+		{name: "400", status: 400, wantErr: true},
+		{name: "401", status: 401, wantErr: true},
+		{name: "404", status: 404, wantErr: true},
+		{name: "413", status: 413, wantErr: true},
 		{name: "408 retried", status: 408, wantErr: true},
 		{name: "429 retry-after seconds", status: 429, retryAfter: "7", wantErr: true, wantRA: 7 * time.Second},
 		{name: "503 retry-after date", status: 503, retryAfter: now.Add(90 * time.Second).Format(http.TimeFormat), wantErr: true, wantRA: 90 * time.Second},
@@ -155,7 +156,7 @@ func TestClient_Deliver_ClassifiesAnswers(t *testing.T) {
 			var de *DeliveryError
 			require.ErrorAs(t, err, &de)
 			assert.Equal(t, tc.status, de.StatusCode)
-			assert.Equal(t, tc.permanent, de.Permanent)
+			assert.False(t, de.Permanent)
 			assert.Equal(t, tc.wantRA, de.RetryAfter)
 			assert.Contains(t, err.Error(), strconv.Itoa(tc.status))
 			assert.NotContains(t, err.Error(), "internal detail")

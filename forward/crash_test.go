@@ -18,6 +18,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/forward/internal/journal"
+	"github.com/imedge/imedge/internal/uring"
 )
 
 // crashDirEnv, when set, turns the test binary into the crash writer: it
@@ -25,7 +28,8 @@ import (
 // each Append that returned nil, until it is killed.
 const crashDirEnv = "IMEDGE_FORWARD_CRASH_DIR"
 
-// crashSyncEnv is the crash writer's JournalSync.
+// crashSyncEnv, set to "fdatasync", makes the crash writer's journal
+// flush with fdatasync(2) (no io_uring).
 const crashSyncEnv = "IMEDGE_FORWARD_CRASH_SYNC"
 
 // crashWriterLifetime bounds the writer should its parent vanish.
@@ -44,8 +48,11 @@ func TestMain(m *testing.M) {
 
 // crashWriter is the child side of TestOutbox_SurvivesSIGKILL.
 func crashWriter(dir string) error {
-	ob, err := OpenOutbox(OutboxOptions{Dir: dir, LockTimeout: 5 * time.Second, RememberFor: time.Hour,
-		JournalSync: JournalSync(os.Getenv(crashSyncEnv))})
+	o := OutboxOptions{Dir: dir, LockTimeout: 5 * time.Second, RememberFor: time.Hour}
+	if os.Getenv(crashSyncEnv) == journal.MethodFdatasync {
+		o.newRing = func() (*uring.Ring, error) { return nil, uring.ErrUnavailable }
+	}
+	ob, err := OpenOutbox(o)
 	if err != nil {
 		return err
 	}
@@ -83,8 +90,8 @@ func crashWriter(dir string) error {
 // TestOutbox_SurvivesSIGKILL runs a writer process, kills it with SIGKILL at
 // a random moment, reopens the store and checks that every event whose
 // Append had returned nil is still pending. Several rounds share one store;
-// they alternate the journal's flush methods (auto is io_uring where the
-// kernel offers it).
+// they alternate the journal's flush methods (io_uring where the kernel
+// offers it, and fdatasync).
 func TestOutbox_SurvivesSIGKILL(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -93,8 +100,8 @@ func TestOutbox_SurvivesSIGKILL(t *testing.T) {
 
 	for round := range 5 {
 		cmd := exec.Command(exe, "-test.run=^$")
-		mode := []JournalSync{JournalSyncAuto, JournalSyncFdatasync}[round%2]
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSyncEnv+"="+string(mode))
+		mode := []string{"auto", journal.MethodFdatasync}[round%2]
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSyncEnv+"="+mode)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
@@ -155,8 +162,7 @@ func TestOutbox_SurvivesSIGKILL(t *testing.T) {
 
 		ob, err := OpenOutbox(OutboxOptions{Dir: dir, LockTimeout: 5 * time.Second})
 		require.NoError(t, err, "reopening after SIGKILL (round %d)", round)
-		pending, err := ob.List(false, 0)
-		require.NoError(t, err)
+		pending := listAll(t, ob, StatePending)
 		stored := make(map[string]bool, len(pending))
 		for _, e := range pending {
 			stored[e.Event.ID] = true

@@ -2,9 +2,10 @@ package forward
 
 import "time"
 
-// Defaults of imedge's delivery settings, defined here once: imedge serve's
-// flags, its example config and its reference docs take them from these
-// constants.
+// Defaults of imedge's delivery settings, defined here once: the zero
+// values of DispatcherOptions and ClientOptions mean them, and imedge
+// serve's flags, its example config and its reference docs take them from
+// these constants (the outbox's own are beside OutboxOptions).
 const (
 	// DefaultTimeout bounds one delivery attempt (--forward-timeout).
 	DefaultTimeout = 10 * time.Second
@@ -21,8 +22,4 @@ const (
 	// DefaultMaxAge dead-letters an event not delivered after this long
 	// (--max-age).
 	DefaultMaxAge = 72 * time.Hour
-	// DefaultMaxEvents bounds the stored events (--outbox-max-events).
-	DefaultMaxEvents = 100_000
-	// DefaultMaxBytes bounds their stored size (--outbox-max-bytes).
-	DefaultMaxBytes = 1 << 30
 )

@@ -9,17 +9,26 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imedge/imedge/forward/internal/store"
 )
 
 // DispatcherOptions configures [NewDispatcher]. Outbox and Deliverer are
 // required; every other zero value selects the documented default.
 type DispatcherOptions struct {
-	// Outbox is drained by the dispatcher. Only one Dispatcher may use an
-	// Outbox at a time.
+	// Outbox holds the events the dispatcher delivers: those of
+	// Destination.
 	Outbox *Outbox
-	// Deliverer posts events, usually a *Client.
+	// Destination names the destination whose events this dispatcher
+	// delivers; empty means DefaultDestination, which also delivers the
+	// events of destinations no longer configured. Each destination needs
+	// a Dispatcher of its own; only one may run per destination.
+	Destination string
+	// Deliverer posts events to the destination's URL, usually a *Client
+	// made from that URL with the global delivery settings.
 	Deliverer Deliverer
-	// Concurrency is the number of deliveries in flight at most. Zero means 4.
+	// Concurrency is the number of deliveries in flight at most. Zero means
+	// DefaultConcurrency.
 	Concurrency int
 	// BatchSize, when above 1, makes each delivery carry up to this many
 	// due events in one request (a JSON array, see the package
@@ -35,15 +44,25 @@ type DispatcherOptions struct {
 	// is an error.
 	BatchWait time.Duration
 	// BackoffBase is the first retry's backoff ceiling; it doubles with each
-	// failed attempt. Zero means 500 ms.
+	// failed attempt. Zero means DefaultBackoffBase.
 	BackoffBase time.Duration
-	// BackoffMax caps the backoff ceiling and any Retry-After. Zero means 5 min.
+	// BackoffMax caps the backoff ceiling and any Retry-After. Zero means
+	// DefaultBackoffMax.
 	BackoffMax time.Duration
 	// MaxAttempts dead-letters an event after this many failed attempts.
 	// Zero means unlimited (MaxAge still applies).
 	MaxAttempts int
+	// PermanentStatus lists HTTP statuses (400 to 599) that dead-letter an
+	// event at its first such answer, for internal services whose refusal
+	// is final. Empty means every non-2xx answer is retried until
+	// MaxAttempts or MaxAge.
+	PermanentStatus []int
+	// OnAttempt, when set, is called after every delivery attempt, single
+	// or batched, from the goroutine that made it: for the caller's
+	// latency metrics. It must be quick and safe for concurrent use.
+	OnAttempt func(AttemptReport)
 	// MaxAge dead-letters an event whose attempt fails when it was accepted
-	// at least this long ago. Zero means 72 h.
+	// at least this long ago. Zero means DefaultMaxAge.
 	MaxAge time.Duration
 	// DrainTimeout is how long deliveries in flight when Run's context ends
 	// may still finish; after it they are abandoned and stay pending. Zero
@@ -59,9 +78,24 @@ type DispatcherOptions struct {
 	Rand func(n int64) int64
 }
 
+// AttemptReport describes one delivery attempt to [DispatcherOptions.OnAttempt].
+type AttemptReport struct {
+	Destination string        // the Dispatcher's destination
+	Events      int           // events in the request: 1, or a batch's size
+	Duration    time.Duration // from the request's start to its answer or failure
+	// Status is the HTTP status of a failed attempt's answer; zero for a
+	// success (2xx) and for an attempt that got no answer.
+	Status int
+	Err    error // nil on success
+	// Abandoned is set for an attempt cut short because the Dispatcher
+	// was stopping; its events stay pending and Err says why.
+	Abandoned bool
+}
+
 // DispatcherStats is a snapshot of a Dispatcher's counters since it was
 // created.
 type DispatcherStats struct {
+	Destination  string    // the destination it delivers
 	Attempts     uint64    // delivery attempts started
 	Successes    uint64    // attempts answered 2xx
 	Failures     uint64    // attempts that failed (abandoned ones excluded)
@@ -75,18 +109,25 @@ type DispatcherStats struct {
 	PausedUntil time.Time
 }
 
-// Dispatcher drains an [Outbox]: it posts due events, oldest first, with at
-// most Concurrency in flight; deletes an event only after a 2xx; retries
-// failures with exponential backoff and full jitter (honouring Retry-After
-// on 429 and 503); and dead-letters permanent failures (4xx other than 408
-// and 429), events past MaxAge and events past MaxAttempts. Attempt counts,
-// next-attempt times and last errors are persisted, so a restart respects
-// them.
+// Dispatcher delivers one destination's events from an [Outbox]: it posts
+// due events, oldest first, with at most Concurrency in flight; removes an
+// event only after a 2xx; retries every other answer with exponential
+// backoff and full jitter (honouring Retry-After on 429 and 503); and
+// dead-letters events past MaxAttempts or MaxAge, and at once those
+// answered with a PermanentStatus. Attempt counts, next-attempt times,
+// last errors and the attempt history are persisted, so a restart respects
+// them. Failures and dead letters are logged sampled: one warning per
+// destination and 10 s with their count and the last error.
+//
+// Each destination's Dispatcher has its own workers, backoff and pause, so
+// a destination that is down or slow does not delay the others.
 //
 // A Dispatcher is safe for concurrent use. Run it once at a time; it owns
 // its goroutines and stops them before Run returns.
 type Dispatcher struct {
 	out         *Outbox
+	q           *queue // the destination's
+	dest        string
 	deliverer   Deliverer
 	concurrency int
 	batch       int            // events per delivery; 1: Deliverer.Deliver per event
@@ -94,6 +135,8 @@ type Dispatcher struct {
 	batchWait   time.Duration
 	base, ceil  time.Duration
 	maxAttempts int
+	permanent   map[int]bool
+	onAttempt   func(AttemptReport)
 	maxAge      time.Duration
 	drain       time.Duration
 	log         *slog.Logger
@@ -101,6 +144,9 @@ type Dispatcher struct {
 	rand        func(int64) int64
 	wake        chan struct{}
 	running     atomic.Bool
+	failing     sampler       // delivery failures, logged once per warnEvery
+	burying     sampler       // dead letters, likewise
+	warnEvery   time.Duration // warnWindow; tests make it short
 
 	attempts, successes, failures, dead atomic.Uint64
 	abandoned                           atomic.Uint64
@@ -117,15 +163,30 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if o.Outbox == nil || o.Deliverer == nil {
 		return nil, fmt.Errorf("creating dispatcher: %w: Outbox and Deliverer are required", ErrInvalidOptions)
 	}
+	if o.Outbox.readOnly {
+		return nil, fmt.Errorf("creating dispatcher: %w: the outbox is open read-only", ErrInvalidOptions)
+	}
+	dest := o.Destination
+	if dest == "" {
+		dest = DefaultDestination
+	}
+	q := o.Outbox.queues[dest]
+	if q == nil {
+		return nil, fmt.Errorf("creating dispatcher: %w: %q", ErrUnknownDestination, dest)
+	}
 	d := &Dispatcher{
 		out:         o.Outbox,
+		q:           q,
+		dest:        dest,
 		deliverer:   o.Deliverer,
-		concurrency: 4,
+		concurrency: DefaultConcurrency,
 		batch:       1,
-		base:        500 * time.Millisecond,
-		ceil:        5 * time.Minute,
+		base:        DefaultBackoffBase,
+		ceil:        DefaultBackoffMax,
 		maxAttempts: max(o.MaxAttempts, 0),
-		maxAge:      72 * time.Hour,
+		onAttempt:   o.OnAttempt,
+		warnEvery:   warnWindow,
+		maxAge:      DefaultMaxAge,
 		drain:       5 * time.Second,
 		log:         o.Logger,
 		now:         time.Now,
@@ -161,6 +222,15 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if o.MaxAge > 0 {
 		d.maxAge = o.MaxAge
 	}
+	for _, code := range o.PermanentStatus {
+		if code < 400 || code > 599 {
+			return nil, fmt.Errorf("creating dispatcher: %w: PermanentStatus %d is not a 4xx or 5xx status", ErrInvalidOptions, code)
+		}
+		if d.permanent == nil {
+			d.permanent = make(map[int]bool)
+		}
+		d.permanent[code] = true
+	}
 	if o.DrainTimeout != 0 {
 		d.drain = o.DrainTimeout
 	}
@@ -189,6 +259,7 @@ func (d *Dispatcher) Notify() {
 // Stats returns a snapshot of the counters.
 func (d *Dispatcher) Stats() DispatcherStats {
 	s := DispatcherStats{
+		Destination:  d.dest,
 		Attempts:     d.attempts.Load(),
 		Successes:    d.successes.Load(),
 		Failures:     d.failures.Load(),
@@ -240,7 +311,7 @@ func (d *Dispatcher) unreachable(err error) {
 		}
 	}
 	if n == 1 {
-		d.log.Warn("internal URL unreachable; pausing deliveries", "err", err.Error(), "retry_in", p)
+		d.log.Warn("internal URL unreachable; pausing deliveries", "destination", d.dest, "err", err.Error(), "retry_in", p.String())
 	}
 }
 
@@ -251,7 +322,7 @@ func (d *Dispatcher) reachable() {
 	}
 	if d.downStreak.Swap(0) > 0 {
 		d.pauseUntil.Store(0)
-		d.log.Info("internal URL reachable again; deliveries resume")
+		d.log.Info("internal URL reachable again; deliveries resume", "destination", d.dest)
 	}
 }
 
@@ -267,18 +338,26 @@ func (d *Dispatcher) pausedFor() time.Duration {
 // Run delivers events until ctx ends, then stops claiming new ones, lets
 // deliveries in flight finish for up to DrainTimeout, abandons the rest
 // (they stay pending) and returns nil once every goroutine has stopped. It
-// returns ErrRunning if already running and ErrClosed if the Outbox is
-// closed under it.
+// returns ErrRunning if it or another Dispatcher of its destination is
+// already running, and ErrClosed if the Outbox is closed under it.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer d.running.Store(false)
+	if !d.q.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer d.q.running.Store(false)
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 
-	d.log.Info("dispatcher started", "concurrency", d.concurrency)
+	d.log.Info("dispatcher started", "destination", d.dest, "concurrency", d.concurrency)
 	var wg sync.WaitGroup
+	warnDone := make(chan struct{})
+	var warner sync.WaitGroup
+	warner.Go(func() { d.warnLoop(warnDone) })
+	defer func() { close(warnDone); warner.Wait() }()
 	err := d.loop(ctx, dctx, &wg)
 	if d.drain > 0 {
 		t := time.AfterFunc(d.drain, cancel)
@@ -287,7 +366,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		cancel()
 	}
 	wg.Wait()
-	d.log.Info("dispatcher stopped", "abandoned", d.abandoned.Load())
+	d.log.Info("dispatcher stopped", "destination", d.dest, "abandoned", d.abandoned.Load())
 	return err
 }
 
@@ -342,7 +421,7 @@ func (d *Dispatcher) claimMore(first uint64) []uint64 {
 func (d *Dispatcher) claimDue(seqs []uint64) []uint64 {
 	now := d.now()
 	for len(seqs) < d.batch {
-		seq, _, ok := d.out.claim(now)
+		seq, _, ok := d.q.claim(now)
 		if !ok {
 			break
 		}
@@ -368,7 +447,7 @@ func (d *Dispatcher) fillBatch(ctx context.Context, seqs []uint64, timer *time.T
 		case <-ctx.Done():
 			timer.Stop()
 			return seqs
-		case <-d.out.wake: // more events stored or early
+		case <-d.q.wake: // more events stored or early
 		case <-timer.C:
 		}
 		timer.Stop()
@@ -392,7 +471,7 @@ func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, o
 			}
 			continue
 		}
-		seq, wait, ok := d.out.claim(d.now())
+		seq, wait, ok := d.q.claim(d.now())
 		if ok {
 			return seq, true, nil
 		}
@@ -406,7 +485,7 @@ func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, o
 			return 0, false, nil
 		case <-d.out.done:
 			return 0, false, ErrClosed
-		case <-d.out.wake:
+		case <-d.q.wake:
 		case <-d.wake:
 		case <-due:
 		}
@@ -418,62 +497,63 @@ func (d *Dispatcher) next(ctx context.Context, timer *time.Timer) (seq uint64, o
 // It calls free as soon as the attempt is over, so the next attempt can
 // start while the outcome is written (the event stays claimed until then).
 func (d *Dispatcher) deliver(ctx context.Context, seq uint64, free func()) {
-	ev, st, acceptedAt, err := d.out.loadEntry(seq)
+	l, err := d.out.loadOne(d.q, seq)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			d.out.forget(seq)
+			d.q.forget(seq)
 			return
 		}
-		d.log.Error("reading event from outbox", "seq", seq, "err", err)
-		d.out.finishAt(seq, d.now().Add(d.ceil))
+		d.log.Error("reading event from outbox", "destination", d.dest, "seq", seq, "err", err)
+		d.q.requeue(seq, d.now().Add(d.ceil))
 		return
 	}
+	st := l.state()
 	attempt := st.Attempts + 1
 	d.attempts.Add(1)
 	d.inflight.Add(1)
-	err = d.deliverer.Deliver(ctx, ev, attempt)
+	startedAt, start := d.now(), time.Now()
+	err = d.deliverer.Deliver(ctx, l.ev, attempt)
+	took := time.Since(start)
 	d.inflight.Add(-1)
 	free()
+	d.report(ctx, 1, took, err)
 	now := d.now()
 	if err == nil {
 		d.reachable()
 		d.successes.Add(1)
-		if cerr := d.out.complete(seq, now.Add(d.ceil)); cerr != nil {
-			d.log.Error("removing delivered event", "event_id", ev.ID, "seq", seq, "err", cerr)
-			return
-		}
-		d.log.Debug("event delivered", "event_id", ev.ID, "seq", seq, "attempt", attempt)
+		d.out.complete(success{q: d.q, seqs: []uint64{seq}, at: startedAt, duration: took})
+		d.log.Debug("event delivered", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt)
 		return
 	}
 	if ctx.Err() != nil {
 		// Stopping: the attempt was cut short; the event stays as it was.
 		d.abandoned.Add(1)
-		d.out.release(seq)
+		d.q.requeue(seq, time.Time{})
 		return
 	}
 	d.failures.Add(1)
 	d.unreachable(err)
-	f, msg := d.failure(err, st, acceptedAt, attempt, now)
-	if f.dead {
-		if berr := d.out.bury(seq, f.st, f.retryAt); berr != nil {
-			d.log.Error("dead-lettering event", "event_id", ev.ID, "seq", seq, "err", berr)
-			return
-		}
-		d.dead.Add(1)
-		d.log.Warn("event dead-lettered", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", f.st.LastError)
+	f, msg := d.failure(err, st, l.acceptedAt, attempt, store.Attempt{At: startedAt, Duration: took}, now)
+	f.seq = seq
+	d.failing.add(msg, 1, "")
+	buried, serr := d.out.settle(d.q, []failedEntry{f})
+	if serr != nil {
+		d.log.Error("recording failed attempt", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "err", serr)
 		return
 	}
-	if rerr := d.out.reschedule(seq, f.st); rerr != nil {
-		d.log.Error("recording failed attempt", "event_id", ev.ID, "seq", seq, "err", rerr)
+	if buried[0] {
+		d.buried(l.ev.ID, seq, attempt, f.st.LastError)
+		return
 	}
-	d.log.Debug("delivery failed", "event_id", ev.ID, "seq", seq, "attempt", attempt, "err", msg, "retry_in", f.st.NextAttempt.Sub(now))
+	d.log.Debug("delivery failed", "destination", d.dest, "event_id", l.ev.ID, "seq", seq, "attempt", attempt, "err", msg,
+		"retry_in", f.st.NextAttempt.Sub(now).String())
 }
 
 // failure records err as the last error and works out what a failed attempt
-// means for an event: its new state, and whether it goes to the dead letters
-// (permanent failure, MaxAttempts reached, older than MaxAge). msg is the
-// error text.
-func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, attempt int, now time.Time) (f failedEntry, msg string) {
+// means for an event: its new state, with the attempt a in its history, and
+// whether it goes to the dead letters (permanent failure, MaxAttempts
+// reached, older than MaxAge). msg is the error text.
+func (d *Dispatcher) failure(err error, st store.State, acceptedAt time.Time, attempt int, a store.Attempt, now time.Time) (f failedEntry, msg string) {
 	msg = err.Error()
 	d.errMu.Lock()
 	d.lastErr, d.lastErrAt = msg, now
@@ -486,13 +566,19 @@ func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, 
 	var retryAfter time.Duration
 	permanent := false
 	if errors.As(err, &de) {
-		permanent, retryAfter = de.Permanent, de.RetryAfter
+		permanent, retryAfter = de.Permanent || d.permanent[de.StatusCode], de.RetryAfter
+		a.Status = de.StatusCode
 	}
+	a.Error = msg
+	st.AddAttempt(a)
 	delay := d.backoff(attempt, retryAfter)
 	var reason string
 	switch {
 	case permanent:
 		reason = "permanent failure"
+		if de != nil && d.permanent[de.StatusCode] {
+			reason = fmt.Sprintf("permanent failure (status %d)", de.StatusCode)
+		}
 	case d.maxAttempts > 0 && attempt >= d.maxAttempts:
 		reason = fmt.Sprintf("gave up after %d attempts", attempt)
 	case now.Sub(acceptedAt) >= d.maxAge:
@@ -512,16 +598,16 @@ func (d *Dispatcher) failure(err error, st deliveryState, acceptedAt time.Time, 
 // and records the outcome, which is the same for all of them. Like deliver,
 // it calls free as soon as the attempt is over.
 func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func()) {
-	entries, gone, err := d.out.loadEntries(seqs)
+	entries, gone, err := d.out.loadClaimed(d.q, seqs)
 	if err != nil {
-		d.log.Error("reading events from outbox", "events", len(seqs), "err", err)
+		d.log.Error("reading events from outbox", "destination", d.dest, "events", len(seqs), "err", err)
 		for _, seq := range seqs {
-			d.out.finishAt(seq, d.now().Add(d.ceil))
+			d.q.requeue(seq, d.now().Add(d.ceil))
 		}
 		return
 	}
 	for _, seq := range gone {
-		d.out.forget(seq)
+		d.q.forget(seq)
 	}
 	if len(entries) == 0 {
 		return
@@ -530,32 +616,33 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	evs := make([]Event, n)
 	attempts := make([]int, n)
 	for i, e := range entries {
-		evs[i], attempts[i] = e.ev, e.st.Attempts+1
+		evs[i], attempts[i] = e.ev, e.state().Attempts+1
 	}
 	d.attempts.Add(uint64(n))
 	d.inflight.Add(int64(n))
+	startedAt, start := d.now(), time.Now()
 	err = d.batcher.DeliverBatch(ctx, evs, attempts)
+	took := time.Since(start)
 	d.inflight.Add(-int64(n))
 	free()
+	d.report(ctx, n, took, err)
 	now := d.now()
+	a := store.Attempt{At: startedAt, Duration: took}
 	if err == nil {
 		d.reachable()
 		d.successes.Add(uint64(n))
-		delivered := make([]uint64, n)
+		seqs := make([]uint64, n)
 		for i, e := range entries {
-			delivered[i] = e.seq
+			seqs[i] = e.seq
 		}
-		if cerr := d.out.completeMany(delivered, now.Add(d.ceil)); cerr != nil {
-			d.log.Error("removing delivered events", "events", n, "err", cerr)
-			return
-		}
-		d.log.Debug("events delivered", "events", n)
+		d.out.complete(success{q: d.q, seqs: seqs, at: startedAt, duration: took})
+		d.log.Debug("events delivered", "destination", d.dest, "events", n)
 		return
 	}
 	if ctx.Err() != nil {
 		d.abandoned.Add(uint64(n))
 		for _, e := range entries {
-			d.out.release(e.seq)
+			d.q.requeue(e.seq, time.Time{})
 		}
 		return
 	}
@@ -564,20 +651,20 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, seqs []uint64, free func(
 	fs := make([]failedEntry, n)
 	var msg string
 	for i, e := range entries {
-		fs[i], msg = d.failure(err, e.st, e.acceptedAt, attempts[i], now)
+		fs[i], msg = d.failure(err, e.state(), e.acceptedAt, attempts[i], a, now)
 		fs[i].seq = e.seq
 	}
-	buried, serr := d.out.settleFailures(fs)
+	d.failing.add(msg, n, "")
+	buried, serr := d.out.settle(d.q, fs)
 	if serr != nil {
-		d.log.Error("recording failed attempts", "events", n, "err", serr)
+		d.log.Error("recording failed attempts", "destination", d.dest, "events", n, "err", serr)
 	}
 	for i, b := range buried {
 		if b {
-			d.dead.Add(1)
-			d.log.Warn("event dead-lettered", "event_id", evs[i].ID, "seq", fs[i].seq, "attempt", attempts[i], "err", fs[i].st.LastError)
+			d.buried(evs[i].ID, fs[i].seq, attempts[i], fs[i].st.LastError)
 		}
 	}
-	d.log.Debug("batch delivery failed", "events", n, "err", msg)
+	d.log.Debug("batch delivery failed", "destination", d.dest, "events", n, "err", msg)
 }
 
 // backoff returns the wait after the given number of failed attempts: a

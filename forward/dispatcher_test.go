@@ -21,7 +21,7 @@ func requireDrained(t *testing.T, ob *Outbox) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		st, err := ob.Stats()
-		return err == nil && st.Pending == 0 && ob.inFlight() == 0
+		return err == nil && st.Pending == 0 && ob.def.inFlight() == 0
 	}, waitFor, tick)
 }
 
@@ -153,7 +153,11 @@ func TestDispatcher_HonoursRetryAfterOn429(t *testing.T) {
 	assert.GreaterOrEqual(t, got[1].At.Sub(got[0].At), time.Second, "waited at least Retry-After")
 }
 
-func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
+// TestDispatcher_PermanentStatusDeadLettersThenReplayAndPurge: a status
+// listed in PermanentStatus dead-letters at its first answer, with its
+// error and history; a replayed dead letter is delivered once the
+// internal service is fixed, and the rest can be purged.
+func TestDispatcher_PermanentStatusDeadLettersThenReplayAndPurge(t *testing.T) {
 	var bad atomic.Bool
 	bad.Store(true)
 	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int {
@@ -164,7 +168,9 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	}}
 	srv := startInternal(t, recv)
 	ob := openTestOutbox(t, OutboxOptions{})
-	d := newTestDispatcher(t, fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL})))
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.PermanentStatus = []int{400}
+	d := newTestDispatcher(t, o)
 	runDispatcher(t, d)
 
 	first, second := testEvent("400", 0), testEvent("400", 1)
@@ -173,10 +179,9 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	requireDrained(t, ob)
 
 	assert.Len(t, recv.deliveries(), 2, "a permanent failure is not retried")
-	dead, err := ob.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ob, StateDead)
 	require.Len(t, dead, 2)
-	assert.True(t, dead[0].Dead)
+	assert.Equal(t, StateDead, dead[0].State)
 	assert.Equal(t, 1, dead[0].Attempts)
 	assert.Contains(t, dead[0].LastError, "HTTP 400 Bad Request")
 	assert.Contains(t, dead[0].LastError, "permanent")
@@ -187,21 +192,25 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	assert.Positive(t, st.DeadBytes)
 	assert.Equal(t, uint64(2), d.Stats().DeadLettered)
 
-	shown, err := ob.Show(first.ID)
+	shown, err := ob.Show(t.Context(), first.ID)
 	require.NoError(t, err)
-	assert.True(t, shown.Dead)
+	assert.Equal(t, StateDead, shown.State)
 	assert.Equal(t, first.Body, shown.Event.Body)
+	require.Len(t, shown.History, 1)
+	assert.Equal(t, http.StatusBadRequest, shown.History[0].Status)
+	assert.Equal(t, "HTTP 400 Bad Request", shown.History[0].Error)
+	assert.Positive(t, shown.History[0].Duration)
 
 	// The internal service is fixed; replay one dead letter.
 	bad.Store(false)
-	n, err := ob.Replay(true, first.ID)
+	n, err := ob.ReplayDead(t.Context(), Filter{Refs: []string{first.ID}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	requireDrained(t, ob)
 	assert.Equal(t, 1, recv.okByID()[first.ID])
 	assert.Zero(t, recv.okByID()[second.ID])
 
-	n, err = ob.PurgeDead()
+	n, err = ob.PurgeDead(t.Context(), Filter{})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	st, err = ob.Stats()
@@ -209,6 +218,62 @@ func TestDispatcher_DeadLettersOn400ThenReplayAndPurge(t *testing.T) {
 	assert.Zero(t, st.Dead)
 	assert.Zero(t, st.DeadBytes)
 	assert.Zero(t, st.Pending)
+}
+
+// TestDispatcher_4xxIsRetriedByDefault: a 404 (a mis-routed URL, fixed
+// later) no longer dead-letters: the event is retried, its history keeps
+// the last HistoryLen attempts, and once the service answers it is
+// delivered.
+func TestDispatcher_4xxIsRetriedByDefault(t *testing.T) {
+	var fixed atomic.Bool
+	recv := &internal{respond: func(int, http.ResponseWriter, *http.Request) int {
+		if fixed.Load() {
+			return http.StatusOK
+		}
+		return http.StatusNotFound
+	}}
+	srv := startInternal(t, recv)
+	ob := openTestOutbox(t, OutboxOptions{})
+	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
+	o.PermanentStatus = []int{410} // listed: only it dead-letters
+	d := newTestDispatcher(t, o)
+	stop := runDispatcher(t, d)
+	ev := testEvent("404", 0)
+	require.NoError(t, ob.Append(t.Context(), ev))
+	require.Eventually(t, func() bool { return d.Stats().Failures >= HistoryLen+2 }, waitFor, tick)
+	stop()
+
+	st, err := ob.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Dead, "a 404 is retried")
+	assert.Equal(t, 1, st.Pending)
+	e, err := ob.Show(t.Context(), ev.ID)
+	require.NoError(t, err)
+	failures := int(d.Stats().Failures)
+	assert.Equal(t, failures, e.Attempts)
+	require.Len(t, e.History, HistoryLen, "the last attempts only")
+	for i, a := range e.History {
+		assert.Equal(t, http.StatusNotFound, a.Status)
+		assert.Equal(t, "HTTP 404 Not Found", a.Error)
+		if i > 0 {
+			assert.False(t, a.At.Before(e.History[i-1].At), "oldest first")
+		}
+	}
+	assert.False(t, e.LastAttempt.Before(e.History[HistoryLen-1].At), "the last attempt is the history's last")
+
+	fixed.Store(true)
+	runDispatcher(t, newTestDispatcher(t, o))
+	requireDrained(t, ob)
+	assert.Equal(t, 1, recv.okByID()[ev.ID])
+}
+
+func TestNewDispatcher_PermanentStatusMustBeAnError(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{})
+	c := newTestClient(t, ClientOptions{URL: "http://127.0.0.1:1"})
+	for _, code := range []int{200, 302, 399, 600, 0} {
+		_, err := NewDispatcher(DispatcherOptions{Outbox: ob, Deliverer: c, PermanentStatus: []int{404, code}})
+		assert.ErrorIs(t, err, ErrInvalidOptions, "status %d", code)
+	}
 }
 
 func TestDispatcher_DeadLettersPastMaxAge(t *testing.T) {
@@ -223,8 +288,7 @@ func TestDispatcher_DeadLettersPastMaxAge(t *testing.T) {
 	require.NoError(t, ob.Append(t.Context(), testEvent("old", 0)))
 	requireDrained(t, ob)
 	assert.Len(t, recv.deliveries(), 1)
-	dead, err := ob.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ob, StateDead)
 	require.Len(t, dead, 1)
 	assert.Contains(t, dead[0].LastError, "500")
 	assert.Contains(t, dead[0].LastError, "max age 72h")
@@ -242,8 +306,7 @@ func TestDispatcher_DeadLettersAfterMaxAttempts(t *testing.T) {
 	require.NoError(t, ob.Append(t.Context(), testEvent("attempts", 0)))
 	requireDrained(t, ob)
 	assert.Len(t, recv.deliveries(), 3)
-	dead, err := ob.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ob, StateDead)
 	require.Len(t, dead, 1)
 	assert.Equal(t, 3, dead[0].Attempts)
 	assert.Contains(t, dead[0].LastError, "502")
@@ -349,34 +412,34 @@ func TestDispatcher_RestartRespectsPersistedBackoff(t *testing.T) {
 	stop := runDispatcher(t, d)
 	require.Eventually(t, func() bool { return d.Stats().Failures == 1 && d.Stats().InFlight == 0 }, waitFor, tick)
 	require.Eventually(t, func() bool {
-		l, err := ob.List(false, 0)
-		return err == nil && len(l) == 1 && l[0].Attempts == 1
+		p, err := ob.List(t.Context(), Query{})
+		return err == nil && len(p.Entries) == 1 && p.Entries[0].Attempts == 1
 	}, waitFor, tick)
 	stop()
 	require.NoError(t, ob.Close())
 
 	re := openTestOutbox(t, OutboxOptions{Dir: dir})
-	list, err := re.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, re, StatePending)
 	require.Len(t, list, 1)
 	e := list[0]
 	assert.Equal(t, 1, e.Attempts)
 	assert.Contains(t, e.LastError, "500")
 	assert.WithinDuration(t, time.Now().Add(time.Hour), e.NextAttempt, time.Minute)
 
-	_, wait, ok := re.claim(time.Now())
+	_, wait, ok := re.def.claim(time.Now())
 	require.False(t, ok, "not due before its next attempt")
 	assert.InDelta(t, time.Hour.Seconds(), wait.Seconds(), 60)
 
-	n, err := re.Replay(false)
+	n, err := re.RetryNow(t.Context(), Filter{})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
-	seq, _, ok := re.claim(time.Now())
-	require.True(t, ok, "replay makes it due now")
+	seq, _, ok := re.def.claim(time.Now())
+	require.True(t, ok, "retry-now makes it due now")
 	assert.Equal(t, e.Seq, seq)
-	_, st, _, err := re.loadEntry(seq)
+	l, err := re.loadOne(re.def, seq)
 	require.NoError(t, err)
-	assert.Zero(t, st.Attempts, "replay resets the attempt count")
+	assert.Equal(t, 1, l.st.Attempts, "retry-now keeps the attempt count")
+	assert.True(t, l.st.NextAttempt.IsZero())
 }
 
 func TestDispatcher_StopAbandonsInFlightKeepingItPending(t *testing.T) {
@@ -390,6 +453,8 @@ func TestDispatcher_StopAbandonsInFlightKeepingItPending(t *testing.T) {
 	ob := openTestOutbox(t, OutboxOptions{})
 	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL}))
 	o.DrainTimeout = -1
+	reports := make(chan AttemptReport, 1)
+	o.OnAttempt = func(r AttemptReport) { reports <- r }
 	d := newTestDispatcher(t, o)
 	stop := runDispatcher(t, d)
 
@@ -398,14 +463,16 @@ func TestDispatcher_StopAbandonsInFlightKeepingItPending(t *testing.T) {
 	begin := time.Now()
 	stop()
 	assert.Less(t, time.Since(begin), 5*time.Second)
+	r := <-reports
+	assert.True(t, r.Abandoned, "the hook says the attempt was cut short")
+	assert.Error(t, r.Err)
 
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 1)
 	assert.Zero(t, list[0].Attempts, "an abandoned attempt is not a failure")
 	assert.Zero(t, d.Stats().Failures)
 	assert.Equal(t, uint64(1), d.Stats().Abandoned)
-	assert.Zero(t, ob.inFlight())
+	assert.Zero(t, ob.def.inFlight())
 }
 
 func TestDispatcher_StopLetsInFlightFinish(t *testing.T) {
@@ -505,14 +572,15 @@ func TestDispatcher_LogsNeverCarryBodyOrSecret(t *testing.T) {
 	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("topsecretvalue-topsecretvalue!!"))
 	ob := openTestOutbox(t, OutboxOptions{Logger: buf.logger()})
 	o := fastDispatcher(ob, newTestClient(t, ClientOptions{URL: srv.URL, SigningSecret: []byte(secret)}))
-	o.Logger = buf.logger()
-	runDispatcher(t, newTestDispatcher(t, o))
+	o.Logger, o.PermanentStatus = buf.logger(), []int{400}
+	d := newTestDispatcher(t, o)
+	d.warnEvery = 20 * time.Millisecond
+	runDispatcher(t, d)
 	ev := testEvent("logs", 0)
 	require.NoError(t, ob.Append(t.Context(), ev))
-	requireDrained(t, ob)
+	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "events dead-lettered") }, waitFor, tick)
 
 	out := buf.String()
-	assert.Contains(t, out, "event dead-lettered")
 	assert.Contains(t, out, ev.ID)
 	assert.NotContains(t, out, "friend_0", "no body")
 	assert.NotContains(t, out, "topsecretvalue")

@@ -25,30 +25,31 @@ func (o *Outbox) Writable() error {
 	if o.closed.Load() {
 		return ErrClosed
 	}
+	path := o.st.Path()
 	if o.readOnly {
-		return fmt.Errorf("checking outbox %q: %w: opened read-only", o.path, ErrNotWritable)
+		return fmt.Errorf("checking outbox %q: %w: opened read-only", path, ErrNotWritable)
 	}
-	fi, err := os.Stat(o.path)
+	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("checking outbox %q: %w: %w", o.path, ErrNotWritable, err)
+		return fmt.Errorf("checking outbox %q: %w: %w", path, ErrNotWritable, err)
 	}
-	if o.opened == nil || !os.SameFile(fi, o.opened) {
-		return fmt.Errorf("checking outbox %q: %w: the file was removed or replaced since it was opened (events stored now would be lost at restart)", o.path, ErrNotWritable)
+	if opened := o.st.Opened(); opened == nil || !os.SameFile(fi, opened) {
+		return fmt.Errorf("checking outbox %q: %w: the file was removed or replaced since it was opened (events stored now would be lost at restart)", path, ErrNotWritable)
 	}
-	if j := o.jr; j != nil {
-		fi, err := os.Stat(j.path)
+	if j := o.ap.jr; j != nil {
+		fi, err := os.Stat(j.Path())
 		if err != nil {
-			return fmt.Errorf("checking outbox journal %q: %w: %w", j.path, ErrNotWritable, err)
+			return fmt.Errorf("checking outbox journal %q: %w: %w", j.Path(), ErrNotWritable, err)
 		}
-		if !os.SameFile(fi, j.opened) {
-			return fmt.Errorf("checking outbox journal %q: %w: the file was removed or replaced since it was opened (events journaled now would be lost at a crash)", j.path, ErrNotWritable)
+		if !os.SameFile(fi, j.Opened()) {
+			return fmt.Errorf("checking outbox journal %q: %w: the file was removed or replaced since it was opened (events journaled now would be lost at a crash)", j.Path(), ErrNotWritable)
 		}
 	}
-	if err := o.applyFailure(); err != nil {
-		return fmt.Errorf("checking outbox %q: %w: storing journaled events fails: %w", o.path, ErrNotWritable, err)
+	if err := o.ap.failure(); err != nil {
+		return fmt.Errorf("checking outbox %q: %w: storing journaled events fails: %w", path, ErrNotWritable, err)
 	}
-	if err := probeDir(filepath.Dir(o.path)); err != nil {
-		return fmt.Errorf("checking outbox directory %q: %w: %w", filepath.Dir(o.path), ErrNotWritable, err)
+	if err := probeDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("checking outbox directory %q: %w: %w", filepath.Dir(path), ErrNotWritable, err)
 	}
 	return nil
 }
@@ -64,14 +65,4 @@ func probeDir(dir string) error {
 	cerr := f.Close()
 	rerr := os.Remove(f.Name())
 	return errors.Join(werr, serr, cerr, rerr)
-}
-
-// statOrNil returns the file's identity, or nil when it cannot be read (then
-// Writable reports the outbox as not writable).
-func statOrNil(path string) os.FileInfo {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil
-	}
-	return fi
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/forward/internal/store"
 )
 
 // openTestOutbox opens an outbox in a fresh temporary directory (unless
@@ -216,4 +218,27 @@ func appendConcurrently(t *testing.T, ob *Outbox, tag string) []string {
 	}
 	wg.Wait()
 	return ids
+}
+
+// listAll returns every stored entry of ob in state, in sequence order.
+func listAll(t testing.TB, ob *Outbox, state State) []Entry {
+	t.Helper()
+	return listN(t, ob, state, -1)
+}
+
+// listN returns the first page of at most limit entries of ob in state.
+func listN(t testing.TB, ob *Outbox, state State, limit int) []Entry {
+	t.Helper()
+	p, err := ob.List(context.Background(), Query{State: state, Limit: limit})
+	require.NoError(t, err)
+	return p.Entries
+}
+
+// encodeRecord returns ev's record as Append stores it, accepted at at.
+func encodeRecord(ev Event, at time.Time) []byte {
+	if ev.Destination == "" {
+		ev.Destination = DefaultDestination
+	}
+	r := ev.record(at)
+	return store.EncodeRecord(&r)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/imedge/imedge/forward/internal/journal"
 	"github.com/imedge/imedge/internal/uring"
 )
 
@@ -35,14 +35,12 @@ func TestJournal_RecoversUnappliedRecordsAndStopsAtATornTail(t *testing.T) {
 	// (over a journal that still holds the first pass's records) adds
 	// nothing twice.
 	require.NoError(t, re.Append(t.Context(), testEvent("jr", 5)))
-	list, err := re.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, re, StatePending)
 	require.Len(t, list, 5)
 	assert.Equal(t, uint64(5), list[4].Seq)
 	require.NoError(t, re.Close())
 	again := openTestOutbox(t, OutboxOptions{Dir: dir})
-	list, err = again.List(false, 0)
-	require.NoError(t, err)
+	list = listAll(t, again, StatePending)
 	assert.Len(t, list, 5)
 }
 
@@ -57,25 +55,30 @@ func leaveUnappliedRecords(t *testing.T, dir string) []string {
 	require.NoError(t, ob.Close())
 
 	path := filepath.Join(dir, JournalFileName)
-	j, err := openJournal(path, journalSize)
+	j, err := journal.Open(path, journal.Options{})
 	require.NoError(t, err)
-	var entries []*journalEntry
+	j.Start(1) // the store holds sequence 1
+	var recs [][]byte
 	var ids []string
+	size := int64(0)
 	for i := 1; i <= 3; i++ {
 		ev := testEvent("jr", i)
 		ids = append(ids, ev.ID)
-		entries = append(entries, &journalEntry{at: ev.ReceivedAt, acc: newAcceptedID(ev.ReceivedAt, ev.ID), rec: encodeRecord(ev, ev.ReceivedAt)})
+		recs = append(recs, encodeRecord(ev, ev.ReceivedAt))
+		size += int64(journal.Overhead + len(recs[len(recs)-1]))
 	}
-	next := uint64(1) // the store holds sequence 1
-	var handed []*journalEntry
-	require.NoError(t, j.writeGroup(entries, &next, func(es []*journalEntry) { handed = append(handed, es...) }))
-	require.Len(t, handed, 3)
+	synced := 0
+	require.NoError(t, j.Write(recs, func(first uint64, n int) { synced += n }))
+	require.Equal(t, 3, synced)
+	require.NoError(t, j.Close())
 	// A fourth record whose write was torn: its header promises more bytes
 	// than were written.
-	torn := encodeRecord(testEvent("jr", 4), testEvent("jr", 4).ReceivedAt)
-	_, err = j.f.WriteAt([]byte{byte(len(torn) + 8), 0, 0, 0, 1, 2, 3, 4, 9, 9}, j.off)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	require.NoError(t, err)
-	require.NoError(t, j.close())
+	torn := encodeRecord(testEvent("jr", 4), testEvent("jr", 4).ReceivedAt)
+	_, err = f.WriteAt([]byte{byte(len(torn) + 8), 0, 0, 0, 1, 2, 3, 4, 9, 9}, size)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
 	return ids
 }
 
@@ -84,8 +87,7 @@ func leaveUnappliedRecords(t *testing.T, dir string) []string {
 // sequences 2 to 4.
 func assertListsUnapplied(t *testing.T, ob *Outbox, ids []string) {
 	t.Helper()
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 4)
 	for i, id := range ids {
 		assert.Equal(t, id, list[i+1].Event.ID)
@@ -111,13 +113,11 @@ func TestReadOnly_ShowsTheJournalsUnappliedRecords(t *testing.T) {
 	assert.Equal(t, 3, st.Unapplied)
 	assert.False(t, st.OldestPending.IsZero())
 	assertListsUnapplied(t, ro, ids)
-	limited, err := ro.List(false, 2)
-	require.NoError(t, err)
+	limited := listN(t, ro, StatePending, 2)
 	assert.Len(t, limited, 2)
-	dead, err := ro.List(true, 0)
-	require.NoError(t, err)
+	dead := listAll(t, ro, StateDead)
 	assert.Empty(t, dead)
-	e, err := ro.Show(ids[2])
+	e, err := ro.Show(t.Context(), ids[2])
 	require.NoError(t, err)
 	assert.Equal(t, uint64(4), e.Seq)
 	assert.Equal(t, testEvent("jr", 3).Body, e.Event.Body)
@@ -136,60 +136,6 @@ func TestReadOnly_ShowsTheJournalsUnappliedRecords(t *testing.T) {
 	assert.Zero(t, st2.Unapplied)
 }
 
-// TestJournal_ScanStopsAtThePreviousPass writes a pass of five records,
-// then starts over at the beginning with two records of higher sequence
-// numbers: the scan returns the two and stops where the old third begins
-// (its lower sequence number marks the previous pass).
-func TestJournal_ScanStopsAtThePreviousPass(t *testing.T) {
-	path := filepath.Join(t.TempDir(), JournalFileName)
-	j, err := openJournal(path, 1<<20)
-	require.NoError(t, err)
-	rec := func(n int) []*journalEntry {
-		var es []*journalEntry
-		for range n {
-			es = append(es, &journalEntry{rec: []byte(strings.Repeat("r", 64))})
-		}
-		return es
-	}
-	var next uint64
-	require.NoError(t, j.writeGroup(rec(5), &next, func([]*journalEntry) {}))
-	require.NoError(t, j.reset())
-	require.NoError(t, j.writeGroup(rec(2), &next, func([]*journalEntry) {}))
-	require.NoError(t, j.close())
-
-	var seqs []uint64
-	require.NoError(t, scanJournal(path, 1<<20, func(seq uint64, _ []byte) error {
-		seqs = append(seqs, seq)
-		return nil
-	}))
-	assert.Equal(t, []uint64{6, 7}, seqs)
-}
-
-// TestJournal_CorruptRecordEndsTheScan flips a byte inside the second of
-// three records: the scan keeps the first and stops there.
-func TestJournal_CorruptRecordEndsTheScan(t *testing.T) {
-	path := filepath.Join(t.TempDir(), JournalFileName)
-	j, err := openJournal(path, 1<<20)
-	require.NoError(t, err)
-	var entries []*journalEntry
-	for i := range 3 {
-		entries = append(entries, &journalEntry{rec: []byte(strings.Repeat(fmt.Sprint(i), 100))})
-	}
-	var next uint64
-	require.NoError(t, j.writeGroup(entries, &next, func([]*journalEntry) {}))
-	_, err = j.f.WriteAt([]byte{'X'}, journalHeader+8+100+journalHeader+8+50)
-	require.NoError(t, err)
-	require.NoError(t, j.close())
-
-	var seqs []uint64
-	require.NoError(t, scanJournal(path, 1<<20, func(seq uint64, rec []byte) error {
-		seqs = append(seqs, seq)
-		assert.Equal(t, strings.Repeat("0", 100), string(rec))
-		return nil
-	}))
-	assert.Equal(t, []uint64{1}, seqs)
-}
-
 // TestJournal_WrapsAroundOnceApplied runs 16 concurrent writers through an
 // outbox whose journal holds about twenty events, so it is reused many
 // times: every event is stored once, in sequence, and the journal file
@@ -206,8 +152,7 @@ func TestJournal_WrapsAroundOnceApplied(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 400)
 	seen := map[string]bool{}
 	for i, e := range list {
@@ -233,11 +178,10 @@ func TestJournal_OversizedEventGoesToTheStoreDirectly(t *testing.T) {
 	for _, ev := range []Event{testEvent("big", 0), big, testEvent("big", 2)} {
 		require.NoError(t, ob.Append(t.Context(), ev))
 	}
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 3)
 	assert.Equal(t, big.ID, list[1].Event.ID)
-	e, err := ob.Show(big.ID)
+	e, err := ob.Show(t.Context(), big.ID)
 	require.NoError(t, err)
 	assert.Equal(t, big.Body, e.Event.Body)
 }
@@ -266,38 +210,38 @@ func TestJournal_FullWhileTheStoreFailsIsAnError(t *testing.T) {
 	}
 }
 
-// TestOpenOutbox_JournalSync opens an outbox with each flush method:
-// auto and io_uring use io_uring where the kernel offers it (and auto
-// falls back to fdatasync where not); every method keeps what it
-// acknowledged across a reopen. An unknown method is refused.
-func TestOpenOutbox_JournalSync(t *testing.T) {
-	probe := uringProbe()
-	for _, mode := range []JournalSync{"", JournalSyncAuto, JournalSyncIOURing, JournalSyncFdatasync} {
-		t.Run(string(mode), func(t *testing.T) {
+// TestOpenOutbox_JournalFlushMethod: the journal flushes through io_uring
+// where the kernel offers it and with fdatasync where no ring can be set
+// up (a seccomp profile refusing io_uring_setup, say), which the open
+// logs with the reason; both keep what they acknowledged across a reopen.
+func TestOpenOutbox_JournalFlushMethod(t *testing.T) {
+	refused := fmt.Errorf("%w: io_uring_setup: operation not permitted", uring.ErrUnavailable)
+	noRing := func() (*uring.Ring, error) { return nil, refused }
+	for name, newRing := range map[string]func() (*uring.Ring, error){"auto": nil, "no ring": noRing} {
+		t.Run(name, func(t *testing.T) {
+			var logs syncBuffer
 			dir := t.TempDir()
-			ob, err := OpenOutbox(OutboxOptions{Dir: dir, JournalSync: mode})
-			if mode == JournalSyncIOURing && probe != nil {
-				require.ErrorIs(t, err, uring.ErrUnavailable)
-				return
-			}
+			ob, err := OpenOutbox(OutboxOptions{Dir: dir, newRing: newRing, Logger: logs.logger()})
 			require.NoError(t, err)
-			want := JournalSyncIOURing
-			if mode == JournalSyncFdatasync || probe != nil {
-				want = JournalSyncFdatasync
+			want := journal.MethodIOURing
+			if newRing != nil || uringProbe() != nil {
+				want = journal.MethodFdatasync
 			}
-			assert.Equal(t, want, ob.journalSync)
+			method, _ := ob.ap.jr.Method()
+			assert.Equal(t, want, method)
+			assert.Contains(t, logs.String(), `"journal_sync":"`+want+`"`)
+			if newRing != nil {
+				assert.Contains(t, logs.String(), `"msg":"outbox journal flushes with fdatasync(2): io_uring unavailable","error":"io_uring unavailable: io_uring_setup: operation not permitted"`)
+			}
 			for i := range 3 {
 				require.NoError(t, ob.Append(t.Context(), testEvent("sync", i)))
 			}
 			require.NoError(t, ob.Close())
-			re := openTestOutbox(t, OutboxOptions{Dir: dir, JournalSync: mode})
-			list, err := re.List(false, 0)
-			require.NoError(t, err)
+			re := openTestOutbox(t, OutboxOptions{Dir: dir, newRing: newRing})
+			list := listAll(t, re, StatePending)
 			assert.Len(t, list, 3)
 		})
 	}
-	_, err := OpenOutbox(OutboxOptions{Dir: t.TempDir(), JournalSync: "fsync"})
-	assert.ErrorContains(t, err, `journal sync "fsync": want auto, io_uring or fdatasync`)
 }
 
 // uringProbe returns why io_uring cannot be used here, or nil; where
@@ -308,33 +252,4 @@ func uringProbe() error {
 		_ = r.Close()
 	}
 	return err
-}
-
-// TestOpenOutbox_JournalSyncWithoutIOURing: where no ring can be set up
-// (a seccomp profile refusing io_uring_setup, say), auto falls back to
-// fdatasync and logs why, and io_uring refuses to open.
-func TestOpenOutbox_JournalSyncWithoutIOURing(t *testing.T) {
-	refused := fmt.Errorf("%w: io_uring_setup: operation not permitted", uring.ErrUnavailable)
-	noRing := func() (*uring.Ring, error) { return nil, refused }
-
-	var logs bytes.Buffer
-	dir := t.TempDir()
-	ob, err := OpenOutbox(OutboxOptions{Dir: dir, newRing: noRing,
-		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	require.NoError(t, err)
-	assert.Equal(t, JournalSyncFdatasync, ob.journalSync)
-	assert.Contains(t, logs.String(), `"msg":"outbox journal flushes with fdatasync(2): io_uring unavailable","error":"io_uring unavailable: io_uring_setup: operation not permitted"`)
-	assert.Contains(t, logs.String(), `"journal_sync":"fdatasync"`)
-	require.NoError(t, ob.Append(t.Context(), testEvent("noring", 0)))
-	require.NoError(t, ob.Close())
-
-	_, err = OpenOutbox(OutboxOptions{Dir: dir, JournalSync: JournalSyncIOURing, newRing: noRing})
-	require.ErrorIs(t, err, uring.ErrUnavailable)
-	assert.ErrorContains(t, err, "journal sync io_uring: io_uring unavailable")
-
-	// The store opened by the failed attempt was closed again.
-	re := openTestOutbox(t, OutboxOptions{Dir: dir, JournalSync: JournalSyncFdatasync})
-	list, err := re.List(false, 0)
-	require.NoError(t, err)
-	assert.Len(t, list, 1)
 }

@@ -16,29 +16,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/imedge/imedge/forward/internal/store"
+	"github.com/imedge/imedge/internal/testkit"
 )
-
-// fakeClock is a settable clock for acceptance times; with step set, every
-// reading advances it by step first.
-type fakeClock struct {
-	mu   sync.Mutex
-	t    time.Time
-	step time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(c.step)
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 func TestOutbox_Append_StoresPrivatelyInOrder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
@@ -65,8 +48,7 @@ func TestOutbox_Append_StoresPrivatelyInOrder(t *testing.T) {
 	assert.Positive(t, st.PendingBytes)
 	assert.False(t, st.OldestPending.IsZero())
 
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 5)
 	for i, e := range list {
 		assert.Equal(t, want[i].ID, e.Event.ID, "entry %d", i)
@@ -76,20 +58,19 @@ func TestOutbox_Append_StoresPrivatelyInOrder(t *testing.T) {
 			assert.Greater(t, e.Seq, list[i-1].Seq)
 		}
 	}
-	limited, err := ob.List(false, 2)
-	require.NoError(t, err)
+	limited := listN(t, ob, StatePending, 2)
 	assert.Len(t, limited, 2)
 
-	e, err := ob.Show(want[3].ID)
+	e, err := ob.Show(t.Context(), want[3].ID)
 	require.NoError(t, err)
 	assert.Equal(t, want[3].Body, e.Event.Body)
 	assert.Equal(t, want[3].RequestID, e.Event.RequestID)
 	assert.True(t, want[3].ReceivedAt.Equal(e.Event.ReceivedAt))
-	bySeq, err := ob.Show(strconv.FormatUint(e.Seq, 10))
+	bySeq, err := ob.Show(t.Context(), strconv.FormatUint(e.Seq, 10))
 	require.NoError(t, err)
 	assert.Equal(t, want[3].ID, bySeq.Event.ID)
 
-	_, err = ob.Show("no-such-event")
+	_, err = ob.Show(t.Context(), "no-such-event")
 	require.ErrorIs(t, err, ErrNotFound)
 }
 
@@ -106,8 +87,7 @@ func TestOutbox_Append_ConcurrentWritersShareBatches(t *testing.T) {
 	}
 	wg.Wait()
 
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, writers*each)
 	ids := map[string]bool{}
 	for _, e := range list {
@@ -124,8 +104,7 @@ func TestOutbox_Append_SameIDTwiceIsStoredTwice(t *testing.T) {
 	ev := testEvent("dup", 1)
 	require.NoError(t, ob.Append(t.Context(), ev))
 	require.NoError(t, ob.Append(t.Context(), ev))
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 2)
 	assert.Equal(t, list[0].Event.ID, list[1].Event.ID)
 	assert.NotEqual(t, list[0].Seq, list[1].Seq)
@@ -142,7 +121,7 @@ func TestOutbox_Append_FullByEventsStoresNothing(t *testing.T) {
 	st, err := ob.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.Pending)
-	_, err = ob.Show(testEvent("full", 3).ID)
+	_, err = ob.Show(t.Context(), testEvent("full", 3).ID)
 	assert.ErrorIs(t, err, ErrNotFound)
 	n := 0
 	require.NoError(t, ob.AcceptedSince(time.Time{}, func(string, time.Time) { n++ }))
@@ -218,8 +197,7 @@ func TestOutbox_Append_DiskFullIsAnErrorNotAnAck(t *testing.T) {
 	require.NoError(t, ob.Close())
 
 	ob = openTestOutbox(t, OutboxOptions{Dir: dir})
-	list, err := ob.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ob, StatePending)
 	require.Len(t, list, len(acked))
 	for i, e := range list {
 		assert.Equal(t, acked[i], e.Event.ID)
@@ -243,10 +221,9 @@ func TestOutbox_Append_ReadOnlyStoreFails(t *testing.T) {
 	st, err := ro.Stats()
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.Pending, "the failed append left the counters alone")
-	list, err := ro.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, ro, StatePending)
 	assert.Len(t, list, 1)
-	_, err = ro.PurgeDead()
+	_, err = ro.PurgeDead(t.Context(), Filter{})
 	assert.ErrorIs(t, err, berrors.ErrDatabaseReadOnly)
 }
 
@@ -309,17 +286,23 @@ func TestOutbox_Closed(t *testing.T) {
 	assert.ErrorIs(t, ob.Append(t.Context(), testEvent("closed", 0)), ErrClosed)
 	_, err := ob.Stats()
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = ob.List(false, 0)
+	_, err = ob.List(t.Context(), Query{})
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = ob.Replay(true)
+	_, err = ob.Show(t.Context(), "1")
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = ob.PurgeDead()
+	_, err = ob.RetryNow(t.Context(), Filter{})
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = ob.ReplayDelivered(t.Context(), Filter{})
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = ob.ReplayDead(t.Context(), Filter{})
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = ob.PurgeDead(t.Context(), Filter{})
 	assert.ErrorIs(t, err, ErrClosed)
 	assert.ErrorIs(t, ob.AcceptedSince(time.Time{}, func(string, time.Time) {}), ErrClosed)
 }
 
 func TestOutbox_AcceptedSince_WindowAlsoAfterDelivery(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC))
 	ob := openTestOutbox(t, OutboxOptions{Now: clock.Now, RememberFor: time.Hour})
 
 	var ids []string
@@ -331,12 +314,11 @@ func TestOutbox_AcceptedSince_WindowAlsoAfterDelivery(t *testing.T) {
 	}
 	// Deliver the first two: they leave the pending queue but stay remembered.
 	ob.waitApplied()
-	seq, _, ok := ob.claim(clock.Now())
-	require.True(t, ok)
-	require.NoError(t, ob.complete(seq, time.Time{}))
-	seq, _, ok = ob.claim(clock.Now())
-	require.True(t, ok)
-	require.NoError(t, ob.complete(seq, time.Time{}))
+	for range 2 {
+		seq, _, ok := ob.def.claim(clock.Now())
+		require.True(t, ok)
+		ob.complete(success{q: ob.def, seqs: []uint64{seq}})
+	}
 	st, err := ob.Stats()
 	require.NoError(t, err)
 	require.Equal(t, 2, st.Pending)
@@ -357,7 +339,7 @@ func TestOutbox_AcceptedSince_WindowAlsoAfterDelivery(t *testing.T) {
 }
 
 func TestOutbox_AcceptedSince_PrunesExpiredAndExcess(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	ob := openTestOutbox(t, OutboxOptions{Now: clock.Now, RememberFor: 10 * time.Minute, MaxRemembered: 5})
 	for i := range 3 {
 		require.NoError(t, ob.Append(t.Context(), testEvent("old", i)))
@@ -381,11 +363,11 @@ func TestOutbox_AcceptedSince_PrunesExpiredAndExcess(t *testing.T) {
 func TestOutbox_Replay_UnknownRefs(t *testing.T) {
 	ob := openTestOutbox(t, OutboxOptions{})
 	require.NoError(t, ob.Append(t.Context(), testEvent("ref", 0)))
-	n, err := ob.Replay(false, testEvent("ref", 0).ID, "nope")
+	n, err := ob.RetryNow(t.Context(), Filter{Refs: []string{testEvent("ref", 0).ID, "nope"}})
 	assert.Equal(t, 1, n)
 	require.ErrorIs(t, err, ErrNotFound)
 	assert.Contains(t, err.Error(), `"nope"`)
-	n, err = ob.Replay(true, "nope")
+	n, err = ob.ReplayDead(t.Context(), Filter{Refs: []string{"nope"}})
 	assert.Zero(t, n)
 	assert.ErrorIs(t, err, ErrNotFound)
 }
@@ -426,53 +408,45 @@ func TestOutbox_Reopen_SurvivesTornMetaPage(t *testing.T) {
 	// bbolt falls back to the previous commit; the journal still holds
 	// what the torn commit had copied, and recovery copies it again.
 	re := openTestOutbox(t, OutboxOptions{Dir: dir})
-	_, err = re.Show(first.ID)
+	_, err = re.Show(t.Context(), first.ID)
 	require.NoError(t, err)
-	_, err = re.Show(second.ID)
+	_, err = re.Show(t.Context(), second.ID)
 	require.NoError(t, err, "the journal restores what the torn commit lost")
 	require.NoError(t, re.Append(t.Context(), testEvent("torn", 2)), "the store stays writable")
-	list, err := re.List(false, 0)
-	require.NoError(t, err)
+	list := listAll(t, re, StatePending)
 	assert.Len(t, list, 3)
 }
 
-func TestRecord_RoundTrip(t *testing.T) {
-	ev := testEvent("rt", 1)
-	at := time.Date(2025, 5, 6, 7, 8, 9, 10, time.UTC)
-	got, gotAt, size, err := decodeRecord(encodeRecord(ev, at), true)
+// TestOutbox_Open_RefusesANewerFormat: an outbox written by a newer
+// imedge is refused, writable or read-only, with what to do.
+func TestOutbox_Open_RefusesANewerFormat(t *testing.T) {
+	dir := t.TempDir()
+	ob := openTestOutbox(t, OutboxOptions{Dir: dir})
+	require.NoError(t, ob.Append(t.Context(), testEvent("newer", 0)))
+	require.NoError(t, ob.Close())
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
 	require.NoError(t, err)
-	assert.True(t, at.Equal(gotAt))
-	assert.Equal(t, len(ev.Body), size)
-	assert.True(t, ev.ReceivedAt.Equal(got.ReceivedAt))
-	got.ReceivedAt = ev.ReceivedAt
-	assert.Equal(t, ev, got)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte{3})
+	}))
+	require.NoError(t, db.Close())
 
-	empty, _, _, err := decodeRecord(encodeRecord(Event{}, time.Time{}), true)
-	require.NoError(t, err)
-	assert.True(t, empty.ReceivedAt.IsZero())
-	assert.Empty(t, empty.Body)
-
-	rec := encodeRecord(ev, at)
-	for _, n := range []int{0, 1, 16, 17, 20, len(rec) - 1} {
-		_, _, _, err := decodeRecord(rec[:n], true)
-		assert.Error(t, err, "truncated to %d", n)
+	for _, ro := range []bool{false, true} {
+		_, err := OpenOutbox(OutboxOptions{Dir: dir, ReadOnly: ro})
+		require.ErrorIs(t, err, ErrNewerFormat)
+		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version first")
 	}
+}
 
-	st := deliveryState{Attempts: 3, LastAttempt: at, NextAttempt: at.Add(time.Second), LastError: strings.Repeat("e", 600)}
-	gotSt, err := decodeState(encodeState(st))
-	require.NoError(t, err)
-	assert.Equal(t, 3, gotSt.Attempts)
-	assert.True(t, st.NextAttempt.Equal(gotSt.NextAttempt))
-	assert.Len(t, gotSt.LastError, maxLastError)
-
-	for _, id := range []string{ev.ID, "not-hex-id", "", strings.ToUpper(ev.ID)} {
-		assert.Equal(t, id, decodeID(encodeID(id)))
-	}
-	assert.Len(t, encodeID(ev.ID), 33)
+// TestConstants_AgreeWithTheStore: the constants forward documents are the
+// store's.
+func TestConstants_AgreeWithTheStore(t *testing.T) {
+	assert.Equal(t, store.DefaultDestination, DefaultDestination)
+	assert.Equal(t, store.HistoryLen, HistoryLen)
 }
 
 func TestOutbox_ErrorsAreSentinels(t *testing.T) {
-	for _, err := range []error{ErrFull, ErrLocked, ErrClosed, ErrNotFound, ErrInvalidOptions, ErrRunning} {
+	for _, err := range []error{ErrFull, ErrLocked, ErrNewerFormat, ErrClosed, ErrNotFound, ErrUnknownDestination, ErrInvalidOptions, ErrRunning, ErrNotWritable} {
 		assert.True(t, strings.HasPrefix(err.Error(), "forward: "), err.Error())
 		assert.True(t, errors.Is(fmt.Errorf("x: %w", err), err))
 	}

@@ -76,8 +76,9 @@ type Decision struct {
 	Reason audit.Reason
 	// Detail is fixed text for the audit record of a fallback.
 	Detail string
-	// Fallback names the fallback Body is, "allow" or "deny:CODE", when it
-	// is one; empty for a decision.
+	// Fallback names the fallback Body is, "allow", "deny" or "deny:CODE",
+	// when it is one (a fallback, or the observe-mode answer); empty for a
+	// decision.
 	Fallback string
 	// Observe asks the receiver to hand the event to the Sink after
 	// answering (observe mode: no decision service for the command). A Sink

@@ -685,3 +685,28 @@ func TestValidate_NoAllocations(t *testing.T) {
 		assert.Zero(t, allocs, cmd.Name)
 	}
 }
+
+// The access log has one line per callback, with its outcome.
+func TestHandler_AccessLog(t *testing.T) {
+	var logs auditBuf
+	f := newFixture(t, func(o *Options) { o.AccessLog = slog.New(slog.NewJSONHandler(&logs, nil)); o.Seen = newRecSeen() })
+	cmd, _ := catalog.New().Lookup(CommandFriendDelete)
+	query := queryFor(cmd)
+	body := string(cmd.Example())
+	require.Equal(t, http.StatusOK, f.serve(f.request(query, body)).Code)
+	require.Equal(t, http.StatusOK, f.serve(f.request(query, body)).Code)
+	require.Equal(t, http.StatusOK, f.serve(f.request(query, `{"CallbackCommand":"Sns.CallbackFriendDelete","PairList":[]}`)).Code)
+	require.Equal(t, http.StatusBadRequest, f.serve(f.request(query, `{"CallbackCommand":"Sns.CallbackFriendDelete"}`)).Code)
+
+	var outcomes []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m))
+		assert.Equal(t, "callback", m["msg"])
+		assert.Equal(t, CommandFriendDelete, m["command"])
+		assert.NotEmpty(t, m["request_id"])
+		assert.Regexp(t, `^[0-9.]+[µnm]?s$`, m["latency"])
+		outcomes = append(outcomes, m["outcome"].(string))
+	}
+	assert.Equal(t, []string{"accepted", "duplicate", "empty", "refused"}, outcomes)
+}

@@ -79,10 +79,15 @@ func (h *Handler) decide(ctx context.Context, w http.ResponseWriter, rq *request
 	ev.Query = signFree(rawQuery)
 	d := h.o.Decider.Decide(ctx, ev)
 	h.decided.Add(1)
-	if d.Reason != "" {
+	switch {
+	case d.Reason != "":
 		rq.decision = &d
 		h.refuse(w, rq, d.Reason, http.StatusOK, d.Detail)
-	} else {
+	case d.Fallback != "":
+		rq.outcome = "observed"
+		h.reply(w, rq, http.StatusOK, d.Body)
+	default:
+		rq.outcome = "decided"
 		h.reply(w, rq, http.StatusOK, d.Body)
 	}
 	if !d.Observe {

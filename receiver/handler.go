@@ -228,6 +228,7 @@ type request struct {
 	replied bool
 	status  int
 	reason  audit.Reason
+	outcome string // for the access line: accepted, duplicate, empty, decided, observed, fallback or refused
 }
 
 // ServeHTTP answers one callback. See the package documentation for the
@@ -255,15 +256,26 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	h.settleHeld(rq)
 	ctx := r.Context()
-	if h.o.Logger.Enabled(ctx, slog.LevelDebug) {
-		h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "callback",
-			slog.String("request_id", rq.id),
-			slog.String("remote_addr", rq.remote),
-			slog.String("method", r.Method),
-			slog.Int("status", rq.status),
-			slog.String("reason", string(rq.reason)),
-			slog.String("client_id", IdentityOf(rq.cert)),
-			slog.Duration("duration", h.o.Now().Sub(rq.start)))
+	debug := h.o.Logger.Enabled(ctx, slog.LevelDebug)
+	if !debug && h.o.AccessLog == nil {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", rq.id),
+		slog.String("outcome", rq.outcome),
+		slog.String("command", clip(rq.q.vals[paramCommand], maxLoggedCommand)),
+		slog.String("remote_addr", rq.remote),
+		slog.String("client_ip", clip(rq.q.vals[paramClientIP], maxLoggedCommand)),
+		slog.Int("status", rq.status),
+		slog.String("reason", string(rq.reason)),
+		slog.String("client_id", IdentityOf(rq.cert)),
+		slog.String("latency", h.o.Now().Sub(rq.start).String()),
+	}
+	if h.o.AccessLog != nil {
+		h.o.AccessLog.LogAttrs(ctx, slog.LevelInfo, "callback", attrs...)
+	}
+	if debug {
+		h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "callback", append(attrs, slog.String("method", r.Method))...)
 	}
 }
 
@@ -387,6 +399,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	if v.empty {
 		h.empty.Add(1)
+		rq.outcome = "empty"
 		h.reply(w, rq, http.StatusOK, h.okBody)
 		return
 	}
@@ -433,6 +446,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		}
 		if !fresh {
 			h.duplicates.Add(1)
+			rq.outcome = "duplicate"
 			h.reply(w, rq, http.StatusOK, h.okBody)
 			return
 		}
@@ -448,6 +462,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		return
 	}
 	h.accepted.Add(1)
+	rq.outcome = "accepted"
 	h.reply(w, rq, http.StatusOK, h.okBody)
 }
 
@@ -660,13 +675,13 @@ func (h *Handler) refuse(w http.ResponseWriter, rq *request, reason audit.Reason
 		rec.BodySize = int64(len(rq.body))
 	}
 	h.o.Audit.Log(rec)
-	rq.reason = reason
+	rq.reason, rq.outcome = reason, "refused"
 	body := h.failBodies[reason]
 	if body == nil { // a reason outside audit.Reasons; cannot happen
 		body = []byte(`{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"internal_error"}`)
 	}
 	if fallback != nil {
-		body = fallback
+		body, rq.outcome = fallback, "fallback"
 	}
 	h.reply(w, rq, status, body)
 }

@@ -98,6 +98,12 @@ type Options struct {
 	// warn mode) nonconforming bodies, and an Error line per recovered
 	// panic; nil discards.
 	Logger *slog.Logger
+	// AccessLog, when set, receives one Info record per callback: request
+	// id, outcome (accepted, duplicate, empty, decided, observed, fallback
+	// or refused), command,
+	// remote address, ClientIP, status, audit reason, client identity and
+	// latency. Nil writes none.
+	AccessLog *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -111,10 +111,8 @@ type LimiterStats struct {
 // usable. It is safe for concurrent use, holds no goroutines and needs no
 // Close.
 type ClientLimiter struct {
-	rate    rate.Limit
-	burst   int
+	lim     atomic.Pointer[limits] // replaced whole by SetLimits
 	v6bits  int
-	exempt  ExemptList
 	now     func() time.Time
 	maxKeys int
 
@@ -125,6 +123,13 @@ type ClientLimiter struct {
 	horizon   int64                   // greatest lastUsed of an evicted key; zero if none
 	evictions uint64
 	limited   uint64
+}
+
+// limits are the settings SetLimits may change while the limiter runs.
+type limits struct {
+	rate   rate.Limit
+	burst  int
+	exempt ExemptList
 }
 
 // Compile-time check that ClientLimiter implements Limiter.
@@ -183,16 +188,14 @@ func NewClientLimiter(o LimiterOptions) (*ClientLimiter, error) {
 		o.Now = time.Now
 	}
 	l := &ClientLimiter{
-		rate:    rate.Limit(o.Rate),
-		burst:   o.Burst,
 		v6bits:  o.IPv6Prefix,
-		exempt:  exempt,
 		now:     o.Now,
 		maxKeys: o.MaxKeys,
 		// Keys are chosen by clients, so the table's hash is seeded (the
 		// default). It grows with use up to MaxKeys, never beyond.
 		table: lrutable.New[bucket](lrutable.Options{Max: o.MaxKeys}),
 	}
+	l.lim.Store(&limits{rate: rate.Limit(o.Rate), burst: o.Burst, exempt: exempt})
 	return l, nil
 }
 
@@ -236,11 +239,12 @@ func LimiterKey(addr netip.Addr, v6prefix int) string {
 // until one token is available (for Retry-After). It never blocks beyond a
 // short critical section.
 func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
-	if l.exempt.Contains(clientIP) {
+	lim := l.lim.Load()
+	if lim.exempt.Contains(clientIP) {
 		l.exempted.Add(1)
 		return true, 0
 	}
-	if l.rate == rate.Inf {
+	if lim.rate == rate.Inf {
 		return true, 0
 	}
 	k := l.keyOf(clientIP)
@@ -255,22 +259,39 @@ func (l *ClientLimiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
 			l.onEvict(old) // may advance the horizon: fill b after
 		}
 		b = l.table.Add(k)
-		l.fill(b)
+		l.fill(b, lim)
 	}
-	l.advance(b, now)
+	l.advance(b, now, lim)
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
 	}
 	l.limited++
-	return false, l.untilOneToken(b)
+	return false, l.untilOneToken(b, lim)
+}
+
+// SetLimits replaces the rate, burst and exempt networks (SIGHUP applies a
+// changed --rate, --burst or --rate-limit-exempt this way). Buckets keep
+// their tokens, capped at the new burst as they refill. Rate and burst must
+// be positive; an error (wrapping ErrBadLimiterOptions) changes nothing.
+// Safe for concurrent use with Allow.
+func (l *ClientLimiter) SetLimits(r float64, burst int, exempt []netip.Prefix) error {
+	if !(r > 0) || burst <= 0 {
+		return fmt.Errorf("setting limits: rate %v and burst %d must be positive: %w", r, burst, ErrBadLimiterOptions)
+	}
+	ex, err := NewExemptList(exempt)
+	if err != nil {
+		return fmt.Errorf("setting limits: %w", err)
+	}
+	l.lim.Store(&limits{rate: rate.Limit(r), burst: burst, exempt: ex})
+	return nil
 }
 
 // advance brings b's tokens to now: Rate tokens a second since lastUsed, at
 // most Burst. A clock that went backwards adds nothing.
-func (l *ClientLimiter) advance(b *bucket, now int64) {
+func (l *ClientLimiter) advance(b *bucket, now int64, lim *limits) {
 	if elapsed := now - b.lastUsed; elapsed > 0 {
-		b.tokens = min(float64(l.burst), b.tokens+float64(l.rate)*float64(elapsed)/float64(time.Second))
+		b.tokens = min(float64(lim.burst), b.tokens+float64(lim.rate)*float64(elapsed)/float64(time.Second))
 	}
 	b.lastUsed = now
 }
@@ -280,9 +301,9 @@ func (l *ClientLimiter) advance(b *bucket, now int64) {
 // holding min(Burst, Rate·(now−horizon)) tokens now, or full if nothing was
 // evicted yet (the horizon is then the zero time, centuries ago). See
 // ClientLimiter for why this is sound. l.mu must be held.
-func (l *ClientLimiter) fill(b *bucket) {
+func (l *ClientLimiter) fill(b *bucket, lim *limits) {
 	if l.horizon == 0 {
-		b.tokens, b.lastUsed = float64(l.burst), 0
+		b.tokens, b.lastUsed = float64(lim.burst), 0
 		return
 	}
 	b.tokens, b.lastUsed = 0, l.horizon
@@ -290,13 +311,13 @@ func (l *ClientLimiter) fill(b *bucket) {
 
 // untilOneToken returns how long until b holds one token, rounded up to a
 // whole nanosecond and capped at an hour (far beyond any sane Retry-After).
-func (l *ClientLimiter) untilOneToken(b *bucket) time.Duration {
+func (l *ClientLimiter) untilOneToken(b *bucket, lim *limits) time.Duration {
 	const maxWait = time.Hour
 	missing := 1 - b.tokens
 	if missing <= 0 {
 		return 0
 	}
-	secs := missing / float64(l.rate)
+	secs := missing / float64(lim.rate)
 	if secs >= maxWait.Seconds() {
 		return maxWait
 	}

@@ -400,3 +400,21 @@ func BenchmarkLimiterMemory_1MKeys(b *testing.B) {
 		return l
 	})
 }
+
+// SetLimits changes rate, burst and exempt networks of a running limiter;
+// a bad value changes nothing.
+func TestClientLimiter_SetLimits(t *testing.T) {
+	clk := newLimiterClock()
+	l := newTestLimiter(t, LimiterOptions{Rate: 1, Burst: 2, Now: clk.Now})
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	assert.Equal(t, 2, limiterAllowed(l, a, 10), "burst 2")
+
+	require.NoError(t, l.SetLimits(100, 5, []netip.Prefix{netip.MustParsePrefix("::ffff:192.0.2.2/128")}))
+	clk.Advance(time.Second)
+	assert.Equal(t, 5, limiterAllowed(l, a, 10), "refilled at the new rate, up to the new burst")
+	assert.Equal(t, 10, limiterAllowed(l, b, 10), "newly exempt")
+
+	assert.ErrorIs(t, l.SetLimits(0, 5, nil), ErrBadLimiterOptions)
+	assert.ErrorIs(t, l.SetLimits(1, 5, []netip.Prefix{{}}), ErrBadLimiterOptions)
+	assert.Equal(t, 10, limiterAllowed(l, b, 10), "a refused change kept the limits")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,11 +62,33 @@ type LimiterOptions struct {
 // receiver.LimiterWithErr. Created with [Client.NewLimiter]; safe for
 // concurrent use; no goroutines.
 type Limiter struct {
-	c         *Client
-	o         LimiterOptions
+	c   *Client
+	o   LimiterOptions
+	lim atomic.Pointer[gcraLimits] // replaced whole by SetLimits
+}
+
+// gcraLimits are the settings SetLimits may change while the limiter runs.
+type gcraLimits struct {
 	exempt    receiver.ExemptList // the same matching as the in-process limiter
-	interval  int64               // µs per token
+	interval  int64               // µs per token; 0: no limit
 	tolerance int64               // µs: interval × burst
+}
+
+// newGCRALimits checks and converts a rate, burst and exempt list.
+func newGCRALimits(r float64, burst int, exempt []netip.Prefix) (*gcraLimits, error) {
+	if !(r > 0) || burst <= 0 {
+		return nil, fmt.Errorf("%w: rate and burst must be positive", ErrBadOptions)
+	}
+	ex, err := receiver.NewExemptList(exempt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	g := &gcraLimits{exempt: ex}
+	if !math.IsInf(r, 1) {
+		g.interval = max(1, int64(math.Round(1e6/r)))
+		g.tolerance = g.interval * int64(burst)
+	}
+	return g, nil
 }
 
 var _ receiver.LimiterWithErr = (*Limiter)(nil)
@@ -79,16 +102,26 @@ func (c *Client) NewLimiter(o LimiterOptions) (*Limiter, error) {
 	if o.IPv6Prefix == 0 {
 		o.IPv6Prefix = receiver.DefaultLimiterIPv6Prefix
 	}
-	exempt, err := receiver.NewExemptList(o.Exempt)
+	g, err := newGCRALimits(o.Rate, o.Burst, o.Exempt)
 	if err != nil {
-		return nil, fmt.Errorf("checking limiter options: %w: %w", ErrBadOptions, err)
+		return nil, fmt.Errorf("checking limiter options: %w", err)
 	}
-	l := &Limiter{c: c, o: o, exempt: exempt}
-	if !math.IsInf(o.Rate, 1) {
-		l.interval = max(1, int64(math.Round(1e6/o.Rate)))
-		l.tolerance = l.interval * int64(o.Burst)
-	}
+	l := &Limiter{c: c, o: o}
+	l.lim.Store(g)
 	return l, nil
+}
+
+// SetLimits replaces the rate, burst and exempt networks while the limiter
+// runs (SIGHUP); the shared buckets keep their state. An error (wrapping
+// ErrBadOptions) changes nothing. It does not change the local fallback:
+// set that one too.
+func (l *Limiter) SetLimits(r float64, burst int, exempt []netip.Prefix) error {
+	g, err := newGCRALimits(r, burst, exempt)
+	if err != nil {
+		return fmt.Errorf("setting limits: %w", err)
+	}
+	l.lim.Store(g)
+	return nil
 }
 
 // Allow implements receiver.Limiter for callers that cannot take an error:
@@ -107,10 +140,11 @@ func (l *Limiter) Allow(clientIP netip.Addr) (bool, time.Duration) {
 // available. While Redis is unavailable the policy applies: Local answers,
 // or the error wraps receiver.ErrStateUnavailable.
 func (l *Limiter) AllowContext(ctx context.Context, clientIP netip.Addr) (bool, time.Duration, error) {
-	if l.exempt.Contains(clientIP) {
+	g := l.lim.Load()
+	if g.exempt.Contains(clientIP) {
 		return true, 0, nil
 	}
-	if l.interval == 0 {
+	if g.interval == 0 {
 		return true, 0, nil
 	}
 	if !l.c.up.Load() {
@@ -118,7 +152,7 @@ func (l *Limiter) AllowContext(ctx context.Context, clientIP netip.Addr) (bool, 
 	}
 	octx, cancel := context.WithTimeout(ctx, l.c.timeout)
 	res, err := gcraScript.Run(octx, l.c.rdb, []string{RateKeyPrefix + receiver.LimiterKey(clientIP, l.o.IPv6Prefix)},
-		l.interval, l.tolerance).Int64Slice()
+		g.interval, g.tolerance).Int64Slice()
 	cancel()
 	if err = l.c.failed(ctx, "limit", err); err != nil {
 		if isUnavailable(err) {

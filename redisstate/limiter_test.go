@@ -1,7 +1,10 @@
 package redisstate_test
 
 import (
+	"encoding/json"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,4 +164,38 @@ func TestLimiter_ExemptAgreesWithInProcessLimiter(t *testing.T) {
 	}
 	st := local.Stats()
 	assert.Equal(t, uint64(2*6), st.Exempt, "six of the addresses are exempt, checked twice each")
+}
+
+// go-redis's own log lines, plain text by default, arrive as JSON records
+// of the logger they are routed to.
+func TestRouteLibraryLog_LinesBecomeJSONRecords(t *testing.T) {
+	var buf strings.Builder
+	redisstate.LibraryLogPrintf(slog.New(slog.NewJSONHandler(&buf, nil)), "dial tcp %s: connection refused\n", "127.0.0.1:1")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(buf.String())), &m), "one JSON record: %q", buf.String())
+	assert.Equal(t, "dial tcp 127.0.0.1:1: connection refused", m["msg"])
+	assert.Equal(t, "WARN", m["level"])
+	assert.Equal(t, "go-redis", m["component"])
+}
+
+// SetLimits changes a running shared limiter's burst and exemptions.
+func TestLimiter_SetLimits(t *testing.T) {
+	s := startRedis(t)
+	l, err := newClient(t, s, redisstate.Options{}).NewLimiter(redisstate.LimiterOptions{Rate: 1, Burst: 1})
+	require.NoError(t, err)
+	a := netip.MustParseAddr("192.0.2.77")
+	allowed := func(n int) int {
+		ok := 0
+		for range n {
+			if pass, _, err := l.AllowContext(ctxT(t), a); err == nil && pass {
+				ok++
+			}
+		}
+		return ok
+	}
+	assert.Equal(t, 1, allowed(5), "burst 1")
+	require.NoError(t, l.SetLimits(1, 1, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}))
+	assert.Equal(t, 5, allowed(5), "exempt after SetLimits")
+	assert.ErrorIs(t, l.SetLimits(-1, 1, nil), redisstate.ErrBadOptions)
+	assert.Equal(t, 5, allowed(5), "a refused change kept the limits")
 }

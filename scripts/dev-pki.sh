@@ -104,8 +104,8 @@ Run imedge with them (forwarding to a local service on :8080):
   $IMEDGE serve --listen 127.0.0.1:8443 --cert $DIR/server.pem --key $DIR/server-key.pem \\
     --client-ca $DIR/client-ca.pem --client-crl $DIR/client.crl \\
     --sdkappid 1400000000 --forward-url http://127.0.0.1:8080/im-events
-Revoke the client later with:
+Revoke the client later with (PID: the process id of that imedge):
   scripts/revoke-client-cert.sh --crl $DIR/client.crl --ca-cert $DIR/client-ca.pem \\
     --ca-key $DIR/client-ca-key.pem --bundle $DIR/client-ca.pem \\
-    --serial $("$IMEDGE" certs inspect "$DIR/client.pem" | awk '$1 == "serial:" { print $2 }') --pid \$(pidof imedge)
+    --serial $("$IMEDGE" certs inspect "$DIR/client.pem" | awk '$1 == "serial:" { print $2 }') --pid PID
 EOF

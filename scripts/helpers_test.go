@@ -16,10 +16,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/certs"
@@ -86,50 +88,68 @@ func stage(t *testing.T, i *certs.Issued) (string, string) {
 
 // proc is a running imedge.
 type proc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	addr   string // callback listener
-	admin  string // admin listener
-	audit  string // audit log file
-	done   chan error
+	cmd       *exec.Cmd
+	stderr    *syncBuffer
+	addr      string   // callback listener
+	admin     string   // admin listener
+	adminTLS  []string // `imedge certs status` options for an admin listener with mutual TLS
+	audit     string   // audit log file
+	done      chan error
+	exited    atomic.Bool
+	exitedErr error // valid once exited
 }
 
-// startImedge runs `imedge serve` for the fixture with extra flags and
-// waits until both listeners are up.
-func startImedge(t *testing.T, f *fixture, extra ...string) *proc {
+// newSink starts an internal service that accepts every event.
+func newSink(t *testing.T) string {
 	t.Helper()
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(sink.Close)
+	return sink.URL
+}
+
+// startImedge runs `imedge serve` for the fixture with extra flags and
+// waits until both listeners are up.
+func startImedge(t *testing.T, f *fixture, extra ...string) *proc {
+	t.Helper()
 	state := t.TempDir()
-	p := &proc{stderr: &syncBuffer{}, audit: filepath.Join(state, "audit.log"), done: make(chan error, 1)}
+	audit := filepath.Join(state, "audit.log")
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--cert", f.certFile, "--key", f.keyFile, "--client-ca", f.bundle,
-		"--sdkappid", appID, "--forward-url", sink.URL, "--state-dir", state, "--audit-log", p.audit,
+		"--sdkappid", appID, "--forward-url", newSink(t), "--state-dir", state, "--audit-log", audit,
 		"--audit-sample-interval", "0", "--rate", "0"}
 	if f.crl != "" {
 		args = append(args, "--client-crl", f.crl)
 	}
-	args = append(args, extra...)
+	p := launch(t, append(args, extra...), nil)
+	p.audit = audit
+	return p
+}
+
+// launch runs imedge with args and extra environment variables and waits
+// until both listeners are up.
+func launch(t *testing.T, args, env []string) *proc {
+	t.Helper()
+	p := &proc{stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binPath, args...)
 	p.cmd.Stderr = p.stderr
-	p.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	p.cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=1"), env...)
 	require.NoError(t, p.cmd.Start())
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		err := p.cmd.Wait()
+		p.exitedErr = err
+		p.exited.Store(true)
+		p.done <- err
+	}()
 	t.Cleanup(func() { p.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for p.addr == "" || p.admin == "" {
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("imedge exited before listening: %v\n%s", err, p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		require.False(t, time.Now().After(deadline), "imedge did not start listening; stderr:\n%s", p.stderr.String())
-		p.addr, p.admin = logAddr(p.stderr.String(), "listening"), logAddr(p.stderr.String(), "admin listening")
-	}
+	require.Eventually(t, func() bool {
+		logs := p.stderr.String()
+		p.addr, p.admin = logAddr(logs, "listening"), logAddr(logs, "admin listening")
+		return p.exited.Load() || (p.addr != "" && p.admin != "")
+	}, 30*time.Second, 20*time.Millisecond, "imedge did not start listening; stderr:\n%s", p.stderr)
+	require.False(t, p.exited.Load(), "imedge exited before listening: %v\n%s", p.exitedErr, p.stderr.String())
 	return p
 }
 
@@ -150,17 +170,16 @@ func logAddr(logs, msg string) string {
 // stop ends imedge with SIGTERM (SIGKILL after 20s) and checks the race
 // detector stayed quiet.
 func (p *proc) stop(t *testing.T) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		err := <-p.done
-		p.done <- err
+	if !p.exited.Load() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			p.done <- err
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			err := <-p.done
+			p.done <- err
+		}
 	}
 	if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
 		t.Errorf("imedge reported a data race:\n%s", p.stderr.String())
@@ -169,10 +188,21 @@ func (p *proc) stop(t *testing.T) {
 
 func (p *proc) pid() string { return fmt.Sprint(p.cmd.Process.Pid) }
 
+// waitPIDFile waits until imedge has written its --pid-file and checks it
+// names this process.
+func (p *proc) waitPIDFile(t *testing.T, path string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && strings.TrimSpace(string(b)) != ""
+	}, 30*time.Second, 20*time.Millisecond, "imedge wrote no pid file %s", path)
+	assert.Equal(t, p.pid()+"\n", string(readFile(t, path)))
+}
+
 // status returns the tls member of /status, through `imedge certs status --json`.
 func (p *proc) status(t *testing.T) map[string]any {
 	t.Helper()
-	cmd := exec.Command(binPath, "certs", "status", "--addr", p.admin, "--json")
+	cmd := exec.Command(binPath, append([]string{"certs", "status", "--addr", p.admin, "--json"}, p.adminTLS...)...)
 	cmd.Env = append(os.Environ(), cliRace)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "certs status: %s", out)
@@ -226,10 +256,17 @@ func (p *proc) auditRecords(t *testing.T) []map[string]any {
 // set, and returns its combined output and exit code.
 func runScript(t *testing.T, name string, args ...string) (string, int) {
 	t.Helper()
+	return runScriptEnv(t, nil, name, args...)
+}
+
+// runScriptEnv is runScript with extra environment variables (later
+// entries win, so "PATH=..." replaces the PATH).
+func runScriptEnv(t *testing.T, env []string, name string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{name}, args...)...)
-	cmd.Env = append(os.Environ(), "IMEDGE="+binPath, cliRace)
+	cmd.Env = append(append(os.Environ(), "IMEDGE="+binPath, cliRace), env...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if err != nil {
@@ -290,13 +327,7 @@ func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
 // eventually polls cond every 20ms until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(msg, args...)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	require.Eventually(t, cond, d, 20*time.Millisecond, append([]any{msg}, args...)...)
 }
 
 func readFile(t *testing.T, path string) []byte {
@@ -304,4 +335,118 @@ func readFile(t *testing.T, path string) []byte {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return b
+}
+
+// systemctlStandIn is the text of the fake systemctl the tests put first
+// on the scripts' PATH: CI has no systemd as PID 1. It knows units by the
+// files in units/ next to it (content: the MainPID; UNIT.deny: reload is
+// refused; UNIT.warn: a warning on stderr, as systemctl prints when the
+// unit file changed on disk), logs every call to calls.log, and fails on
+// anything else.
+const systemctlStandIn = `#!/usr/bin/env bash
+# systemctl stand-in for scripts/*_test.go:
+#   systemctl show -p MainPID --value UNIT   prints the pid in units/UNIT, 0 when absent
+#   systemctl reload UNIT                    sends SIGHUP to that pid (as ExecReload does)
+# UNIT may end in .service. Every call is appended to calls.log.
+set -euo pipefail
+here=$(dirname -- "${BASH_SOURCE[0]}")
+printf '%s\n' "$*" >>"$here/calls.log"
+main_pid() {
+  local f=$here/units/${1%.service}
+  if [[ -e $f.warn ]]; then
+    echo "Warning: The unit file of ${1%.service}.service changed on disk. Run 'systemctl daemon-reload'." >&2
+  fi
+  if [[ -f $f ]]; then cat -- "$f"; else echo 0; fi
+}
+if [[ $# == 5 && $1 == show && $2 == -p && $3 == MainPID && $4 == --value ]]; then
+  main_pid "$5"
+elif [[ $# == 2 && $1 == reload ]]; then
+  unit=${2%.service}
+  if [[ -e $here/units/$unit.deny ]]; then
+    echo "Failed to reload $unit.service: Access denied" >&2
+    exit 4
+  fi
+  pid=$(main_pid "$2")
+  if [[ $pid == 0 ]]; then
+    echo "$unit.service is not active, cannot reload." >&2
+    exit 1
+  fi
+  kill -HUP "$pid"
+else
+  echo "systemctl stand-in: unsupported call: $*" >&2
+  exit 64
+fi
+`
+
+// fakeSystemd is a directory holding the systemctl stand-in and its units.
+type fakeSystemd struct{ dir string }
+
+func newFakeSystemd(t *testing.T) *fakeSystemd {
+	t.Helper()
+	s := &fakeSystemd{dir: t.TempDir()}
+	require.NoError(t, os.Mkdir(filepath.Join(s.dir, "units"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "systemctl"), []byte(systemctlStandIn), 0o755))
+	return s
+}
+
+// unit sets the MainPID of unit name ("0" for a stopped unit).
+func (s *fakeSystemd) unit(t *testing.T, name, pid string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "units", name), []byte(pid+"\n"), 0o644))
+}
+
+// denyReload makes `systemctl reload name` fail as for a user without the
+// right to reload it.
+func (s *fakeSystemd) denyReload(t *testing.T, name string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "units", name+".deny"), nil, 0o644))
+}
+
+// warn makes the stand-in print a warning on stderr for name.
+func (s *fakeSystemd) warn(t *testing.T, name string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "units", name+".warn"), nil, 0o644))
+}
+
+// env puts the stand-in first on the PATH.
+func (s *fakeSystemd) env() []string {
+	return []string{"PATH=" + s.dir + string(os.PathListSeparator) + os.Getenv("PATH")}
+}
+
+// calls are the stand-in's invocations so far, one argument list each.
+func (s *fakeSystemd) calls(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dir, "calls.log"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// count is how many calls were exactly call.
+func (s *fakeSystemd) count(t *testing.T, call string) int {
+	t.Helper()
+	n := 0
+	for _, c := range s.calls(t) {
+		if c == call {
+			n++
+		}
+	}
+	return n
+}
+
+// adminMTLS makes the PKI of an admin listener that requires mutual TLS on
+// 127.0.0.1: serve are imedge's flags, script the rotation scripts'
+// options and status the `imedge certs status` options that reach it.
+func adminMTLS(t *testing.T) (serve, script, status []string) {
+	t.Helper()
+	srvCA := certstest.NewCA(t, certstest.CommonName("admin server CA"))
+	cliCA := certstest.NewCA(t, certstest.CommonName("admin client CA"))
+	srv := srvCA.WriteFiles(t, srvCA.Issue(t, certstest.Server("127.0.0.1")))
+	cli := cliCA.WriteFiles(t, cliCA.Issue(t, certstest.Client("spiffe://ops/rotation")))
+	serve = []string{"--admin-cert", srv.Cert, "--admin-key", srv.Key, "--admin-client-ca", cli.CA}
+	script = []string{"--admin-cacert", srv.CA, "--admin-cert", cli.Cert, "--admin-key", cli.Key}
+	status = []string{"--cacert", srv.CA, "--cert", cli.Cert, "--key", cli.Key}
+	return serve, script, status
 }

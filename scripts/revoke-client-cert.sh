@@ -6,31 +6,60 @@
 #
 # Usage:
 #   revoke-client-cert.sh --crl LIVE.crl --ca-cert CA.pem --ca-key CA-key.pem
-#                         --serial HEX [--serial HEX]... --bundle LIVE-BUNDLE.pem
-#                         (--pid PID | --pid-file FILE) [--admin HOST:PORT]
-#                         [--days N] [--timeout SECONDS] [--imedge PATH]
+#       --serial HEX [--serial HEX]... --bundle LIVE-BUNDLE.pem
+#       (--pid PID | --pid-file FILE | --systemd-unit NAME)
+#       [--admin HOST:PORT] [--admin-cacert CA.pem
+#       [--admin-cert CERT.pem --admin-key KEY.pem]]
+#       [--days N] [--timeout SECONDS] [--imedge PATH]
 #
-#   --crl      the CRL file imedge reads (one of its --client-crl); its entries
-#              are kept and the new CRL is numbered after it
-#   --ca-cert, --ca-key
-#              the CA that issued the certificates and signs the CRL
-#   --serial   serial number in hex, as `imedge certs inspect` and the audit
-#              log's cert_serial print it (repeatable)
-#   --bundle   imedge's --client-ca bundle: the new CRL must be signed by one
-#              of its CAs, or imedge would refuse it
-#   --days     validity of the new CRL (NextUpdate), default 30
-#   --pid, --pid-file, --admin, --timeout, --imedge: as in rotate-server-cert.sh
+#   --crl                 the CRL file imedge reads (one of its --client-crl);
+#                         its entries are kept and the new CRL is numbered
+#                         after it
+#   --ca-cert, --ca-key   the CA that issued the certificates and signs the
+#                         CRL
+#   --serial              serial number in hex, as `imedge certs inspect` and
+#                         the audit log's cert_serial print it (repeatable)
+#   --bundle              imedge's --client-ca bundle: the new CRL must be
+#                         signed by one of its CAs, or imedge would refuse it
+#   --days                validity of the new CRL (NextUpdate), default 30
+#
+# Which imedge (give exactly one):
+#   --pid PID             the imedge process; sent SIGHUP
+#   --pid-file FILE       the file `imedge serve --pid-file` writes; read
+#                         again before each signal, so a restart is followed
+#   --systemd-unit NAME   a systemd unit such as imedge or imedge@a: reloaded
+#                         with `systemctl reload NAME` (its ExecReload sends
+#                         SIGHUP), its process is `systemctl show -p MainPID`;
+#                         a unit that is not running (MainPID 0) is an error
+#                         before anything changes
+#
+# Its admin listener (every `imedge certs status` call uses these):
+#   --admin HOST:PORT     imedge's --admin-listen (default 127.0.0.1:9443);
+#                         with several instances on a host, each has its own
+#   --admin-cacert FILE   CA bundle of the admin listener's certificate
+#                         (imedge's --admin-cert): talk https
+#   --admin-cert FILE,    client certificate and key for an admin listener
+#   --admin-key FILE      with mutual TLS (issued by a CA of imedge's
+#                         --admin-client-ca); need --admin-cacert
+#
+# Other options:
+#   --timeout SECONDS     how long to wait for imedge to show the change
+#                         (default 30)
+#   --imedge PATH         the imedge binary (default $IMEDGE, else imedge)
+#   -h, --help            print this text
 #
 # Steps: `imedge certs crl --from LIVE` signs the new CRL into a staged file;
 # `imedge certs check --crl` proves a bundle CA signed it (a failure changes
-# nothing); the live CRL is backed up as FILE.bak.TIMESTAMP and replaced
-# atomically (mode 0644); SIGHUP; `imedge certs status` must then report
-# the new CRL number for this file. If it does not in time, the backup is
-# put back and imedge signalled again.
+# nothing); imedge (per --admin) must report --crl among its CRLs (else
+# --admin is another instance's listener: nothing changes); the live CRL is
+# backed up as FILE.bak.TIMESTAMP and replaced atomically (mode 0644);
+# imedge is reloaded; `imedge certs status` must then report the new CRL
+# number for this file. If the reload cannot be requested or the number
+# does not show in time, the backup is put back and imedge reloaded again.
 #
 # Output: one line per step on stdout, errors on stderr. Exit status: 0 the
-# new CRL is in effect; 1 refused (nothing changed) or rolled back; 2 bad
-# command line.
+# new CRL is in effect; 1 refused (nothing changed), imedge not running, or
+# rolled back; 2 bad command line.
 set -euo pipefail
 PROG=revoke-client-cert.sh
 # shellcheck source=scripts/lib.sh
@@ -48,7 +77,7 @@ while (($#)); do
     print_usage
     exit 0
     ;;
-  --crl | --ca-cert | --ca-key | --serial | --bundle | --days | --pid | --pid-file | --admin | --timeout | --imedge)
+  --crl | --ca-cert | --ca-key | --serial | --bundle | --days)
     (($# >= 2)) || usage_error "$1 needs a value"
     case $1 in
     --crl) CRL=$2 ;;
@@ -57,11 +86,13 @@ while (($#)); do
     --serial) serials+=("$2") ;;
     --bundle) BUNDLE=$2 ;;
     --days) DAYS=$2 ;;
-    *) parse_common "$1" "$2" ;;
     esac
     shift 2
     ;;
-  *) usage_error "unknown argument '$1'" ;;
+  *)
+    parse_common "$@" || usage_error "unknown argument '$1'"
+    shift 2
+    ;;
   esac
 done
 [[ -n $CRL && -n $CA_CERT && -n $CA_KEY && -n $BUNDLE ]] ||
@@ -96,7 +127,7 @@ fi
 live=$(realpath -m -- "$CRL")
 # crl_number: the number imedge reports for this CRL file.
 crl_number() {
-  "$IMEDGE" certs status --addr "$ADMIN" --timeout 5s 2>/dev/null |
+  admin_status 2>/dev/null |
     while read -r key file num _; do
       if [[ $key == crl && $(realpath -m -- "$file") == "$live" ]]; then
         printf '%s\n' "${num#number=}"
@@ -113,11 +144,14 @@ bak=$(backup_file "$CRL")
 log "backed up $CRL to $bak"
 install_file "$staged" "$CRL" 644
 log "replaced $CRL with CRL number $number"
-signal_reload
 # shellcheck disable=SC2317 # called through wait_for
 has_number() { [[ $(crl_number) == "$1" ]]; }
 rc=0
-wait_for_reload has_number "$number" || rc=$?
+if signal_reload; then
+  wait_for_reload has_number "$number" || rc=$?
+else
+  rc=3
+fi
 if ((rc == 0)); then
   log "confirmed: imedge uses CRL number $number; revoked ${serials[*]}"
   exit 0
@@ -126,7 +160,8 @@ fi
 explain_wait "$rc" CRL
 log "rolling back"
 install_file "$bak" "$CRL" 644
-signal_reload
+log "restored $CRL from the backup"
+rollback_reload
 if wait_for has_number "$old_number"; then
   die "rolled back: imedge uses CRL number $old_number again"
 fi

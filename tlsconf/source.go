@@ -166,6 +166,27 @@ func New(ctx context.Context, o Options) (*Source, error) {
 func (s *Source) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.reloadLocked(ctx)
+}
+
+// ReloadAllowedClients replaces Options.AllowedClients with entries and
+// reloads, all or nothing: when the reload fails (an entry does not parse,
+// or any file does not load) the previous list and material stay in use.
+// SIGHUP applies a changed --allow-client this way.
+func (s *Source) ReloadAllowedClients(ctx context.Context, entries []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.opts.AllowedClients
+	s.opts.AllowedClients = append([]string(nil), entries...)
+	if err := s.reloadLocked(ctx); err != nil {
+		s.opts.AllowedClients = prev
+		return err
+	}
+	return nil
+}
+
+// reloadLocked is Reload with s.mu held.
+func (s *Source) reloadLocked(ctx context.Context) error {
 	if s.closed {
 		return ErrClosed
 	}

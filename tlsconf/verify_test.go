@@ -161,3 +161,27 @@ func TestSource_ServesDefaultNameWithoutSNI(t *testing.T) {
 	defer conn.Close()
 	assert.True(t, conn.ConnectionState().PeerCertificates[0].Equal(other.Cert))
 }
+
+// ReloadAllowedClients swaps the allow-list for new handshakes; an entry
+// that does not parse changes nothing.
+func TestSource_ReloadAllowedClients(t *testing.T) {
+	ca := certstest.NewCA(t)
+	e := newEnv(t, []*certstest.CA{ca}, func(_ string, o *Options) { o.AllowedClients = []string{"uri:spiffe://im/a"} })
+	a := e.clientConfig(ca.Issue(t, certstest.Client("spiffe://im/a")))
+	b := e.clientConfig(ca.Issue(t, certstest.Client("spiffe://im/b")))
+	_, _, err := e.get(e.client(a, false))
+	require.NoError(t, err)
+	_, _, err = e.get(e.client(b, false))
+	require.Error(t, err, "b is not on the list yet")
+
+	require.NoError(t, e.src.ReloadAllowedClients(t.Context(), []string{"uri:spiffe://im/b"}))
+	_, _, err = e.get(e.client(b, false))
+	require.NoError(t, err, "b is on the new list")
+	_, _, err = e.get(e.client(a, false))
+	require.Error(t, err, "a left it")
+
+	require.Error(t, e.src.ReloadAllowedClients(t.Context(), []string{"nonsense"}))
+	_, _, err = e.get(e.client(b, false))
+	require.NoError(t, err, "a refused list kept the previous one")
+	assert.Equal(t, 1, e.src.Status().AllowedClients)
+}

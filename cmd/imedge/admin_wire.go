@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/imedge/imedge/admin"
@@ -33,12 +34,16 @@ func (s *Server) openAdmin(context.Context, io.Writer) error {
 		return nil
 	}
 	o := admin.Options{
-		Version: versionString(), TLS: s.tls, Outbox: s.box, Dispatcher: s.disp,
+		Version: versionString(), PID: os.Getpid(), TLS: s.tls, Outbox: s.box, Dispatchers: s.dispatchers(),
 		Receiver: s.recv, Dedupe: s.seen, Audit: s.audit, Delivery: s.timer,
-		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(), Decide: s.decide.svc,
+		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(), Settings: s.effectiveSettings,
+		Decide: s.decide.svc,
 	}
 	if l, ok := s.limit.(admin.Limiter); ok {
 		o.Limiter = l
+	}
+	if s.egress != nil { // a nil interface, not a typed nil, when off
+		o.Egress = s.egress
 	}
 	srv, err := admin.New(o)
 	if err != nil {

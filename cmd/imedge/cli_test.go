@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -82,4 +85,17 @@ func TestCLI_HelpOnStdoutGroupedAndPerCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Durations have one encoding in the operational log, Go's strings,
+// whether a package logged a time.Duration or its String().
+func TestLogger_DurationsAreGoStrings(t *testing.T) {
+	var buf bytes.Buffer
+	l := newLogger(&buf, "json", new(slog.LevelVar))
+	l.Info("x", "d", 1500*time.Millisecond, slog.Duration("e", 2*time.Minute), "s", (3 * time.Second).String())
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &m))
+	assert.Equal(t, "1.5s", m["d"])
+	assert.Equal(t, "2m0s", m["e"])
+	assert.Equal(t, "3s", m["s"])
 }

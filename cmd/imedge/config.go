@@ -33,6 +33,7 @@ type Config struct {
 
 	Dev    bool   // --dev: throwaway PKI and a built-in sink
 	DevDir string // --dev-dir
+	File   string // --config, absolute; "" when none
 }
 
 // Help sections of `imedge serve --help`, in order.
@@ -73,8 +74,10 @@ const serveExamples = `  # Try it: a throwaway PKI, a built-in sink, and a curl 
 func newServeFlags() (*flagSet, *Config) {
 	c := &Config{}
 	fs := newFlagSet("imedge serve")
-	fs.String(configFlag, "", "YAML config file whose keys are these flag names; flags override it")
-	c.IM.register(fs)
+	c.IM.register(fs) // first: its Required section leads --help
+	fs.group(groupAdmin, func() {
+		fs.String(configFlag, "", "YAML config file whose keys are these flag names; flags override it")
+	})
 	c.Delivery.register(fs)
 	c.Decide.register(fs)
 	c.TLS.register(fs)
@@ -91,7 +94,6 @@ func newServeFlags() (*flagSet, *Config) {
 		fs.BoolVar(&c.Dev, "dev", false, "development mode: throwaway PKI, built-in sink, printed curl command")
 		fs.StringVar(&c.DevDir, "dev-dir", ".imedge-dev", "where --dev keeps its PKI and state")
 	})
-	fs.group(groupRequired, func() {}) // --config
 	fs.require("sdkappid", "forward-url", "cert", "key", "client-ca")
 	return fs, c
 }
@@ -146,6 +148,9 @@ func parseServeFlags(args []string) (*flagSet, *Config, error) {
 	if path := configArg(args); path != "" {
 		if err := applyConfigFile(fs.FlagSet, path); err != nil {
 			return nil, nil, err
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			c.File = abs
 		}
 	}
 	if err := fs.parse(args); err != nil {

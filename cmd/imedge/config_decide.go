@@ -24,7 +24,7 @@ type decideConfig struct {
 
 func (d *decideConfig) register(fs *flagSet) {
 	fs.group(groupDecide, func() {
-		fs.Var(listFlag{&d.Targets}, "decide", "PATTERN=URL: before-callbacks matching PATTERN (a command, Family.* or *) are decided by the service at URL, synchronously, its checked reply relayed to IM (repeatable, first match wins); a before-callback no --decide matches is in observe mode, answered with its fallback")
+		fs.Var(listFlag{&d.Targets}, "decide", "PATTERN=URL: before-callbacks matching PATTERN (a command, Family.* or *) are decided by the service at URL, synchronously, its checked reply relayed to IM (repeatable, first match wins); a before-callback no --decide matches is in observe mode: answered with its fallback, and stored for a --route that names it")
 		fs.Var(listFlag{&d.Fallbacks}, "decide-fallback", "PATTERN=allow|deny[:CODE]: the answer when no decision can be had (time-out, error, bad reply, circuit open, or a refusal that is not an authentication failure) and in observe mode (repeatable, first match wins; default allow, IM's own default)")
 		fs.DurationVar(&d.Timeout, "decide-timeout", decide.DefaultTimeout, "bound of one decision, waiting for a connection included (at most "+decide.MaxTimeout.String()+": IM waits 2s)")
 		fs.Float64Var(&d.Rate, "decide-rate", 0, "before-callbacks per second allowed per ClientIP, answered with their fallback beyond it (0 disables; --rate does not apply to them)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -136,7 +137,7 @@ func parseNetTypes(s string) ([]egress.NetType, error) {
 // peers (none when that is empty) until the list arrives: an outage of
 // IM's REST API must not become a crash loop, and nothing outside the
 // allow-list gets in meanwhile.
-func (s *Server) openEgress(ctx context.Context) error {
+func (s *Server) openEgress(ctx context.Context, _ io.Writer) error {
 	e := s.cfg.Egress
 	if !e.On {
 		return nil

@@ -11,13 +11,15 @@ import (
 	"github.com/imedge/imedge/audit"
 )
 
-// logConfig is the operational log (stderr) and the audit log.
+// logConfig is the operational log (stderr), the audit log and the
+// optional access log.
 type logConfig struct {
 	Level         string        // --log-level
 	Format        string        // --log-format
 	AuditLog      string        // --audit-log; "" means stderr
 	AuditInterval time.Duration // --audit-sample-interval
 	AuditBurst    int           // --audit-burst
+	AccessLog     string        // --access-log; "" writes none
 }
 
 func (l *logConfig) register(fs *flagSet) {
@@ -27,6 +29,7 @@ func (l *logConfig) register(fs *flagSet) {
 		fs.IntVar(&l.AuditBurst, "audit-burst", audit.DefaultBurst, "audit records per reason and ClientIP per window before a summary")
 		fs.StringVar(&l.Level, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&l.Format, "log-format", "json", "json or text")
+		fs.Var(pathFlag{&l.AccessLog}, "access-log", "write one JSON line per callback (outcome, command, request id, latency, ...) to this file; reopened on SIGUSR1 like the audit log (default: none)")
 	})
 }
 
@@ -44,6 +47,14 @@ func (l logConfig) validate(Config) []error {
 	if l.AuditLog != "" {
 		if err := appendable(l.AuditLog); err != nil {
 			p.add("--audit-log: %w", err)
+		}
+	}
+	if l.AccessLog != "" {
+		if err := appendable(l.AccessLog); err != nil {
+			p.add("--access-log: %w", err)
+		}
+		if l.AccessLog == l.AuditLog {
+			p.add("--access-log and --audit-log must be different files")
 		}
 	}
 	return p
@@ -85,11 +96,21 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // newLogger returns the operational logger writing to w at a level that
-// level holds (so that SIGHUP can change it).
+// level holds (so that SIGHUP can change it). Durations are written in one
+// encoding everywhere, Go's ("1.5s"), whichever package logged them.
 func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
-	o := &slog.HandlerOptions{Level: level}
+	o := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsStrings}
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, o))
 	}
 	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+// durationsAsStrings writes a time.Duration value as Go's duration string,
+// not slog's JSON default of nanoseconds.
+func durationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }

@@ -147,6 +147,7 @@ func (c clusterConfig) openShared(cfg Config, local receiver.Seen, localLimiter 
 		o.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	o.Logger = logger
+	redisstate.RouteLibraryLog(logger) // go-redis's own lines, as JSON records
 	client, err := redisstate.New(o)
 	if err != nil {
 		return sharedState{}, fmt.Errorf("connecting to redis: %w", err)

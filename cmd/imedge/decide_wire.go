@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/imedge/imedge/decide"
+	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/receiver"
 )
 
@@ -25,7 +26,10 @@ func (s *Server) openDecide(context.Context, io.Writer) error {
 	}
 	o.Catalog, o.Logger = s.catalog, s.log
 	// Observe mode stores a before-callback only for a --route that names
-	// it (o.Observe); until routes exist none is stored.
+	// it, never for the catch-all --forward-url: those answered callbacks
+	// are not events its service expects. SIGHUP changes no route pattern.
+	routes := s.cfg.Delivery
+	o.Observe = func(command string) bool { return routes.destinationOf(command) != forward.DefaultDestination }
 	svc, err := decide.New(o)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,9 +71,12 @@ type sink struct {
 	status int // 0 means 204
 }
 
-func newSink(t *testing.T) *sink {
+func newSink(t *testing.T) *sink { return newSinkOn(t, nil) }
+
+// newSinkOn starts a sink on ln, or on a new loopback port when ln is nil.
+func newSinkOn(t *testing.T, ln net.Listener) *sink {
 	s := &sink{bodies: map[string][][]byte{}, hdrs: map[string]http.Header{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		st := s.status
@@ -87,6 +91,11 @@ func newSink(t *testing.T) *sink {
 		}
 		w.WriteHeader(st)
 	}))
+	if ln != nil {
+		s.srv.Listener.Close()
+		s.srv.Listener = ln
+	}
+	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	return s
 }

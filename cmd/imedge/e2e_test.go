@@ -82,8 +82,8 @@ func TestE2E_RefusalsAreAudited(t *testing.T) {
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()
-	auditLog := filepath.Join(dir, "audit.log")
-	im := start(t, baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), auditLog)...)
+	auditLog, accessLog := filepath.Join(dir, "audit.log"), filepath.Join(dir, "access.log")
+	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), auditLog), "--access-log", accessLog)...)
 
 	// No client certificate: the handshake is refused and audited.
 	out, err := exec.Command("curl", "-sS", "--max-time", "10", "--cacert", p.caFile,
@@ -120,6 +120,14 @@ func TestE2E_RefusalsAreAudited(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "accepted event not delivered")
 	im.stop(t)
+
+	// --access-log: one line per callback that reached HTTP, with its outcome.
+	var outcomes []string
+	for _, r := range auditRecords(t, accessLog) {
+		outcomes = append(outcomes, fmt.Sprint(r["outcome"]))
+		assert.Equal(t, "Sns.CallbackFriendDelete", r["command"])
+	}
+	assert.Equal(t, []string{"refused", "accepted"}, outcomes)
 }
 
 func TestE2E_BadConfigFailsWithOneLineNamingTheFile(t *testing.T) {

@@ -27,9 +27,6 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := s.openEgress(ctx); err != nil {
-		return err
-	}
 	var allowSet edge.SourceSet // a nil interface unless --im-egress: a typed nil would fail closed
 	if s.egress != nil {
 		allowSet = s.egress
@@ -59,6 +56,7 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 		return fmt.Errorf("starting the edge listener: %w", err)
 	}
 	s.onClose(func() { ln.Close() })
+	s.edge = ln
 	srv := s.httpServer(ctx, s.admin.instrument(s.recv))
 	configureEdgeServer(srv, c)
 	s.front = newEdgeServer(srv, c, ln, s.log)
@@ -201,9 +199,17 @@ func applySandbox(cfg Config, logger *slog.Logger) error {
 	}
 	o := sandbox.Options{WriteDirs: []string{cfg.State.Dir, cfg.State.spoolDir()}}
 	o.ReadFiles = append(o.ReadFiles, cfg.TLS.readablePaths()...)
+	// SIGHUP re-reads the configuration file and the secrets it names.
+	for _, f := range []string{cfg.File, cfg.IM.TokenFile, cfg.Delivery.SecretFile, cfg.Cluster.PasswordFile, cfg.Egress.KeyFile} {
+		if f != "" {
+			o.ReadFiles = append(o.ReadFiles, f)
+		}
+	}
 	o.WriteDirs = append(o.WriteDirs, cfg.ACME.writablePaths()...)
-	if cfg.Logs.AuditLog != "" {
-		o.AppendFiles = append(o.AppendFiles, cfg.Logs.AuditLog)
+	for _, f := range []string{cfg.Logs.AuditLog, cfg.Logs.AccessLog} {
+		if f != "" {
+			o.AppendFiles = append(o.AppendFiles, f)
+		}
 	}
 	if cfg.Server.PIDFile != "" {
 		// Removing the file at exit needs its directory: give the pid file

@@ -171,6 +171,25 @@ func TestEgress_E2E_FetchesEnforcesAndFollowsIMsList(t *testing.T) {
 	require.Eventually(t, func() bool { return api.calls.Load() > before }, 15*time.Second, 50*time.Millisecond)
 	assert.NoError(t, handshakeFrom(p, im.addr, "127.0.0.2"), "a failed fetch keeps the last good list")
 
+	base := "http://" + im.adminAddr(t)
+	fams := scrapeMetrics(t, base)
+	assert.Equal(t, float64(2), metric(fams, "imedge_im_egress_entries"))
+	assert.Equal(t, float64(1), metric(fams, "imedge_im_egress_ready"))
+	assert.GreaterOrEqual(t, metric(fams, "imedge_im_egress_refreshes_total", "result", "error"), float64(1))
+	code, checks := readyChecks(t, base)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "", checks["im_egress"], "a held list keeps the instance ready")
+	_, b := adminGet(t, http.DefaultClient, base+"/status")
+	var st struct {
+		IMEgress struct {
+			Networks   []string
+			LastResult string `json:"last_result"`
+		} `json:"im_egress"`
+	}
+	require.NoError(t, json.Unmarshal(b, &st))
+	assert.ElementsMatch(t, []string{"127.0.0.1/32", "127.0.0.2/32"}, st.IMEgress.Networks)
+	assert.Equal(t, "error", st.IMEgress.LastResult)
+
 	api.mu.Lock()
 	assert.Empty(t, api.errors, "every GetIPList call was well formed with a valid UserSig")
 	api.mu.Unlock()
@@ -195,5 +214,8 @@ func TestEgress_E2E_NoListYetFailsClosed(t *testing.T) {
 	assert.Contains(t, im.stderr.String(), "listening without IM's egress list")
 	assert.Error(t, handshakeFrom(p, im.addr, "127.0.0.1"), "no list yet: nobody outside --allow-source")
 	assert.NoError(t, handshakeFrom(p, im.addr, "127.0.0.3"), "--allow-source still admits")
+	code, checks := readyChecks(t, "http://"+im.adminAddr(t))
+	assert.Equal(t, http.StatusServiceUnavailable, code, "not ready without a list")
+	assert.Contains(t, checks["im_egress"], "no IM egress list yet")
 	im.stop(t)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -63,6 +64,7 @@ func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writ
 		return fmt.Errorf("outbox %s: %w", sub, err)
 	}
 	defer box.Close()
+	ctx := context.Background()
 	out := func(v any, text func()) error {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -89,10 +91,15 @@ func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writ
 			fmt.Fprintf(stdout, "dead letters:   %d\n", st.Dead)
 		})
 	case "list":
-		entries, err := box.List(*dead, *limit)
+		state := forward.StatePending
+		if *dead {
+			state = forward.StateDead
+		}
+		page, err := box.List(ctx, forward.Query{State: state, Limit: *limit})
 		if err != nil {
 			return err
 		}
+		entries := page.Entries
 		return out(entries, func() {
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tEVENT ID\tACCEPTED\tCLIENT IP\tATTEMPTS\tLAST ERROR")
@@ -105,18 +112,22 @@ func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writ
 		if fs.NArg() != 1 {
 			return fmt.Errorf("outbox show: give one event id")
 		}
-		e, err := box.Show(fs.Arg(0))
+		e, err := box.Show(ctx, fs.Arg(0))
 		if err != nil {
 			return err
 		}
 		return out(e, func() {
 			ev := e.Event
 			fmt.Fprintf(stdout, "seq:          %d\nevent id:     %s\nstate:        %s\naccepted:     %s\nsdkappid:     %s\ncommand:      %s\nclient ip:    %s\nplatform:     %s\nidentity:     %s\nrequest id:   %s\nattempts:     %d\nlast error:   %s\nbody (%d bytes):\n%s\n",
-				e.Seq, ev.ID, map[bool]string{false: "pending", true: "dead"}[e.Dead], e.AcceptedAt.UTC().Format(time.RFC3339Nano),
+				e.Seq, ev.ID, e.State, e.AcceptedAt.UTC().Format(time.RFC3339Nano),
 				ev.AppID, ev.Command, ev.ClientIP, ev.OptPlatform, ev.Identity, ev.RequestID, e.Attempts, e.LastError, e.BodySize, ev.Body)
 		})
 	case "replay":
-		n, err := box.Replay(*dead, fs.Args()...)
+		replay := box.RetryNow
+		if *dead {
+			replay = box.ReplayDead
+		}
+		n, err := replay(ctx, forward.Filter{Refs: fs.Args()})
 		if err != nil {
 			return err
 		}
@@ -126,7 +137,7 @@ func runOutbox(args []string, getenv func(string) string, stdout, stderr io.Writ
 		if !*dead {
 			return fmt.Errorf("outbox purge: only --dead can be purged (pending events are never thrown away)")
 		}
-		n, err := box.PurgeDead()
+		n, err := box.PurgeDead(ctx, forward.Filter{})
 		if err != nil {
 			return err
 		}

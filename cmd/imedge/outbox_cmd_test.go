@@ -64,12 +64,14 @@ func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 	assert.Equal(t, n, strings.Count(out, "10.0.0.7"), out)
 }
 
-// TestE2E_OutboxCommands: with the internal URL refusing events for good
-// (400), an accepted callback is dead-lettered; the operator commands list,
-// show, replay and purge it on the stopped server's directory, and say the
-// store is in use while the server runs.
+// TestE2E_OutboxCommands: with the internal URL refusing events (400) and
+// one attempt allowed (a 4xx is retried by default), an accepted callback
+// is dead-lettered; the operator commands list, show, replay and purge it
+// on the stopped server's directory, and say the store is in use while the
+// server runs.
 func TestE2E_OutboxCommands(t *testing.T) {
 	p, s, args, spool := outboxSetup(t, http.StatusBadRequest)
+	args = append(args, "--max-attempts", "1")
 	im := start(t, args...)
 	resp, err := p.httpsClient().Post(callbackURL(im.addr, "10.0.0.9"), "application/json", strings.NewReader(friendDeleteBody("dead", "letter")))
 	require.NoError(t, err)

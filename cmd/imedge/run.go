@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 )
 
 // errUsage is returned after usage text was printed for a bad command line.
@@ -40,7 +39,7 @@ Usage:
   imedge outbox SUBCOMMAND      inspect, replay and purge the durable outbox (server stopped)
   imedge send [flags]           send one callback as IM would and print the reply (the "verify" button)
   imedge load [flags]           simulate IM's callback client under load and report throughput and latency
-  imedge version                print the version
+  imedge version [--json]       print the version, commit and Go version
 
 Run "imedge COMMAND -h" for the flags of a command.
 `
@@ -65,8 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "load":
 		return runLoad(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
+		return runVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -88,31 +86,6 @@ func suggestWord(w string, words []string) string {
 		return ""
 	}
 	return " (did you mean " + best + "?)"
-}
-
-// versionString reports the module version and VCS revision the binary was
-// built from, as far as the build recorded them.
-func versionString() string {
-	v, rev, dirty := "(devel)", "", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "+dirty"
-				}
-			}
-		}
-	}
-	if rev == "" {
-		return "imedge " + v
-	}
-	return fmt.Sprintf("imedge %s (commit %s%s)", v, rev, dirty)
 }
 
 // parseFlags parses a subcommand's args with fs. -h or --help prints

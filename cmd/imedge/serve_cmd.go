@@ -39,6 +39,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if !cfg.Dev {
+		srv.enableReload(fs, func() (Config, *flagSet, error) { return parseServeConfig(args, getenv) })
+	}
 	return srv.Run(ctx, func(addr string) {
 		if dev != nil {
 			dev.PrintWelcome(addr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/catalog"
 	"github.com/imedge/imedge/dedupe"
+	"github.com/imedge/imedge/edge"
 	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/receiver"
@@ -42,13 +42,17 @@ type Server struct {
 	limit  receiver.Limiter // the local per-ClientIP limiter; nil when --rate 0
 	state  sharedState      // dedupe and limiter as the receiver sees them: local or on Redis
 	box    *forward.Outbox
-	decide decidePath // before-callbacks: decision services and their limiter
-	disp   *forward.Dispatcher
-	timer  *admin.DeliveryTimer // delivery latency for the admin metrics
+	decide decidePath               // before-callbacks: decision services and their limiter
+	dests  []*destination           // the default destination first, then the routes
+	timer  *admin.DeliveryHistogram // delivery latency for the admin metrics
 
 	admin     *adminServer // beside the data path: health, metrics, /status
 	audit     *audit.Logger
 	auditFile *audit.File // nil when the audit log is stderr
+	accessLog *audit.File // nil without --access-log
+
+	edge   *edge.Listener // the public listener, for SIGHUP's --allow-source
+	reload *configReload  // nil: SIGHUP reloads the TLS files only
 
 	reloaded int      // dedupe keys reloaded from the outbox at start
 	closers  []func() // undo what NewServer opened, run in reverse
@@ -58,13 +62,13 @@ type Server struct {
 // are built from the inside out, each handed to the one in front of it:
 // the audit log every part writes to, the TLS material, the outbox and its
 // delivery, the dedupe window and limits, the decision path, the receiver,
-// the admin listener beside them, and last the public listener, so that
-// nothing listens before everything behind it works. On error everything opened is closed.
+// IM's egress list, the admin listener beside them, and last the public
+// listener, so that nothing listens before everything behind it works. On error everything opened is closed.
 func NewServer(ctx context.Context, cfg Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, level: level, catalog: catalog.New()}
 	for _, open := range []func(context.Context, io.Writer) error{
 		s.openAudit, s.openTLS, s.openOutbox, s.openDelivery, s.openDedupe, s.openLimits,
-		s.openDecide, s.openReceiver, s.openAdmin, s.openEdge,
+		s.openDecide, s.openReceiver, s.openEgress, s.openAdmin, s.openEdge,
 	} {
 		if err := open(ctx, stderr); err != nil {
 			s.Close()
@@ -99,7 +103,23 @@ func (s *Server) openAudit(_ context.Context, stderr io.Writer) error {
 	}
 	s.audit = audit.New(w, audit.Options{Interval: s.cfg.Logs.AuditInterval, Burst: s.cfg.Logs.AuditBurst})
 	s.onClose(func() { s.audit.Flush(true) })
+	if path := s.cfg.Logs.AccessLog; path != "" {
+		f, err := audit.OpenFile(path) // append-only, 0600, reopened on SIGUSR1
+		if err != nil {
+			return fmt.Errorf("--access-log: %w", err)
+		}
+		s.onClose(func() { f.Close() })
+		s.accessLog = f
+	}
 	return nil
+}
+
+// accessLogger is the receiver's access log, or nil without --access-log.
+func (s *Server) accessLogger() *slog.Logger {
+	if s.accessLog == nil {
+		return nil
+	}
+	return slog.New(slog.NewJSONHandler(s.accessLog, &slog.HandlerOptions{ReplaceAttr: durationsAsStrings}))
 }
 
 // openTLS loads the server certificate and the client-certificate checks.
@@ -110,44 +130,6 @@ func (s *Server) openTLS(ctx context.Context, _ io.Writer) error {
 	}
 	s.onClose(src.Close)
 	s.tls = src
-	return nil
-}
-
-// openOutbox opens the durable outbox: an accepted event is on disk before
-// IM is answered.
-func (s *Server) openOutbox(context.Context, io.Writer) error {
-	st := s.cfg.State
-	box, err := forward.OpenOutbox(forward.OutboxOptions{
-		Dir: st.spoolDir(), MaxEvents: st.MaxEvents, MaxBytes: st.MaxBytes,
-		RememberFor: st.DedupeWindow, Logger: s.log,
-	})
-	if err != nil {
-		return fmt.Errorf("opening outbox: %w", err)
-	}
-	s.onClose(func() { box.Close() })
-	s.box = box
-	return nil
-}
-
-// openDelivery builds the client for the internal URL and the dispatcher
-// that drains the outbox into it.
-func (s *Server) openDelivery(context.Context, io.Writer) error {
-	d := s.cfg.Delivery
-	client, err := forward.NewClient(d.clientOptions(d.URL))
-	if err != nil {
-		return err
-	}
-	s.onClose(client.Close)
-	s.timer = admin.NewDeliveryTimer(client)
-	disp, err := forward.NewDispatcher(forward.DispatcherOptions{
-		Outbox: s.box, Deliverer: withBatching(s.timer, client, d.Batch), BatchSize: d.Batch, BatchWait: d.BatchWait,
-		Concurrency: d.Concurrency, BackoffBase: d.RetryBase, BackoffMax: d.RetryMax,
-		MaxAttempts: d.MaxAttempts, MaxAge: d.MaxAge, Logger: s.log,
-	})
-	if err != nil {
-		return err
-	}
-	s.disp = disp
 	return nil
 }
 
@@ -196,8 +178,8 @@ func (s *Server) openReceiver(context.Context, io.Writer) error {
 		AppID: im.SdkAppid, Path: s.cfg.Server.Path, MaxBody: im.MaxBody, MaxAccountBytes: im.MaxAccountBytes,
 		Token: im.Token, SignWindow: im.SignWindow, RequireClientCert: s.cfg.TLS.ClientAuth == "require",
 		Catalog: s.catalog, Commands: im.Commands, UnknownCommands: receiver.UnknownPolicy(im.UnknownCommands),
-		Validation: receiver.ValidationMode(im.Validation),
-		Sink:       outboxSink{box: s.box}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
+		Validation: receiver.ValidationMode(im.Validation), AccessLog: s.accessLogger(),
+		Sink: outboxSink{box: s.box, routes: s.cfg.Delivery}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
 		Decider: s.decide.svc, DecideLimiter: s.decide.limit,
 	})
 	if err != nil {
@@ -224,6 +206,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	}
 	s.admin.serve(bg, &wg)
 	s.logListening()
+	s.logReloadOff()
 	s.startBackground(bg, &wg)
 
 	errc := make(chan error, 1)
@@ -257,7 +240,7 @@ func (s *Server) logListening() {
 	st := s.tls.Status()
 	s.log.Info("listening", "version", versionString(), "addr", s.front.ln.Addr().String(), "path", c.Server.Path,
 		"sdkappid", c.IM.SdkAppid, "client_auth", c.TLS.ClientAuth, "token", c.IM.tokenState(),
-		"forward_url", redactURL(c.Delivery.URL), "state_dir", c.State.Dir, "state_dir_from", c.State.dirSource,
+		"forward_url", redactURL(c.Delivery.URL), "routes", len(c.Delivery.Routes), "state_dir", c.State.Dir, "state_dir_from", c.State.dirSource,
 		"outbox", c.State.spoolDir(), "dedupe_keys_reloaded", s.reloaded,
 		"server_cert_sha256", st.ServerCert.SHA256, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if c.TLS.ClientAuth == "none" {
@@ -268,11 +251,7 @@ func (s *Server) logListening() {
 // startBackground starts the goroutines that live as long as the server:
 // delivery, certificate watching, audit flushing and signal handling.
 func (s *Server) startBackground(bg context.Context, wg *sync.WaitGroup) {
-	wg.Go(func() {
-		if err := s.disp.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Error("delivery workers stopped", "err", err)
-		}
-	})
+	s.runDelivery(bg, wg)
 	if s.egress != nil {
 		wg.Go(func() { s.egress.Run(bg) })
 	}
@@ -335,39 +314,22 @@ func (s *Server) drain(ctx context.Context, errc <-chan error, stopBG func(), wg
 func (s *Server) handleSignal(ctx context.Context, sig os.Signal) {
 	switch sig {
 	case syscall.SIGHUP:
-		if s.tls.Reload(ctx) != nil {
-			return // tlsconf logged the failure and keeps serving the previous material
+		if s.tls.Reload(ctx) == nil { // on failure tlsconf logged it and keeps the previous material
+			s.log.Info("reloaded", "server_cert_sha256", s.tls.Status().ServerCert.SHA256)
 		}
-		s.log.Info("reloaded", "server_cert_sha256", s.tls.Status().ServerCert.SHA256)
+		s.reloadConfig(ctx)
 	case syscall.SIGUSR1:
-		if s.auditFile == nil {
-			return
+		for name, f := range map[string]*audit.File{"audit log": s.auditFile, "access log": s.accessLog} {
+			if f == nil {
+				continue
+			}
+			if err := f.Reopen(); err != nil {
+				s.log.Error("reopening "+name, "err", err)
+				continue
+			}
+			s.log.Info(name + " reopened")
 		}
-		if err := s.auditFile.Reopen(); err != nil {
-			s.log.Error("reopening audit log", "err", err)
-			return
-		}
-		s.log.Info("audit log reopened")
 	}
-}
-
-// outboxSink adapts the durable outbox to receiver.Sink.
-type outboxSink struct {
-	box *forward.Outbox
-}
-
-func (o outboxSink) Accept(ctx context.Context, ev receiver.Event) error {
-	err := o.box.Append(ctx, forward.Event{
-		ID: ev.ID, AppID: ev.AppID, Command: ev.Command, ClientIP: ev.ClientIP, OptPlatform: ev.OptPlatform,
-		Identity: ev.Identity, CertSHA256: ev.CertSHA256, RequestID: ev.RequestID, ReceivedAt: ev.ReceivedAt, Body: ev.Body,
-		BodyJSON: true, // the receiver accepts only valid JSON (FuzzBody checks it)
-	})
-	if errors.Is(err, forward.ErrFull) {
-		return fmt.Errorf("%w: %w", receiver.ErrSinkFull, err)
-	}
-	// No Dispatcher.Notify: the event becomes deliverable when the outbox's
-	// applier has stored it, and the outbox wakes the dispatcher then.
-	return err
 }
 
 // httpServer is the net/http server for the callback handler, with every

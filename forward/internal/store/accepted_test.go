@@ -1,7 +1,8 @@
-package forward
+package store
 
 import (
 	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// acceptedKeys returns the number of keys and of ids in ob's accepted bucket.
-func acceptedKeys(t *testing.T, ob *Outbox) (keys int, ids int64) {
+// acceptedKeys returns the number of keys and of ids in s's accepted bucket.
+func acceptedKeys(t *testing.T, s *Store) (keys int, ids int64) {
 	t.Helper()
-	require.NoError(t, ob.db.View(func(tx *bolt.Tx) error {
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
 		a := tx.Bucket(bucketAccepted)
 		keys = a.Stats().KeyN
 		ids = countAccepted(a)
@@ -23,59 +24,62 @@ func acceptedKeys(t *testing.T, ob *Outbox) (keys int, ids int64) {
 	return keys, ids
 }
 
-// TestAccepted_OneBlockPerTransaction: concurrent Appends are applied
-// together, and each transaction stores its ids as one value; all of them
-// come back from AcceptedSince and count in Stats.Remembered, also after
-// a reopen.
-func TestAccepted_OneBlockPerTransaction(t *testing.T) {
-	dir := t.TempDir()
-	// Every reading a millisecond later: events applied together have
-	// different acceptance times.
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC), step: time.Millisecond}
-	ob := openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now})
-	want := appendConcurrently(t, ob, "blk")
-	require.Len(t, want, 200)
-	st, err := ob.Stats()
-	require.NoError(t, err)
-	assert.Equal(t, 200, st.Remembered)
-	keys, ids := acceptedKeys(t, ob)
+// applyTimes stores one record per time, with sequences from first on, in
+// transactions of per records each, and returns their ids.
+func applyTimes(t *testing.T, s *Store, first uint64, per int, times ...time.Time) []string {
+	t.Helper()
+	var ids []string
+	for i := 0; i < len(times); i += per {
+		var es []*Entry
+		for j := i; j < min(i+per, len(times)); j++ {
+			r := testRecord(DefaultDestination, "acc", int(first)+j, times[j])
+			es = append(es, entry(first+uint64(j), r))
+			ids = append(ids, r.ID)
+		}
+		_, err := s.Apply(&Apply{Entries: es, Now: times[min(i+per, len(times))-1]})
+		require.NoError(t, err)
+	}
+	return ids
+}
+
+// TestAccepted_BlocksPerTransaction: each transaction stores its ids in
+// blocks of at most acceptedBlockIDs; all of them come back from
+// AcceptedSince and count in Remembered, also after a reopen.
+func TestAccepted_BlocksPerTransaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	s := openTest(t, path, Options{RememberFor: time.Hour})
+	base := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	var times []time.Time
+	for i := range 200 {
+		times = append(times, base.Add(time.Duration(i)*time.Millisecond))
+	}
+	want := applyTimes(t, s, 1, 50, times...)
+	assert.Equal(t, int64(200), s.Remembered())
+	keys, ids := acceptedKeys(t, s)
 	assert.Equal(t, int64(200), ids)
 	assert.Less(t, keys, 100, "ids applied together share a value")
 	assert.GreaterOrEqual(t, keys, 200/acceptedBlockIDs, "at most acceptedBlockIDs to a value")
 
-	check := func(ob *Outbox) {
+	check := func(s *Store) {
 		got := map[string]time.Time{}
-		var times []time.Time
-		require.NoError(t, ob.AcceptedSince(time.Time{}, func(id string, at time.Time) {
+		var listed []string
+		require.NoError(t, s.AcceptedSince(time.Time{}, func(id string, at time.Time) {
 			_, dup := got[id]
 			assert.False(t, dup, "id %s listed twice", id)
 			got[id] = at
-			times = append(times, at)
+			listed = append(listed, id)
 		}))
-		assert.Len(t, got, len(want))
-		for _, id := range want {
-			assert.Contains(t, got, id)
-		}
-		// Since a time inside the blocks: exactly the ids accepted at or
+		assert.Equal(t, want, listed, "in acceptance order")
+		// Since a time inside a block: exactly the ids accepted at or
 		// after it, which means comparing ids within a block.
-		require.Len(t, times, 200)
-		since := times[100]
-		later := map[string]bool{}
-		for id, at := range got {
-			if !at.Before(since) {
-				later[id] = true
-			}
-		}
-		listed := map[string]bool{}
-		require.NoError(t, ob.AcceptedSince(since, func(id string, _ time.Time) { listed[id] = true }))
-		assert.Equal(t, later, listed)
+		var later []string
+		require.NoError(t, s.AcceptedSince(times[101], func(id string, _ time.Time) { later = append(later, id) }))
+		assert.Equal(t, want[101:], later)
 	}
-	check(ob)
-	require.NoError(t, ob.Close())
-	re := openTestOutbox(t, OutboxOptions{Dir: dir})
-	st, err = re.Stats()
-	require.NoError(t, err)
-	assert.Equal(t, 200, st.Remembered, "counted from the blocks at open")
+	check(s)
+	require.NoError(t, s.Close())
+	re := openTest(t, path, Options{RememberFor: time.Hour})
+	assert.Equal(t, int64(200), re.Remembered(), "counted from the blocks at open")
 	check(re)
 }
 
@@ -83,14 +87,14 @@ func TestAccepted_OneBlockPerTransaction(t *testing.T) {
 // blocks (one id per key) keeps working: its ids are listed with their
 // times next to new blocks, counted at open, and pruned first.
 func TestAccepted_ReadsAndPrunesIdsStoredOneByOne(t *testing.T) {
-	dir := t.TempDir()
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
-	ob := openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now})
-	require.NoError(t, ob.Close())
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	s := openTest(t, path, Options{})
+	require.NoError(t, s.Close())
 
 	// Three ids the old way: a hex id, another, and an id that is not hex.
-	old := []string{testEvent("old", 0).ID, testEvent("old", 1).ID, "not-a-hex-id"}
-	db, err := bolt.Open(ob.Path(), 0o600, nil)
+	base := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	old := []string{testRecord("", "old", 0, base).ID, testRecord("", "old", 1, base).ID, "not-a-hex-id"}
+	db, err := bolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
 		a := tx.Bucket(bucketAccepted)
@@ -104,37 +108,49 @@ func TestAccepted_ReadsAndPrunesIdsStoredOneByOne(t *testing.T) {
 	}))
 	require.NoError(t, db.Close())
 
-	ob = openTestOutbox(t, OutboxOptions{Dir: dir, Now: clock.Now, MaxRemembered: 4})
-	st, err := ob.Stats()
-	require.NoError(t, err)
-	assert.Equal(t, 3, st.Remembered, "ids stored one by one are counted")
+	s = openTest(t, path, Options{MaxRemembered: 4})
+	assert.Equal(t, int64(3), s.Remembered(), "ids stored one by one are counted")
 
 	var got []string
 	since := time.Date(2025, 1, 1, 11, 51, 0, 0, time.UTC)
-	require.NoError(t, ob.AcceptedSince(since, func(id string, at time.Time) {
+	require.NoError(t, s.AcceptedSince(since, func(id string, at time.Time) {
 		got = append(got, id)
 		assert.False(t, at.Before(since))
 	}))
 	assert.Equal(t, old[1:], got, "old ids at or after since, with their times")
 
 	// Two new ids make five against a bound of four: the oldest old id goes.
-	for i := range 2 {
-		require.NoError(t, ob.Append(t.Context(), testEvent("new", i)))
-	}
+	newIDs := applyTimes(t, s, 2000, 1, base, base.Add(time.Second))
 	got = nil
-	require.NoError(t, ob.AcceptedSince(time.Time{}, func(id string, _ time.Time) { got = append(got, id) }))
-	assert.Equal(t, []string{old[1], old[2], testEvent("new", 0).ID, testEvent("new", 1).ID}, got)
-	st, err = ob.Stats()
-	require.NoError(t, err)
-	assert.Equal(t, 4, st.Remembered)
+	require.NoError(t, s.AcceptedSince(time.Time{}, func(id string, _ time.Time) { got = append(got, id) }))
+	assert.Equal(t, append([]string{old[1], old[2]}, newIDs...), got)
+	assert.Equal(t, int64(4), s.Remembered())
+}
+
+// TestAccepted_PrunesExpiredAndExcess: ids past RememberFor go, and the
+// oldest beyond MaxRemembered.
+func TestAccepted_PrunesExpiredAndExcess(t *testing.T) {
+	s := openTest(t, "", Options{RememberFor: 10 * time.Minute, MaxRemembered: 5})
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	applyTimes(t, s, 1, 3, base, base.Add(time.Second), base.Add(2*time.Second))
+	later := base.Add(11 * time.Minute)
+	var times []time.Time
+	for i := range 7 {
+		times = append(times, later.Add(time.Duration(i)*time.Second))
+	}
+	fresh := applyTimes(t, s, 10, 1, times...)
+	var got []string
+	require.NoError(t, s.AcceptedSince(time.Time{}, func(id string, _ time.Time) { got = append(got, id) }))
+	assert.Equal(t, fresh[2:], got, "expired ids and the oldest beyond MaxRemembered are pruned")
+	assert.Equal(t, int64(5), s.Remembered())
 }
 
 // TestAccepted_BlockFormat: ids survive a block round trip in acceptance
 // order; dropping the oldest keeps the rest; damaged blocks are read up to
 // the damage, and pruning treats them as one id to remove.
 func TestAccepted_BlockFormat(t *testing.T) {
-	first, last := testEvent("a", 0).ID, testEvent("a", 1).ID
-	ids := []acceptedID{newAcceptedID(time.Unix(0, 3), first), newAcceptedID(time.Unix(0, 5), "plain"), newAcceptedID(time.Unix(0, 9), last)}
+	first, last := testRecord("", "a", 0, time.Time{}).ID, testRecord("", "a", 1, time.Time{}).ID
+	ids := []AcceptedID{NewAcceptedID(time.Unix(0, 3), first), NewAcceptedID(time.Unix(0, 5), "plain"), NewAcceptedID(time.Unix(0, 9), last)}
 	v := appendAcceptedBlock(nil, ids)
 	assert.Equal(t, 3, acceptedCount(v))
 	k := acceptedKeyNanos(9, 7)
@@ -165,7 +181,7 @@ func TestAccepted_BlockFormat(t *testing.T) {
 }
 
 func TestDecodeHexID_AgreesWithEncodeID(t *testing.T) {
-	id := testEvent("hex", 0).ID
+	id := testRecord("", "hex", 0, time.Time{}).ID
 	for _, s := range []string{id, strings.ToUpper(id), id[:63], id + "0", id[:10] + "g" + id[11:], "", "plain"} {
 		var bin [32]byte
 		ok := decodeHexID(&bin, s)
@@ -180,19 +196,19 @@ func TestDecodeHexID_AgreesWithEncodeID(t *testing.T) {
 // out of time order, are stored sorted by time in blocks of at most
 // acceptedBlockIDs whose keys keep that order.
 func TestPutAccepted_BlocksOfAtMost64InTimeOrder(t *testing.T) {
-	ob := openTestOutbox(t, OutboxOptions{})
+	s := openTest(t, "", Options{})
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	var entries []*journalEntry
+	var entries []*Entry
 	for i := range 150 {
 		at := base.Add(time.Duration((i*37)%150) * time.Millisecond) // a permutation of 0..149 ms
-		id := testEvent("put", i).ID
-		entries = append(entries, &journalEntry{seq: uint64(1000 + i), at: at, acc: newAcceptedID(at, id)})
+		id := testRecord("", "put", i, at).ID
+		entries = append(entries, &Entry{Seq: uint64(1000 + i), ID: NewAcceptedID(at, id)})
 	}
-	require.NoError(t, ob.db.Update(func(tx *bolt.Tx) error { return putAccepted(tx.Bucket(bucketAccepted), entries) }))
+	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error { return putAccepted(tx.Bucket(bucketAccepted), entries) }))
 
 	var sizes []int
 	var times []time.Time
-	require.NoError(t, ob.db.View(func(tx *bolt.Tx) error {
+	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAccepted).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			sizes = append(sizes, acceptedCount(v))

@@ -1,4 +1,4 @@
-package forward
+package store
 
 import (
 	"errors"
@@ -38,7 +38,7 @@ func TestGroupCommit_ConcurrentCallersShareCommits(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				var id int
-				err := g.run(func(tx *bolt.Tx) error {
+				err := g.Run(func(tx *bolt.Tx) error {
 					id = tx.ID()
 					return tx.Bucket([]byte("b")).Put(fmt.Appendf(nil, "%d-%d", w, i), []byte("v"))
 				})
@@ -68,7 +68,7 @@ func TestGroupCommit_OneFailureDoesNotFailOthers(t *testing.T) {
 	errs := make([]error, 40)
 	for i := range errs {
 		wg.Go(func() {
-			errs[i] = g.run(func(tx *bolt.Tx) error {
+			errs[i] = g.Run(func(tx *bolt.Tx) error {
 				if i%10 == 3 {
 					return errBoom
 				}
@@ -97,6 +97,6 @@ func TestGroupCommit_ClosedDatabase(t *testing.T) {
 	db := openGroupDB(t)
 	g := newTxGroup(db)
 	require.NoError(t, db.Close())
-	err := g.run(func(*bolt.Tx) error { return nil })
+	err := g.Run(func(*bolt.Tx) error { return nil })
 	assert.Error(t, err)
 }

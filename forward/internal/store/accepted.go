@@ -1,4 +1,4 @@
-package forward
+package store
 
 import (
 	"cmp"
@@ -42,11 +42,11 @@ const acceptedBlock = 2
 // 4 KiB page.
 const acceptedBlockIDs = 64
 
-// acceptedID is one id of a block. A hex SHA-256 id is kept decoded:
+// AcceptedID is one id of a block. A hex SHA-256 id is kept decoded:
 // Append decodes it right after the receiver made it; decoding it in the
 // applier, 100 ms and thousands of callbacks later, was 2.6 % of the CPU
 // profile, almost all of it in the first reading of each id string.
-type acceptedID struct {
+type AcceptedID struct {
 	seq uint64   // sequence number, set when stored
 	at  int64    // acceptance time, Unix nanoseconds
 	bin [32]byte // the id decoded, when hex is set
@@ -54,9 +54,11 @@ type acceptedID struct {
 	id  string // the id as is, when hex is not set
 }
 
-// newAcceptedID returns id, accepted at at, in the form a block stores.
-func newAcceptedID(at time.Time, id string) acceptedID {
-	a := acceptedID{at: max(unixNano(at), 0)}
+// NewAcceptedID returns id, accepted at at, in the form a block stores.
+// Callers make it where the id is fresh in the cache (Append), not in the
+// applier's transaction.
+func NewAcceptedID(at time.Time, id string) AcceptedID {
+	a := AcceptedID{at: max(unixNano(at), 0)}
 	if a.hex = decodeHexID(&a.bin, id); !a.hex {
 		a.id = id
 	}
@@ -95,13 +97,13 @@ var lowerHex = func() (t [256]byte) {
 // acceptedBlockIDs. Sorted by time, each block's newest id is no newer
 // than the next block's oldest, so the keys keep the blocks in order; the
 // highest sequence in a block makes its key unique.
-func putAccepted(a *bolt.Bucket, entries []*journalEntry) error {
-	ids := make([]acceptedID, len(entries))
+func putAccepted(a *bolt.Bucket, entries []*Entry) error {
+	ids := make([]AcceptedID, len(entries))
 	for i, e := range entries {
-		ids[i] = e.acc
-		ids[i].seq = e.seq
+		ids[i] = e.ID
+		ids[i].seq = e.Seq
 	}
-	slices.SortStableFunc(ids, func(x, y acceptedID) int { return cmp.Compare(x.at, y.at) })
+	slices.SortStableFunc(ids, func(x, y AcceptedID) int { return cmp.Compare(x.at, y.at) })
 	for chunk := range slices.Chunk(ids, acceptedBlockIDs) {
 		var last uint64
 		for _, x := range chunk {
@@ -115,7 +117,7 @@ func putAccepted(a *bolt.Bucket, entries []*journalEntry) error {
 }
 
 // appendAcceptedBlock appends the block value holding ids.
-func appendAcceptedBlock(b []byte, ids []acceptedID) []byte {
+func appendAcceptedBlock(b []byte, ids []AcceptedID) []byte {
 	b = append(b, acceptedBlock)
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for i := range ids {
@@ -210,13 +212,17 @@ func dropOldestAccepted(v []byte, drop int) (rest []byte, ok bool) {
 	return append(rest, v[cut:]...), true
 }
 
+// acceptedPrunePerAppend bounds how many expired accepted ids one stored
+// event removes; it only has to outpace the one id each adds.
+const acceptedPrunePerAppend = 8
+
 // pruneAccepted removes the oldest remembered ids that are past
 // RememberFor (whole blocks whose newest id is) or beyond MaxRemembered
 // (whole blocks, then the oldest ids of the next one), at most about
 // acceptedPrunePerAppend per id added, and returns how many it removed.
-func (o *Outbox) pruneAccepted(a *bolt.Bucket, now time.Time, added int) (int, error) {
-	cutoff := now.Add(-o.rememberFor)
-	count := o.remembered.Load() + int64(added)
+func (s *Store) pruneAccepted(a *bolt.Bucket, now time.Time, added int) (int, error) {
+	cutoff := now.Add(-s.rememberFor)
+	count := s.remembered.Load() + int64(added)
 	c := a.Cursor()
 	n := 0
 	for n < acceptedPrunePerAppend*added {
@@ -225,7 +231,7 @@ func (o *Outbox) pruneAccepted(a *bolt.Bucket, now time.Time, added int) (int, e
 			break
 		}
 		held := acceptedCount(v)
-		excess := count - int64(n) - int64(o.maxRemember)
+		excess := count - int64(n) - int64(s.maxRemember)
 		if acceptedKeyTime(k).Before(cutoff) || excess >= int64(held) {
 			if err := c.Delete(); err != nil {
 				return n, err
