@@ -74,6 +74,7 @@ func (d *decisionService) calls() int {
 func TestE2E_Decide(t *testing.T) {
 	p := newPKI(t)
 	s := newSink(t)
+	observed := newSink(t) // the --route of one command in observe mode
 	svc := newDecisionService(t)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -84,10 +85,11 @@ func TestE2E_Decide(t *testing.T) {
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), auditLog),
 		"--token-file", tokenFile, "--forward-secret-file", secretFile,
 		"--decide", "C2C.*="+svc.srv.URL+"/decide", "--decide-fallback", "Group.*=deny",
-		"--decide-timeout", "500ms")...)
+		"--decide-timeout", "500ms", "--route", "Group.CallbackBeforeCreateGroup="+observed.srv.URL)...)
 	logs := im.stderr.String()
 	assert.Equal(t, 11, strings.Count(logs, "before-callback in observe mode"), "logged once per command without --decide")
-	assert.Contains(t, logs, `"command":"Group.CallbackBeforeCreateGroup","fallback":"deny"`)
+	assert.Contains(t, logs, `"command":"Group.CallbackBeforeCreateGroup","fallback":"deny","stored":true`)
+	assert.Contains(t, logs, `"command":"Group.CallbackBeforeApplyJoinGroup","fallback":"deny","stored":false`)
 
 	// imedge send: IM's view of a decision.
 	svc.set(`{"ActionStatus":"OK","ErrorCode":120001,"ErrorInfo":"links are not allowed"}`, false)
@@ -130,13 +132,19 @@ func TestE2E_Decide(t *testing.T) {
 	assert.Equal(t, c2c.Name, rec["command"])
 	assert.Contains(t, rec["detail"], "(answered fallback allow)")
 
-	// Observe mode: the fallback at once, no call, nothing stored without a route.
+	// Observe mode: the fallback at once, no call; stored for the route that
+	// names the command, never for the catch-all --forward-url.
 	calls := svc.calls()
 	group, _ := cat.Lookup("Group.CallbackBeforeCreateGroup")
 	status, reply = postSigned(t, p, im.addr, group.Name, string(group.Example()), "im-token-18")
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":""}`, reply, "--decide-fallback Group.*=deny")
 	assert.Equal(t, calls, svc.calls())
+	eventually(t, 10*time.Second, func() bool { return observed.count() == 1 }, "the observed callback reaches its route")
+	apply, _ := cat.Lookup("Group.CallbackBeforeApplyJoinGroup")
+	status, reply = postSigned(t, p, im.addr, apply.Name, string(apply.Example()), "im-token-18")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":""}`, reply)
 
 	// /status and /metrics.
 	admin := "http://" + im.adminAddr(t)
@@ -159,9 +167,11 @@ func TestE2E_Decide(t *testing.T) {
 	assert.Contains(t, m, `imedge_decide_decisions_total{command="C2C.CallbackBeforeSendMsg",outcome="deny"} 1`)
 	assert.Contains(t, m, `imedge_decide_fallbacks_total{command="C2C.CallbackBeforeSendMsg",reason="decide_timeout"} 1`)
 	assert.Contains(t, m, `imedge_decide_observed_total{command="Group.CallbackBeforeCreateGroup"} 1`)
+	assert.Contains(t, m, `imedge_decide_observe_stored_total 1`)
 	assert.Contains(t, m, `imedge_decide_circuit_state{state="closed",target="C2C.*"} 1`)
 	assert.Contains(t, m, `imedge_decide_duration_seconds_count{command="C2C.CallbackBeforeSendMsg"} 2`)
-	assert.Zero(t, s.count(), "nothing reached the forward URL")
+	assert.Zero(t, s.count(), "no before-callback reached the catch-all forward URL")
+	assert.Equal(t, 1, observed.count(), "only the routed command was stored")
 	im.stop(t)
 }
 
