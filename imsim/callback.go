@@ -22,7 +22,8 @@ type Callback struct {
 	// Command is the CallbackCommand parameter; empty means
 	// [CommandFriendDelete].
 	Command string
-	// ClientIP is the ClientIP parameter.
+	// ClientIP is the ClientIP parameter; empty leaves it out, as IM does
+	// for the commands that carry none.
 	ClientIP string
 	// OptPlatform is the OptPlatform parameter; empty leaves it out.
 	OptPlatform string
@@ -55,8 +56,11 @@ func (c Callback) appendQuery(b []byte, rt time.Time) []byte {
 	b = append(b, url.QueryEscape(c.AppID)...)
 	b = append(b, "&CallbackCommand="...)
 	b = append(b, url.QueryEscape(c.command())...)
-	b = append(b, "&contenttype=json&ClientIP="...)
-	b = append(b, url.QueryEscape(c.ClientIP)...)
+	b = append(b, "&contenttype=json"...)
+	if c.ClientIP != "" { // Push.*, ContentCallback.* and Alert.* carry none
+		b = append(b, "&ClientIP="...)
+		b = append(b, url.QueryEscape(c.ClientIP)...)
+	}
 	if c.OptPlatform != "" {
 		b = append(b, "&OptPlatform="...)
 		b = append(b, url.QueryEscape(c.OptPlatform)...)

@@ -101,6 +101,10 @@ type LoadOptions struct {
 	// is made unique by a first member "ImsimSeq" naming the run and the
 	// body's number, which a receiver forwards untouched.
 	Body []byte
+	// Mix, when set, replaces Command and Body: request n sends the
+	// command of Mix[n % len(Mix)] with its body (made unique as Body is),
+	// so one run mixes several commands in a fixed rotation.
+	Mix []Template
 	// Decisions reads every reply as the answer to a callback whose reply
 	// IM acts on: a 200 reply with ActionStatus OK counts as OK whatever
 	// its decision (a deny is an answer), and Result.Decisions counts the
@@ -113,6 +117,15 @@ type LoadOptions struct {
 	// RunID makes this run's account ids (and so its bodies and event ids)
 	// differ from other runs'. Empty means random.
 	RunID string
+}
+
+// Template is one command of a mixed load: its CallbackCommand, its body (a
+// JSON object) and whether IM sends a ClientIP with it (Push.*,
+// ContentCallback.* and Alert.* carry none).
+type Template struct {
+	Command    string
+	Body       []byte
+	NoClientIP bool
 }
 
 func (o LoadOptions) check() error {
@@ -135,11 +148,23 @@ func (o LoadOptions) check() error {
 		return bad("unknown Mode")
 	case len(o.RunID) > 12:
 		return bad("RunID longer than 12 bytes (account ids are at most 32 bytes)")
-	case o.Body != nil && (len(o.Body) < 2 || o.Body[0] != '{' || o.Body[len(o.Body)-1] != '}'):
+	case o.Body != nil && !jsonObject(o.Body):
 		return bad("Body must be a JSON object")
+	case len(o.Mix) > 0 && (o.Command != "" || o.Body != nil):
+		return bad("Mix replaces Command and Body: set one or the other")
+	case len(o.Mix) > 0 && !o.DistinctBodies:
+		return bad("Mix needs DistinctBodies: each body names its command")
+	}
+	for _, t := range o.Mix {
+		if t.Command == "" || !jsonObject(t.Body) {
+			return bad("every Mix template needs a Command and a JSON object Body")
+		}
 	}
 	return nil
 }
+
+// jsonObject reports whether b looks like one JSON object.
+func jsonObject(b []byte) bool { return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}' }
 
 // Latency summarises request latencies: from the start of the request (the
 // connect, for NewConn and Resume) to the last byte of the reply. Values
@@ -288,19 +313,29 @@ func (l *load) take(ctx context.Context) (int64, bool) {
 	return n, true
 }
 
+// template returns the command request n sends, its body template (nil:
+// a FriendDelete body built from Pairs) and whether it carries a ClientIP.
+func (l *load) template(n int64) (command string, body []byte, clientIP bool) {
+	if len(l.o.Mix) > 0 {
+		t := l.o.Mix[n%int64(len(l.o.Mix))]
+		return t.Command, t.Body, !t.NoClientIP
+	}
+	return l.o.Command, l.o.Body, true
+}
+
 // body returns the n-th new body of the run: Pairs pairs whose From_Account
-// names the run and n, or Body with a first member naming them.
+// names the run and n, or its template with a first member naming them.
 func (l *load) body(n int64) []byte {
-	if l.o.Body != nil {
+	if _, tmpl, _ := l.template(n); tmpl != nil {
 		seq := l.o.RunID + "-" + strconv.FormatInt(n, 10)
-		b := make([]byte, 0, len(l.o.Body)+len(seq)+16)
+		b := make([]byte, 0, len(tmpl)+len(seq)+16)
 		b = append(b, `{"ImsimSeq":"`...)
 		b = append(b, seq...)
 		b = append(b, '"')
-		if rest := l.o.Body[1:]; len(bytes.TrimSpace(rest)) > 1 { // not "{}"
+		if rest := tmpl[1:]; len(bytes.TrimSpace(rest)) > 1 { // not "{}"
 			b = append(b, ',')
 		}
-		return append(b, l.o.Body[1:]...)
+		return append(b, tmpl[1:]...)
 	}
 	from := l.o.RunID + "-" + strconv.FormatInt(n, 10)
 	pairs := make([]Pair, max(l.o.Pairs, 1))
@@ -317,7 +352,8 @@ type worker struct {
 	rng  *rand.Rand
 	c    *conn
 	buf  []byte
-	last []byte // the worker's previous new body, for duplicates
+	last  []byte // the worker's previous new body, for duplicates
+	lastN int64  // its number in the run, which names its command
 
 	mu  sync.Mutex // guards raw, for the stop below
 	raw net.Conn   // connection being set up or used
@@ -348,8 +384,12 @@ func (w *worker) run(ctx context.Context) {
 		if !ok {
 			return
 		}
-		body, fresh := w.nextBody(n)
-		w.cb.ClientIP = ClientIPFor(n, l.o.ClientIPs)
+		body, bn, fresh := w.nextBody(n)
+		cmd, _, withIP := l.template(bn)
+		w.cb.Command, w.cb.ClientIP = cmd, ""
+		if withIP {
+			w.cb.ClientIP = ClientIPFor(n, l.o.ClientIPs)
+		}
 		start := time.Now()
 		r, err := w.do(ctx, start, body)
 		if err != nil && ctx.Err() != nil {
@@ -385,17 +425,19 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// nextBody picks the body of request n and whether it is new in the run.
-func (w *worker) nextBody(n int64) ([]byte, bool) {
+// nextBody picks the body of request n, the number of that body in the
+// run (which picks its command in a mix), and whether it is new in the run.
+func (w *worker) nextBody(n int64) ([]byte, int64, bool) {
 	l := w.l
 	if !l.o.DistinctBodies {
-		return l.sameBody, n == 0
+		return l.sameBody, 0, n == 0
 	}
 	if w.last != nil && l.o.DuplicateRatio > 0 && w.rng.Float64() < l.o.DuplicateRatio {
-		return w.last, false
+		return w.last, w.lastN, false
 	}
-	w.last = l.body(l.fresh.Add(1) - 1)
-	return w.last, true
+	w.lastN = l.fresh.Add(1) - 1
+	w.last = l.body(w.lastN)
+	return w.last, w.lastN, true
 }
 
 // do sends one request, connecting first when needed.

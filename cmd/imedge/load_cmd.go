@@ -93,6 +93,8 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 	dups := fs.Float64("duplicates", 0, "share of requests, 0..1, that repeat the worker's previous body (a retried callback)")
 	pairs := fs.Int("pairs", 1, "friend pairs per body")
 	command := fs.String("command", imsim.CommandFriendDelete, "CallbackCommand to send; another command of the catalog is sent with its example body")
+	var mix []string
+	fs.Var(listFlag{&mix}, "commands", "mix the catalog commands matching these patterns (a command, Family.* or *; repeatable or comma-separated), in turn, each with its example body")
 	ips := fs.Int64("distinct-client-ips", 1, "number of distinct ClientIP values, used in turn (10.0.0.1 upwards)")
 	runID := fs.String("run-id", "", "prefix of the account ids, so runs do not repeat each other's bodies (default: random)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
@@ -110,7 +112,19 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 		Concurrency: *conc, Duration: *dur, Requests: *reqs, DistinctBodies: *distinct,
 		DuplicateRatio: *dups, Pairs: *pairs, ClientIPs: *ips, RunID: *runID, Rate: *rate,
 	}
-	if *command != imsim.CommandFriendDelete {
+	if len(mix) > 0 {
+		if *command != imsim.CommandFriendDelete {
+			err = errors.Join(err, errors.New("--command and --commands: give one or the other"))
+		}
+		tmpls, merr := mixOf(catalog.New(), mix)
+		err = errors.Join(err, merr)
+		lo.Mix = tmpls
+		for _, t := range tmpls {
+			if c, _ := catalog.New().Lookup(t.Command); c.Kind.Decides() {
+				lo.Decisions = true
+			}
+		}
+	} else if *command != imsim.CommandFriendDelete {
 		cmd, ok := catalog.New().Lookup(*command)
 		if !ok {
 			err = errors.Join(err, fmt.Errorf("--command %q: not in the catalog (imedge commands)", *command))
@@ -136,4 +150,24 @@ func runLoad(ctx context.Context, args []string, getenv func(string) string, std
 		return errors.New("load: no callback was answered OK")
 	}
 	return nil
+}
+
+// mixOf returns the templates of the catalog commands matching patterns,
+// in catalog order.
+func mixOf(cat *catalog.Catalog, patterns []string) ([]imsim.Template, error) {
+	var out []imsim.Template
+	for _, p := range patterns {
+		if err := catalog.CheckPattern(p); err != nil {
+			return nil, fmt.Errorf("--commands %q: %w", p, err)
+		}
+	}
+	for _, cmd := range cat.Commands() {
+		if matchAnyPattern(patterns, cmd.Name) {
+			out = append(out, imsim.Template{Command: cmd.Name, Body: cmd.Example(), NoClientIP: !cmd.ClientIP})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--commands %v: no catalog command matches (imedge commands)", patterns)
+	}
+	return out, nil
 }

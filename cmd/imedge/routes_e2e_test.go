@@ -181,3 +181,33 @@ func TestDelivery_E2E_BatchedAttemptsAreTimed(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "batched attempts are observed")
 	im.stop(t)
 }
+
+// imedge load --commands mixes catalog commands (ClientIP-less families
+// included) and each reaches its route.
+func TestLoad_E2E_MixesCommands(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	groups, rest := newSink(t), newSink(t)
+	dir := t.TempDir()
+	im := start(t, append(baseArgs(p, rest.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
+		"--route", "Group.*="+groups.srv.URL, "--rate", "0")...)
+	res := loadJSON(t, append(simArgs(p, im.addr), "--commands", "Group.CallbackAfterSendMsg,Group.CallbackAfterNewMemberJoin,Sns.CallbackFriendAdd,Sns.CallbackBlackListAdd,C2C.CallbackAfterSendMsg,Push.*",
+		"--concurrency", "4", "--requests", "60", "--duration", "0")...)
+	require.Equal(t, int64(60), res.OK, "errors: %v", res.Errors)
+	require.Eventually(t, func() bool { return groups.count()+rest.count() == 60 }, 20*time.Second, 20*time.Millisecond)
+	commands := map[string]int{}
+	for _, s := range []*sink{groups, rest} {
+		s.mu.Lock()
+		for _, h := range s.hdrs {
+			commands[h.Get("X-Imedge-Command")]++
+			if s == groups {
+				assert.True(t, strings.HasPrefix(h.Get("X-Imedge-Command"), "Group."))
+			}
+		}
+		s.mu.Unlock()
+	}
+	assert.Positive(t, commands["C2C.CallbackAfterSendMsg"])
+	assert.Positive(t, commands["Push.OfflinePush"], "a ClientIP-less family is sent without ClientIP and accepted")
+	assert.Greater(t, len(commands), 5, "many commands in the mix: %v", commands)
+	im.stop(t)
+}
