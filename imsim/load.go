@@ -348,10 +348,10 @@ func (l *load) body(n int64) []byte {
 // worker runs requests one after another. Its fields are its own until
 // Load merges them after the worker ended.
 type worker struct {
-	l    *load
-	rng  *rand.Rand
-	c    *conn
-	buf  []byte
+	l     *load
+	rng   *rand.Rand
+	c     *conn
+	buf   []byte
 	last  []byte // the worker's previous new body, for duplicates
 	lastN int64  // its number in the run, which names its command
 
