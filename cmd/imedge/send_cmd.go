@@ -92,7 +92,7 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 	fs := flag.NewFlagSet("imedge send", flag.ContinueOnError)
 	var sf simFlags
 	sf.register(fs)
-	clientIP := fs.String("client-ip", "127.0.0.1", "ClientIP to send")
+	clientIP := fs.String("client-ip", "127.0.0.1", `ClientIP to send ("" leaves it out; so does a command IM sends without one, such as Push.*, unless --client-ip is given)`)
 	command := fs.String("command", imsim.CommandFriendDelete, "CallbackCommand to send; a command other than the default is sent with the catalog's example body unless --body is given")
 	bodyFile := fs.String("body", "", "file holding the JSON body to send (default: a FriendDelete body built from --from and --to, or --command's example)")
 	from := fs.String("from", "imedge-verify", "From_Account of the built body")
@@ -128,6 +128,9 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	if known && !cmd.ClientIP && !set["client-ip"] {
+		*clientIP = ""
 	}
 	r, err := imsim.Send(ctx, target, imsim.Callback{
 		AppID: sf.appID, Command: *command, ClientIP: *clientIP, OptPlatform: sf.platform, Token: token, Body: body,
