@@ -150,7 +150,7 @@ func TestLogger_AdminActionNeverSampled(t *testing.T) {
 		refs[i] = strings.Repeat("a", 63) + string(rune('a'+i%26))
 	}
 	for i := range 30 {
-		a := audit.AdminAction{Action: "outbox.replay-dead", Identity: "CN=ops", Auth: "mtls", CertSHA256: strings.Repeat("f", 64),
+		a := audit.AdminAction{Action: "outbox.replay-dead", Identity: "spiffe://ops/alice", Auth: "mtls", CertSubject: "CN=alice,O=ops", CertSHA256: strings.Repeat("f", 64),
 			RemoteAddr: "10.9.0.1:4444", Filter: map[string]string{"command": "Group.*", "destination": "default"}, Count: i, Status: 200}
 		if i == 0 {
 			a.Refs = refs
@@ -168,7 +168,8 @@ func TestLogger_AdminActionNeverSampled(t *testing.T) {
 	a := actions[0]
 	assert.Equal(t, "INFO", a["level"])
 	assert.Equal(t, "outbox.replay-dead", a["action"])
-	assert.Equal(t, "CN=ops", a["identity"])
+	assert.Equal(t, "spiffe://ops/alice", a["identity"])
+	assert.Equal(t, "CN=alice,O=ops", a["cert_subject"])
 	assert.Equal(t, "mtls", a["auth"])
 	assert.Equal(t, "10.9.0.1:4444", a["remote_addr"])
 	assert.Equal(t, map[string]any{"command": "Group.*", "destination": "default"}, a["filter"])

@@ -81,11 +81,14 @@ func clip4(s string) string {
 // not actions and have no AdminAction. Zero fields are left out of the
 // output.
 type AdminAction struct {
-	Action     string // what was asked, e.g. "outbox.replay-dead"; required
-	Identity   string // who asked: the client certificate's subject, or "local credential"
-	Auth       string // how Identity was established: "mtls" or "credential"
-	CertSHA256 string // SHA-256 of the client certificate (DER), hex; mutual TLS only
-	RemoteAddr string // TCP peer, host:port
+	Action string // what was asked, e.g. "outbox.replay-dead"; required
+	// Identity is who asked: the client certificate's identity (first URI
+	// SAN, else DNS SAN, else common name), or "local credential".
+	Identity    string
+	Auth        string // how Identity was established: "mtls" or "credential"
+	CertSubject string // the client certificate's subject; mutual TLS only
+	CertSHA256  string // SHA-256 of the client certificate (DER), hex; mutual TLS only
+	RemoteAddr  string // TCP peer, host:port
 	// Filter is the selection the action applied to (e.g. "command",
 	// "destination", "since", "until", "all"), written as a JSON object.
 	Filter map[string]string
@@ -111,6 +114,7 @@ func (a *AdminAction) attrs() []slog.Attr {
 	str("action", a.Action)
 	str("identity", a.Identity)
 	str("auth", a.Auth)
+	str("cert_subject", a.CertSubject)
 	str("cert_sha256", a.CertSHA256)
 	str("remote_addr", a.RemoteAddr)
 	if len(a.Filter) > 0 {
