@@ -23,7 +23,7 @@ func outboxCLI(t *testing.T, args ...string) (string, string, error) {
 	cmd := exec.Command(binPath, append([]string{"outbox"}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=halt_on_error=1"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GORACE=halt_on_error=1 atexit_sleep_ms=0"} // a race build otherwise sleeps 1 s at exit
 	err := cmd.Run()
 	return out.String(), errOut.String(), err
 }
