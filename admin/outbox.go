@@ -74,8 +74,9 @@ func (a Action) valid() bool {
 	return false
 }
 
-// state is the state of the events a acts on.
-func (a Action) state() forward.State {
+// State is the state of the events a acts on: pending for retry,
+// delivered (retained) for replay-delivered, dead for the others.
+func (a Action) State() forward.State {
 	switch a {
 	case ActionReplayDelivered:
 		return forward.StateDelivered
@@ -466,7 +467,7 @@ func (l Local) Act(ctx context.Context, a Action, s Selection) (ActionResult, er
 		return res, fmt.Errorf("%s: %d matching event(s) left, their destination's share of the outbox is full (%s): %w",
 			a, len(res.Skipped), res.Skipped[0], forward.ErrFull)
 	case len(res.NotFound) > 0:
-		return res, fmt.Errorf("%s: no %s event matches %s: %w", a, a.state(), quoteAll(res.NotFound), forward.ErrNotFound)
+		return res, fmt.Errorf("%s: no %s event matches %s: %w", a, a.State(), quoteAll(res.NotFound), forward.ErrNotFound)
 	}
 	return res, nil
 }

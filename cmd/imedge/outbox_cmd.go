@@ -471,20 +471,9 @@ func (c *outboxCmd) act(ctx context.Context, op admin.Operator, a admin.Action, 
 	case err != nil:
 		return fmt.Errorf("outbox %s: %w", a, err)
 	case len(res.NotFound) > 0:
-		return fmt.Errorf("outbox %s: %d ref(s) match no %s event: %s", a, len(res.NotFound), stateOfAction(a), strings.Join(res.NotFound, ", "))
+		return fmt.Errorf("outbox %s: %d ref(s) match no %s event: %s", a, len(res.NotFound), a.State(), strings.Join(res.NotFound, ", "))
 	case len(res.Skipped) > 0:
 		return fmt.Errorf("outbox %s: %d matching event(s) skipped", a, len(res.Skipped))
 	}
 	return nil
-}
-
-// stateOfAction names the state of the events a works on.
-func stateOfAction(a admin.Action) forward.State {
-	switch a {
-	case admin.ActionReplayDelivered:
-		return forward.StateDelivered
-	case admin.ActionRetry:
-		return forward.StatePending
-	}
-	return forward.StateDead
 }
