@@ -51,6 +51,9 @@ type Options struct {
 	// to value) for /status's "config" member. Values must hold no secret
 	// (imedge's settings name secret files, never secret values).
 	Settings func() map[string]string
+	// Decide, when set, has the decision path's metrics exposed
+	// (imedge_decide_*) and its decision services' circuits in /status.
+	Decide Decide
 	// OutboxAPI, when set, serves the outbox operations under /outbox/ to
 	// authenticated clients ([OutboxAPI]).
 	OutboxAPI *OutboxAPI
@@ -123,6 +126,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Egress != nil {
 		cs = append(cs, newEgressCollector(o.Egress))
+	}
+	if o.Decide != nil {
+		cs = append(cs, newDecideCollector(o.Decide, o.Receiver))
 	}
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {

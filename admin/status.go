@@ -26,6 +26,7 @@ type statusReply struct {
 	Dedupe        *dedupeStatus    `json:"dedupe,omitempty"`
 	RateLimiter   *limiterStatus   `json:"rate_limiter"` // null when rate limiting is off
 	Audit         *auditStatus     `json:"audit,omitempty"`
+	Decide        *decideStatus    `json:"decide,omitempty"`
 	// Config is the configuration in force, setting by setting, after
 	// SIGHUP reloads; absent when the server does not report it.
 	Config map[string]string `json:"config,omitempty"`
@@ -115,6 +116,7 @@ func (s *Server) status() statusReply {
 		Draining:      s.draining.Load(),
 		Checks:        rd.Checks,
 		TLS:           s.o.TLS.Status(),
+		Decide:        s.decideStatus(),
 	}
 	if ob, err := s.o.Outbox.Stats(); err != nil {
 		st.Outbox.Error = err.Error()

@@ -41,9 +41,9 @@ it. **Kind**: *after* (IM ignores the reply), *before* (IM acts on the app's dec
 (IM passes the app's data on). **ClientIP** / **OptPlatform**: whether IM sends that query
 parameter. **Required**: the body fields a callback must carry to be accepted (every other
 checked field is optional and only type-checked; unlisted fields are forwarded untouched).
-**Served by default**: imedge serves every after-callback unless ` + "`--commands`" + ` says otherwise;
-before and reply commands need a decision path and are refused ` + "`unsupported_command`" + ` until one
-is configured.
+**Served by default**: imedge serves every command unless ` + "`--commands`" + ` says otherwise: an
+after-callback is stored and delivered; a before or reply command is answered through the decision
+path (decide.md): by its ` + "`--decide`" + ` service, or in observe mode with its fallback.
 
 Account ids (` + "`*_Account`" + `) are bounded by ` + "`--max-account-bytes`" + `, except ` + "`Official_Account`" + ` (an
 app-defined id); other ids by ` + fmt.Sprint(MaxIDBytes) + ` bytes; arrays by ` + fmt.Sprint(MaxItems) + ` elements (` + "`Push.*`" + `
@@ -69,7 +69,7 @@ batches: 1 to 100 events). ` + "`EventTime`" + ` is accepted as a JSON number or
 		}
 		served := "yes"
 		if !cmd.ServedByDefault() {
-			served = "no (" + cmd.Kind.String() + ": needs a decision path)"
+			served = "yes (" + cmd.Kind.String() + ": --decide, else observe mode)"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s | %s |\n",
 			cmd.Name, cmd.Family, cmd.Kind, yes(cmd.ClientIP), yes(cmd.OptPlatform), reqs, served, cmd.Source)

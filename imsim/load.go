@@ -1,12 +1,14 @@
 package imsim
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,6 +78,11 @@ type LoadOptions struct {
 	Duration time.Duration
 	// Requests ends the run after this many requests. Zero means no limit.
 	Requests int64
+	// Rate paces the run: request n starts no earlier than n/Rate seconds
+	// after the first (workers that are ahead wait). Zero means as fast as
+	// the workers go. Concurrency must be large enough for the latency at
+	// that rate, or the run falls behind it.
+	Rate float64
 	// DistinctBodies gives every request a body never sent before in this
 	// run (so a receiver that de-duplicates forwards each one). When false
 	// every request carries the same body.
@@ -86,6 +93,19 @@ type LoadOptions struct {
 	DuplicateRatio float64
 	// Pairs is the number of deleted friendships per body. Zero means 1.
 	Pairs int
+	// Command is the CallbackCommand sent; empty means
+	// Sns.CallbackFriendDelete, with bodies built from Pairs.
+	Command string
+	// Body, when set, is the body of every request: a JSON object (such as
+	// the catalog's example of Command). With DistinctBodies each new body
+	// is made unique by a first member "ImsimSeq" naming the run and the
+	// body's number, which a receiver forwards untouched.
+	Body []byte
+	// Decisions reads every reply as the answer to a callback whose reply
+	// IM acts on: a 200 reply with ActionStatus OK counts as OK whatever
+	// its decision (a deny is an answer), and Result.Decisions counts the
+	// replies by outcome (see [ReadDecision]).
+	Decisions bool
 	// ClientIPs is the number of distinct ClientIP values, used in turn
 	// (see [ClientIPFor]); zero or one means always 10.0.0.1. At most
 	// 16 777 214.
@@ -105,7 +125,7 @@ func (o LoadOptions) check() error {
 		return bad("AppID is required")
 	case o.Duration <= 0 && o.Requests <= 0:
 		return bad("Duration or Requests must be positive")
-	case o.Duration < 0 || o.Requests < 0 || o.Concurrency < 0 || o.Pairs < 0 || o.ClientIPs < 0:
+	case o.Duration < 0 || o.Requests < 0 || o.Concurrency < 0 || o.Pairs < 0 || o.ClientIPs < 0 || o.Rate < 0 || o.Rate != o.Rate:
 		return bad("negative limit")
 	case o.DuplicateRatio < 0 || o.DuplicateRatio > 1 || o.DuplicateRatio != o.DuplicateRatio:
 		return bad("DuplicateRatio must be between 0 and 1")
@@ -115,6 +135,8 @@ func (o LoadOptions) check() error {
 		return bad("unknown Mode")
 	case len(o.RunID) > 12:
 		return bad("RunID longer than 12 bytes (account ids are at most 32 bytes)")
+	case o.Body != nil && (len(o.Body) < 2 || o.Body[0] != '{' || o.Body[len(o.Body)-1] != '}'):
+		return bad("Body must be a JSON object")
 	}
 	return nil
 }
@@ -135,6 +157,7 @@ type Result struct {
 	OK          int64            // replies IM counts as handled (200, ActionStatus OK)
 	Fresh       int64            // OK replies to a body sent for the first time in the run
 	Errors      map[string]int64 // failures by kind; see [Load]
+	Decisions   map[string]int64 // with LoadOptions.Decisions: OK replies by outcome (allow, deny, rewrite, drop, partial)
 	Handshakes  int64            // connections opened with a full TLS handshake
 	Resumed     int64            // connections that resumed a TLS session
 	Latency     Latency          // over all finished requests, failed ones included
@@ -184,20 +207,27 @@ func Load(ctx context.Context, o LoadOptions) (Result, error) {
 	l := &load{o: o, d: newDialer(o.Target, o.Mode, 2*workers), path: o.Target.path(), host: o.Target.Addr}
 	if !o.DistinctBodies {
 		l.sameBody = l.body(0)
+		if o.Body != nil {
+			l.sameBody = o.Body
+		}
 	}
 	start := time.Now()
+	l.start = start
 	if o.Duration > 0 {
 		l.end = start.Add(o.Duration)
 	}
 	ws := make([]*worker, workers)
 	var wg sync.WaitGroup
 	for i := range ws {
-		ws[i] = &worker{l: l, errs: map[string]int64{}, rng: rand.New(rand.NewPCG(uint64(i), 0x696d73696d))}
+		ws[i] = &worker{l: l, errs: map[string]int64{}, decisions: map[string]int64{}, rng: rand.New(rand.NewPCG(uint64(i), 0x696d73696d))}
 		w := ws[i]
 		wg.Go(func() { w.run(ctx) })
 	}
 	wg.Wait()
 	res := Result{Mode: o.Mode, Concurrency: workers, Elapsed: time.Since(start), Errors: map[string]int64{}}
+	if o.Decisions {
+		res.Decisions = map[string]int64{}
+	}
 	var h histogram
 	for _, w := range ws {
 		h.merge(&w.hist)
@@ -208,6 +238,9 @@ func Load(ctx context.Context, o LoadOptions) (Result, error) {
 		res.Resumed += w.resumed
 		for k, v := range w.errs {
 			res.Errors[k] += v
+		}
+		for k, v := range w.decisions {
+			res.Decisions[k] += v
 		}
 	}
 	res.Latency = Latency{P50: h.quantile(0.50), P90: h.quantile(0.90), P99: h.quantile(0.99),
@@ -221,6 +254,7 @@ type load struct {
 	d        *dialer
 	path     string
 	host     string
+	start    time.Time
 	end      time.Time // zero: no time limit
 	seq      atomic.Int64
 	fresh    atomic.Int64
@@ -236,12 +270,38 @@ func (l *load) take(ctx context.Context) (int64, bool) {
 	if l.o.Requests > 0 && n >= l.o.Requests {
 		return 0, false
 	}
+	if l.o.Rate > 0 {
+		due := l.start.Add(time.Duration(float64(n) / l.o.Rate * float64(time.Second)))
+		if !l.end.IsZero() && !due.Before(l.end) {
+			return 0, false
+		}
+		if wait := time.Until(due); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, false
+			case <-t.C:
+			}
+		}
+	}
 	return n, true
 }
 
 // body returns the n-th new body of the run: Pairs pairs whose From_Account
-// names the run and n.
+// names the run and n, or Body with a first member naming them.
 func (l *load) body(n int64) []byte {
+	if l.o.Body != nil {
+		seq := l.o.RunID + "-" + strconv.FormatInt(n, 10)
+		b := make([]byte, 0, len(l.o.Body)+len(seq)+16)
+		b = append(b, `{"ImsimSeq":"`...)
+		b = append(b, seq...)
+		b = append(b, '"')
+		if rest := l.o.Body[1:]; len(bytes.TrimSpace(rest)) > 1 { // not "{}"
+			b = append(b, ',')
+		}
+		return append(b, l.o.Body[1:]...)
+	}
 	from := l.o.RunID + "-" + strconv.FormatInt(n, 10)
 	pairs := make([]Pair, max(l.o.Pairs, 1))
 	for i := range pairs {
@@ -265,9 +325,10 @@ type worker struct {
 	hist                                     histogram
 	requests, ok, fresh, handshakes, resumed int64
 	errs                                     map[string]int64
-	signAt                                   int64    // RequestTime of the cached signature
-	signed                                   []byte   // cached "&Sign=...&RequestTime=..."
-	cb                                       Callback // the request's parameters; never carries the token
+	decisions                                map[string]int64 // with LoadOptions.Decisions
+	signAt                                   int64            // RequestTime of the cached signature
+	signed                                   []byte           // cached "&Sign=...&RequestTime=..."
+	cb                                       Callback         // the request's parameters; never carries the token
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -281,7 +342,7 @@ func (w *worker) run(ctx context.Context) {
 	defer stop()
 	defer w.closeConn()
 	l := w.l
-	w.cb = Callback{AppID: l.o.AppID, OptPlatform: l.o.OptPlatform}
+	w.cb = Callback{AppID: l.o.AppID, Command: l.o.Command, OptPlatform: l.o.OptPlatform}
 	for {
 		n, ok := l.take(ctx)
 		if !ok {
@@ -303,6 +364,12 @@ func (w *worker) run(ctx context.Context) {
 				kind = oe.kind
 			}
 			w.errs[kind]++
+		case l.o.Decisions && r.Status == http.StatusOK && r.ActionStatus == "OK":
+			w.ok++
+			if fresh {
+				w.fresh++
+			}
+			w.decisions[ReadDecision(r.Body).Outcome]++
 		case r.OK():
 			w.ok++
 			if fresh {
@@ -356,7 +423,7 @@ func (w *worker) do(ctx context.Context, start time.Time, body []byte) (Reply, e
 		}
 	}
 	w.buf = appendRequest(w.buf[:0], l.host, l.path, &w.cb, w.signed, body, perRequest)
-	r, keep, err := w.c.roundTrip(w.buf, deadline, false)
+	r, keep, err := w.c.roundTrip(w.buf, deadline, l.o.Decisions)
 	if err != nil || !keep || perRequest {
 		w.closeConn()
 	}

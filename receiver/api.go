@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/imedge/imedge/audit"
 )
 
 // Event is one accepted callback, handed to the Sink (or, for a command
@@ -22,12 +24,17 @@ type Event struct {
 	CertSHA256  string    // SHA-256 of the client certificate (DER), hex; empty in token-only mode
 	RequestID   string    // imedge's request id
 	ReceivedAt  time.Time // when the request arrived
+	Query       string    // for a Before or Reply command: IM's raw query string without Sign and RequestTime; empty otherwise
+	Observe     bool      // a Before or Reply callback answered with its fallback in observe mode (see Decision.Observe)
 	Body        []byte
 }
 
 // Sink takes accepted events. Accept must return only once the event is safe
 // (durably stored, or delivered); a nil error means imedge answers OK.
-// Implementations are safe for concurrent use.
+// An event with Observe set was already answered (with its command's
+// fallback): the Sink stores it where a route names its command, or
+// declines it with a nil error; its error changes no answer, it is only
+// counted and logged. Implementations are safe for concurrent use.
 type Sink interface {
 	Accept(ctx context.Context, ev Event) error
 }
@@ -37,15 +44,46 @@ type Sink interface {
 // answered 503 with reason outbox_error.
 var ErrSinkFull = errors.New("receiver: sink full")
 
-// Decider answers a callback whose reply IM acts on (a Before or Reply
-// command of the catalog) after the receiver has authenticated it, checked
-// its query, rate-limited it and validated its body. The receiver answers
-// IM with HTTP 200 and the returned body, which must be the command's
-// well-formed reply (its fallback when no decision could be had); it does
-// not de-duplicate nor store these callbacks. Implementations are safe for
-// concurrent use and return within IM's budget.
+// Decider answers the callbacks whose reply IM acts on (the Before and
+// Reply commands of the catalog). *decide.Service implements it.
+// Implementations are safe for concurrent use.
 type Decider interface {
-	Decide(ctx context.Context, ev Event) []byte
+	// Decide answers ev after the receiver has authenticated it, checked
+	// its query and validated its body. It returns within IM's budget; the
+	// receiver answers IM with HTTP 200 and Decision.Body. The receiver
+	// neither de-duplicates nor stores these callbacks itself (but see
+	// Decision.Observe).
+	Decide(ctx context.Context, ev Event) Decision
+	// Fallback returns the command's fallback for a callback the receiver
+	// refused for reason before any decision (over a rate limit, a body
+	// that fails validation, shared state unavailable, an internal error):
+	// refusing at the edge is not a decision, so IM gets HTTP 200 and the
+	// fallback the operator chose. body is what was read of the request, nil
+	// when nothing was, and may be malformed. It never does I/O.
+	Fallback(command string, body []byte, reason audit.Reason) Decision
+}
+
+// Decision is a [Decider]'s answer, relayed to IM with HTTP 200.
+type Decision struct {
+	// Body is the reply: the command's well-formed reply, which is its
+	// fallback when no decision could be had.
+	Body []byte
+	// Reason is empty for a decision (the decision service's, fresh or
+	// cached, and the observe-mode answer); for a fallback the decision
+	// service failed to replace, why (decide_timeout, decide_error,
+	// decide_bad_reply). The receiver writes one audit record, with
+	// status 200, for every answer with a Reason.
+	Reason audit.Reason
+	// Detail is fixed text for the audit record of a fallback.
+	Detail string
+	// Fallback names the fallback Body is, "allow", "deny" or "deny:CODE",
+	// when it is one (a fallback, or the observe-mode answer); empty for a
+	// decision.
+	Fallback string
+	// Observe asks the receiver to hand the event to the Sink after
+	// answering (observe mode: no decision service for the command). A Sink
+	// error changes nothing in the answer; it is counted and logged.
+	Observe bool
 }
 
 // Seen de-duplicates accepted events by key (the event id). The receiver

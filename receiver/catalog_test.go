@@ -38,19 +38,30 @@ func queryFor(cmd *catalog.Command) string {
 }
 
 // recDecider answers every Before or Reply callback with the command's
-// allow fallback and records what it was given.
+// allow fallback as its decision, records what it was given, and gives the
+// command's deny fallback (recording the reason) for a refused callback.
 type recDecider struct {
-	cat *catalog.Catalog
-	mu  sync.Mutex
-	evs []Event
+	cat     *catalog.Catalog
+	observe bool // answers in observe mode
+	mu      sync.Mutex
+	evs     []Event
+	refused []audit.Reason
 }
 
-func (d *recDecider) Decide(_ context.Context, ev Event) []byte {
+func (d *recDecider) Decide(_ context.Context, ev Event) Decision {
 	d.mu.Lock()
 	d.evs = append(d.evs, ev)
 	d.mu.Unlock()
 	cmd, _ := d.cat.Lookup(ev.Command)
-	return cmd.Fallback(ev.Body, false, 0)
+	return Decision{Body: cmd.Fallback(ev.Body, false, 0), Observe: d.observe}
+}
+
+func (d *recDecider) Fallback(command string, body []byte, reason audit.Reason) Decision {
+	d.mu.Lock()
+	d.refused = append(d.refused, reason)
+	d.mu.Unlock()
+	cmd, _ := d.cat.Lookup(command)
+	return Decision{Body: cmd.Fallback(body, true, 0), Fallback: "deny"}
 }
 
 func (d *recDecider) got() []Event {
@@ -247,6 +258,8 @@ func mutations(t *testing.T, cmd *catalog.Command, maxAccount int) []mutation {
 // TestHandler_Corpus_MutationsRefused breaks every catalog command's
 // example in every way the catalog describes: each is refused 400 with the
 // right reason and exactly one audit record, and nothing reaches the Sink.
+// A command whose reply IM acts on is answered 200 with its fallback
+// instead (refusing at the edge is not a decision), audited the same way.
 func TestHandler_Corpus_MutationsRefused(t *testing.T) {
 	cat := catalog.New()
 	dec := &recDecider{cat: cat}
@@ -259,15 +272,20 @@ func TestHandler_Corpus_MutationsRefused(t *testing.T) {
 			t.Run(cmd.Name+"/"+m.name, func(t *testing.T) {
 				before := len(f.audit.records(t))
 				status, reply := f.post(t, queryFor(&cmd), m.body)
-				require.Equal(t, http.StatusBadRequest, status, "body %s", m.body)
-				assert.Equal(t, failJSON(m.reason), reply)
+				wantStatus, wantReply, suffix := http.StatusBadRequest, failJSON(m.reason), ""
+				if cmd.Kind.Decides() {
+					wantStatus, wantReply, suffix = http.StatusOK, string(cmd.Fallback(m.body, true, 0)), " (answered fallback deny)"
+				}
+				require.Equal(t, wantStatus, status, "body %s", m.body)
+				assert.Equal(t, wantReply, reply)
 				recs := f.audit.records(t)
 				require.Len(t, recs, before+1, "exactly one audit record")
 				rec := recs[before]
 				assert.Equal(t, string(m.reason), rec["reason"])
 				assert.Equal(t, cmd.Name, rec["command"])
+				assert.EqualValues(t, wantStatus, rec["status"])
 				if m.detail != "" {
-					assert.Equal(t, m.detail, rec["detail"])
+					assert.Equal(t, m.detail+suffix, rec["detail"])
 				}
 				assert.NotContains(t, rec["detail"], "aaaaaaaa", "the detail never echoes the body")
 			})
@@ -608,7 +626,8 @@ func TestHandler_DedupeAndLimitAcrossCommands(t *testing.T) {
 
 // TestHandler_Decider: a Before command goes to the Decider after
 // validation, is answered with its reply, and is neither de-duplicated nor
-// stored; a Before command that fails validation never reaches it.
+// stored; a Before command that fails validation never reaches Decide and
+// is answered with the Decider's fallback.
 func TestHandler_Decider(t *testing.T) {
 	cat := catalog.New()
 	dec := &recDecider{cat: cat}
@@ -625,10 +644,14 @@ func TestHandler_Decider(t *testing.T) {
 	assert.Empty(t, claims)
 	assert.Empty(t, f.sink.got())
 
-	w := f.serve(f.request(queryFor(cmd), `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","From_Account":"id"}`))
-	assert.Equal(t, failJSON(audit.BadField), w.Body.String())
+	bad := `{"CallbackCommand":"Sns.CallbackPrevFriendAdd","From_Account":"id"}`
+	w := f.serve(f.request(queryFor(cmd), bad))
+	assert.Equal(t, http.StatusOK, w.Code, "refusing at the edge is not a decision")
+	assert.Equal(t, string(cmd.Fallback([]byte(bad), true, 0)), w.Body.String())
 	assert.Len(t, dec.got(), 2)
+	assert.Equal(t, []audit.Reason{audit.BadField}, dec.refused)
 	assert.Equal(t, uint64(2), f.h.Stats().Decided)
+	assert.Equal(t, uint64(1), f.h.Stats().Rejected[audit.BadField])
 }
 
 func TestWarnGate(t *testing.T) {

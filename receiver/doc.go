@@ -17,7 +17,18 @@
 // narrows that to patterns. The before-callbacks and
 // Chatbot.OnC2CSignalMessage, whose reply IM acts on, are refused
 // unsupported_command unless a [Decider] is configured: for them OK means
-// allow, so they are never stored and answered OK. A command outside the
+// allow, so they are never stored and answered OK.
+//
+// With a Decider they are served by default, and refusing one at the edge
+// is not a decision: a 429, 503 or 400 is a callback failure to IM, which
+// then lets the message through under its console policy. So every refusal
+// of such a command other than an authentication failure (no client
+// certificate, a bad, stale or missing Sign, another SdkAppid) is answered
+// HTTP 200 with the Decider's fallback for it and audited with its own
+// reason (status 200, the detail naming the fallback): over
+// [Options.DecideLimiter] (the per-ClientIP [Options.Limiter] does not
+// apply to them), a body that fails validation or is over the cap, shared
+// state unavailable, an internal error. A command outside the
 // catalog is forwarded after generic checks (a JSON object whose top-level
 // CallbackCommand, if any, equals the query's), counted and logged, or
 // refused, as [Options.UnknownCommands] says.

@@ -44,9 +44,12 @@ type Handler struct {
 	unknown       atomic.Uint64
 	nonconforming atomic.Uint64
 	decided       atomic.Uint64
+	observed      atomic.Uint64
+	observeFailed atomic.Uint64
 
 	unknownWarns warnGate
 	driftWarns   warnGate
+	observeWarns warnGate
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -72,6 +75,8 @@ type Stats struct {
 	Unknown       uint64                  // callbacks of commands outside the catalog taken for forwarding (UnknownForward)
 	Nonconforming uint64                  // bodies that broke their catalog entry, taken for forwarding anyway (ValidateWarn)
 	Decided       uint64                  // Before and Reply callbacks answered by the Decider
+	Observed      uint64                  // of those, answered in observe mode and taken by the Sink afterwards
+	ObserveFailed uint64                  // answered in observe mode and refused by the Sink (the answer stood)
 	Rejected      map[audit.Reason]uint64 // refusals by reason; reasons never used are absent
 }
 
@@ -99,7 +104,7 @@ func New(o Options) (*Handler, error) {
 	}
 	h.scanners.New = func() any { return new(scanner) }
 	h.compileCommands()
-	h.unknownWarns.interval, h.driftWarns.interval = warnInterval, warnInterval
+	h.unknownWarns.interval, h.driftWarns.interval, h.observeWarns.interval = warnInterval, warnInterval, warnInterval
 	return h, nil
 }
 
@@ -188,6 +193,8 @@ func (h *Handler) Stats() Stats {
 		Unknown:       h.unknown.Load(),
 		Nonconforming: h.nonconforming.Load(),
 		Decided:       h.decided.Load(),
+		Observed:      h.observed.Load(),
+		ObserveFailed: h.observeFailed.Load(),
 		Rejected:      make(map[audit.Reason]uint64),
 	}
 	for r, c := range h.rejected {
@@ -212,10 +219,16 @@ type request struct {
 
 	claimed string // de-duplication key held and not yet settled
 
+	// A Before or Reply command the Decider answers: every refusal other
+	// than an authentication failure is answered with its fallback.
+	decides  *catalog.Command
+	unread   *http.Request // its request while the body is not yet read, for the fallback
+	decision *Decision     // the Decider's fallback, when Decide gave one
+
 	replied bool
 	status  int
 	reason  audit.Reason
-	outcome string // for the access line: accepted, duplicate, empty, decided or refused
+	outcome string // for the access line: accepted, duplicate, empty, decided, observed, fallback or refused
 }
 
 // ServeHTTP answers one callback. See the package documentation for the
@@ -310,6 +323,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		h.refuse(w, rq, audit.UnsupportedCommand, http.StatusBadRequest, "CallbackCommand missing or not served")
 		return
 	}
+	if st != nil && st.served && st.cmd.Kind.Decides() {
+		rq.decides, rq.unread = st.cmd, r
+	}
 	if ct, ok := q.get(paramContentType); ok && !equalFoldASCIIString(ct, "json") {
 		h.refuse(w, rq, audit.BadContentType, http.StatusUnsupportedMediaType, "contenttype not json")
 		return
@@ -337,20 +353,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 
 	// The limit is per client; a callback without a ClientIP was triggered
-	// by IM itself, not by a client (see the package documentation).
-	if h.o.Limiter != nil && clientIP.IsValid() {
-		ok, wait, err := allow(r.Context(), h.o.Limiter, clientIP)
+	// by IM itself, not by a client (see the package documentation). The
+	// commands a Decider answers have their own limit.
+	if lim := h.limiterFor(rq); lim != nil && clientIP.IsValid() {
+		ok, wait, err := allow(r.Context(), lim, clientIP)
 		if err != nil {
 			h.stateFailed(w, rq, err)
 			return
 		}
 		if !ok {
+			if rq.decides != nil {
+				h.refuse(w, rq, audit.RateLimited, http.StatusTooManyRequests, "ClientIP over its decision rate")
+				return
+			}
 			w.Header()["Retry-After"] = []string{retryAfter(wait)}
 			h.refuse(w, rq, audit.RateLimited, http.StatusTooManyRequests, "ClientIP over its rate")
 			return
 		}
 	}
 
+	rq.unread = nil // from here on readBody owns the body
 	if !h.readBody(w, r, rq) {
 		return
 	}
@@ -407,10 +429,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	}
 	ctx := r.Context()
 	ev.ID = EventID(h.o.AppID, ev.Command, rq.body)
-	if st != nil && st.cmd.Kind.Decides() {
-		h.decided.Add(1)
-		rq.outcome = "decided"
-		h.reply(w, rq, http.StatusOK, h.o.Decider.Decide(ctx, ev))
+	if rq.decides != nil {
+		h.decide(ctx, w, rq, ev, r.URL.RawQuery)
 		return
 	}
 
@@ -621,8 +641,15 @@ func readAllBounded(r io.Reader, limit int64) ([]byte, error) {
 	}
 }
 
-// refuse answers a refusal and writes its audit record.
+// refuse answers a refusal and writes its audit record. A Before or Reply
+// command the Decider answers is answered with its fallback instead, with
+// status 200, unless the refusal is an authentication failure (see
+// fallback).
 func (h *Handler) refuse(w http.ResponseWriter, rq *request, reason audit.Reason, status int, detail string) {
+	var fallback []byte
+	if rq.decides != nil && !authFailure(reason) {
+		fallback, status, detail = h.fallback(rq, reason, detail)
+	}
 	if c := h.rejected[reason]; c != nil {
 		c.Add(1)
 	}
@@ -652,6 +679,9 @@ func (h *Handler) refuse(w http.ResponseWriter, rq *request, reason audit.Reason
 	body := h.failBodies[reason]
 	if body == nil { // a reason outside audit.Reasons; cannot happen
 		body = []byte(`{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"internal_error"}`)
+	}
+	if fallback != nil {
+		body, rq.outcome = fallback, "fallback"
 	}
 	h.reply(w, rq, status, body)
 }

@@ -74,15 +74,22 @@ type Options struct {
 	Validation ValidationMode
 	// Decider answers the Before and Reply commands; nil refuses them
 	// unsupported_command (they are never stored and answered OK, since
-	// for them OK means allow).
+	// for them OK means allow). Every refusal of such a command other than
+	// an authentication failure is answered with the Decider's fallback
+	// (HTTP 200) and audited with its reason.
 	Decider Decider
+	// DecideLimiter limits the Before and Reply callbacks per ClientIP, in
+	// place of Limiter (which limits the others); nil means no limit. A
+	// callback over it is answered with its command's fallback.
+	DecideLimiter Limiter
 	// Sink receives accepted events. Required.
 	Sink Sink
 	// Seen de-duplicates accepted events by event id; nil means none.
 	Seen Seen
 	// Limiter limits callbacks per ClientIP; nil means no limit. Callbacks
 	// without a ClientIP (the Push, ContentCallback and Alert families,
-	// which IM itself triggers) are not limited.
+	// which IM itself triggers) are not limited, nor are the Before and
+	// Reply commands a Decider answers (DecideLimiter limits those).
 	Limiter Limiter
 	// Audit receives one record per refused request; nil discards.
 	Audit *audit.Logger
@@ -92,7 +99,8 @@ type Options struct {
 	// panic; nil discards.
 	Logger *slog.Logger
 	// AccessLog, when set, receives one Info record per callback: request
-	// id, outcome (accepted, duplicate, empty, decided or refused), command,
+	// id, outcome (accepted, duplicate, empty, decided, observed, fallback
+	// or refused), command,
 	// remote address, ClientIP, status, audit reason, client identity and
 	// latency. Nil writes none.
 	AccessLog *slog.Logger

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -89,6 +90,8 @@ type Dedupe struct {
 
 	mu   sync.Mutex
 	held map[string]*hold
+
+	waiting atomic.Int64 // Claims waiting for a copy in flight, here or on another instance
 }
 
 // hold is one key in flight on this instance. done is closed by Settle
@@ -134,6 +137,8 @@ func (d *Dedupe) Claim(ctx context.Context, key string) (bool, error) {
 	d.mu.Lock()
 	if h, ok := d.held[key]; ok {
 		d.mu.Unlock()
+		d.waiting.Add(1)
+		defer d.waiting.Add(-1)
 		select {
 		case <-h.done:
 			if h.dup {
@@ -189,9 +194,15 @@ func (d *Dedupe) claim(ctx context.Context, key string, h *hold) (bool, error) {
 	return d.waitRemote(ctx, key, h, rk)
 }
 
+// Waiting returns how many Claims are waiting for an identical callback in
+// flight, on this instance or on another. Safe for concurrent use.
+func (d *Dedupe) Waiting() int { return int(d.waiting.Load()) }
+
 // waitRemote polls a key another instance holds until it is accepted
 // (duplicate), released (error, the sender retries) or the wait ends.
 func (d *Dedupe) waitRemote(ctx context.Context, key string, h *hold, rk string) (bool, error) {
+	d.waiting.Add(1)
+	defer d.waiting.Add(-1)
 	wctx, cancel := context.WithTimeout(ctx, d.o.WaitMax)
 	defer cancel()
 	t := time.NewTicker(d.o.PollInterval)

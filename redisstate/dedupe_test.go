@@ -44,7 +44,7 @@ func TestDedupe_ClaimSettleForget(t *testing.T) {
 		dup.Store(!ok)
 		got <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return d.Waiting() == 1 }, 5*time.Second, time.Millisecond, "the copy waits")
 	d.Settle("ev-1", true)
 	require.NoError(t, <-got)
 	assert.True(t, dup.Load(), "the waiter sees a duplicate once the holder accepted")
@@ -68,6 +68,13 @@ func TestDedupe_ClaimSettleForget(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok, "a forgotten key is new again")
 	d.Settle("ev-2", true)
+}
+
+// errsOf reads *errs under mu.
+func errsOf(mu *sync.Mutex, errs *[]error) []error {
+	mu.Lock()
+	defer mu.Unlock()
+	return *errs
 }
 
 func TestDedupe_TwoInstancesExactlyOneClaims(t *testing.T) {
@@ -96,7 +103,11 @@ func TestDedupe_TwoInstancesExactlyOneClaims(t *testing.T) {
 			}
 			if ok {
 				wins.Add(1)
-				time.Sleep(100 * time.Millisecond) // the sink write
+				// Hold the key, as the sink write does, until every other
+				// copy is waiting for it or was answered.
+				assert.Eventually(t, func() bool {
+					return a.Waiting()+b.Waiting()+int(dups.Load())+len(errsOf(&mu, &errs)) == 2*per-1
+				}, 10*time.Second, time.Millisecond)
 				d.Settle("same", true)
 				return
 			}
@@ -123,7 +134,7 @@ func TestDedupe_RemoteHolderFails(t *testing.T) {
 
 	got := make(chan error, 1)
 	go func() { _, err := b.Claim(ctx, "k"); got <- err }()
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return b.Waiting() == 1 }, 5*time.Second, time.Millisecond, "b polls a's key")
 	a.Settle("k", false)
 	assert.ErrorIs(t, <-got, redisstate.ErrInFlightFailed, "b learns that a's copy failed")
 
@@ -266,7 +277,7 @@ func TestDedupe_SameInstanceCopiesWaitLocally(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(150 * time.Millisecond)
+	require.Eventually(t, func() bool { return d.Waiting() == 5 }, 5*time.Second, time.Millisecond, "all five wait locally")
 	d.Settle("hot", true)
 	wg.Wait()
 	assert.Equal(t, int32(5), dups.Load())

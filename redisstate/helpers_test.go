@@ -50,16 +50,13 @@ func (s *redisServer) start() {
 	s.done = make(chan struct{})
 	cmd, done := s.cmd, s.done
 	go func() { _ = cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.Eventually(s.t, func() bool {
 		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
 		}
-		require.True(s.t, time.Now().Before(deadline), "redis-server did not listen on %s", s.addr())
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "redis-server listens on %s", s.addr())
 }
 
 // stop kills the server and waits for it; a second stop does nothing.

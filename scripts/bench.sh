@@ -3,7 +3,7 @@
 #
 # Usage:
 #   scripts/bench.sh [--quick] [--rounds N] [--duration SECONDS]
-#                    [--forward-batch N] [--out FILE] [--keep]
+#                    [--forward-batch N] [--out FILE] [--keep] [--only decide]
 #
 # Builds imedge (or uses $IMEDGE_BIN), makes a PKI with `imedge certs`,
 # starts a counting sink (internal/benchsink, HTTP on loopback), imedge
@@ -46,12 +46,25 @@
 #   rss_MiB     peak RSS (VmHWM; nginx: sum over its processes)
 # and the imedge/nginx ratios. --out FILE also writes the per-round rows (TSV).
 #
+# Then the decide scenario (alone with --only decide): before-callbacks
+# (C2C.CallbackBeforeSendMsg, `imedge load --command`) answered by a
+# decision service (internal/benchsink: every answer an allow), through
+# imedge (--decide '*=URL', default flags otherwise) and through nginx
+# proxying to the same service as IM's guide does (proxy_pass), and called
+# directly over the same TLS client (benchsink serving HTTPS): decisions/s
+# with 64 keep-alive connections and CPU per decision; p50/p99 at 1 000
+# decisions/s and imedge's added latency over the direct call; with the
+# service stalled, every answer's latency (goal: within --decide-timeout +
+# 50 ms) and then with the circuit open (goal: p99 under 5 ms), and nginx's
+# answers against IM's 2 s deadline. The goals are printed with the
+# figures, met or not.
+#
 # --quick makes every round 1 s, one round, and 1m-ips 5 000 requests: a
 # smoke test of the whole script (well under a minute). Everything listens
 # on 127.0.0.1 only; every process started is stopped by its PID on exit.
 set -euo pipefail
 
-QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0
+QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -60,6 +73,7 @@ while [ $# -gt 0 ]; do
     --forward-batch) BATCH=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
+    --only) ONLY=$2; shift; [ "$ONLY" = decide ] || { echo "bench.sh: --only takes decide" >&2; exit 2; } ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -315,6 +329,178 @@ record() { # record SCEN SERVER ROUND LOADJSON DELIVERED NS TICKS HWM_KIB
   tail -1 "$RESULTS" | awk -F'\t' '{ printf "bench: %-9s %-10s round %s: %s ok/s, %s delivered/s, %s us/event, p99 %s ms, %s failed\n", $1, $2, $3, $4, $5, $6, $8, $10 }' >&2
 }
 
+# --- decide: before-callbacks, imedge vs nginx --------------------------------
+# A decision service is a benchsink: its OK reply is an allow; GET /stall?on=1
+# holds every POST until its caller gives up. DEC[NAME] is its address.
+declare -A DEC
+start_decision_service() { # start_decision_service NAME [BENCHSINK-FLAGS...]
+  local name=$1; shift
+  local out=$WORK/decision-$name.out
+  "$BENCHSINK" --listen 127.0.0.1:0 "$@" >"$out" 2>&1 &
+  PIDS+=("$!")
+  PIDOF[$name]=$!
+  wait_for 10 grep -q "sink listening on" "$out" || die "decision service $name did not start: $(cat "$out")"
+  DEC[$name]=$(sed -n 's/^sink listening on //p' "$out")
+}
+stall_decisions() { curl -fsS --max-time 5 "http://${DEC[service]}/stall?on=$1" >/dev/null; }
+decision_calls() { curl -fsS --max-time 5 "http://${DEC[service]}/count" | sed 's/.*"requests":\([0-9]*\).*/\1/'; }
+
+start_nginx_decide() { # nginx-dec: IM's guide, proxy_pass to the decision service
+  local port d=$WORK/nginx-dec
+  port=$(free_port)
+  mkdir -p "$d/tmp" "$d/logs"
+  cat >"$d/nginx.conf" <<EOF
+# As in Tencent's IM guide for before-callbacks (proxy_pass to the app's
+# backend), with the same TLS settings as the main comparison and upstream
+# keep-alive to the decision service.
+worker_processes auto;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  upstream decide { server ${DEC[service]}; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port ssl;
+    server_name localhost;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $P/server.pem;
+    ssl_certificate_key $P/server-key.pem;
+    ssl_verify_client on;
+    ssl_client_certificate $P/ca.pem;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    location / {
+      proxy_pass http://decide;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  "$NGINX" -p "$d" -c "$d/nginx.conf" >"$d/logs/stdout" 2>&1 &
+  PIDS+=("$!")
+  ADDR[nginx-dec]=127.0.0.1:$port
+  PIDOF[nginx-dec]=$!
+  wait_for 10 verify nginx-dec || die "nginx-dec did not start: $(cat "$d/logs/error.log" "$d/logs/stdout")"
+}
+decide_pids() { # the PIDs whose CPU counts for a server of the decide scenario
+  local kids=""
+  [ "$1" = nginx-dec ] && kids=$(children_of "${PIDOF[nginx-dec]}" | tr '\n' ' ')
+  echo "${PIDOF[$1]} $kids"
+}
+
+DEC_RESULTS=$WORK/decide.tsv
+# decide_case SCEN SERVER ROUND LOAD-FLAGS...: one measured run of
+# before-callbacks; CPU and clock from the start to the end of the load.
+decide_case() {
+  local scen=$1 server=$2 round=$3; shift 3
+  local out=$WORK/decide-$scen-$server-$round.json pids c0 c1 t0 t1 calls0 hz
+  read -ra pids < <(decide_pids "$server")
+  c0=$(cpu_ticks "${pids[@]}")
+  calls0=$(decision_calls)
+  t0=$(now_ns)
+  sim load "$server" --json --run-id "dc$round${server:0:1}$RANDOM" --command C2C.CallbackBeforeSendMsg "$@" >"$out" || true
+  t1=$(now_ns)
+  c1=$(cpu_ticks "${pids[@]}")
+  [ -s "$out" ] || die "decide load against $server printed nothing"
+  hz=$(getconf CLK_TCK)
+  awk -v s="$scen" -v sv="$server" -v r="$round" -v okps="$(jnum ok_per_s "$out")" -v ok="$(jnum ok "$out")" \
+    -v t="$((c1 - c0))" -v hz="$hz" -v p50="$(jnum p50 "$out")" -v p99="$(jnum p99 "$out")" -v mx="$(jnum max "$out")" \
+    -v f="$(jnum failed "$out")" -v allow="$(jnum allow "$out")" -v calls="$(($(decision_calls) - calls0))" -v ns="$((t1 - t0))" 'BEGIN {
+      cpu = (ok > 0) ? (t / hz * 1e6) / ok : 0
+      printf "%s\t%s\t%s\t%.0f\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t%.1f\n", s, sv, r, okps, cpu, p50, p99, mx, f, allow, calls, ns / 1e9
+    }' >>"$DEC_RESULTS"
+  tail -1 "$DEC_RESULTS" | awk -F'\t' '{ printf "bench: decide %-10s %-10s round %s: %s decisions/s, %s us/decision, p50 %s ms, p99 %s ms, max %s ms, %s failed, %s allowed, %s service calls\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' >&2
+}
+
+run_decide() {
+  [ -n "${SINK:-}" ] || start_sink # imedge needs a --forward-url; nothing is forwarded
+  start_decision_service service
+  start_decision_service direct --tls-cert "$P/server.pem" --tls-key "$P/server-key.pem"
+  ADDR[direct]=${DEC[direct]}
+  start_imedge imedge-dec --decide "*=http://${DEC[service]}/decide"
+  # For information, imedge tuned as imedge-bN is in the main comparison
+  # (less batching, which decisions cannot have).
+  IMEDGE_ENV=(GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1)
+  start_imedge imedge-dec-t --decide "*=http://${DEC[service]}/decide" --http1 fast --tls-curves "X25519,P-256,P-384"
+  IMEDGE_ENV=()
+  start_nginx_decide
+  local timeout_ms=1500 r s order # timeout_ms: --decide-timeout's default
+  printf 'scenario\tserver\tround\tdecisions_per_s\tcpu_us_per_decision\tp50_ms\tp99_ms\tmax_ms\tfailed\tallowed\tservice_calls\tseconds\n' >"$DEC_RESULTS"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    order=(imedge-dec imedge-dec-t nginx-dec)
+    if ((r % 2 == 0)); then order=(nginx-dec imedge-dec-t imedge-dec); fi
+    for s in "${order[@]}"; do
+      decide_case throughput "$s" "$r" --mode keepalive --concurrency 64 --duration "${DURATION}s"
+    done
+    for s in "${order[@]}" direct; do
+      decide_case rate1k "$s" "$r" --mode keepalive --concurrency 16 --rate 1000 --duration "${DURATION}s"
+    done
+  done
+  # The service stalls: imedge answers every callback with its fallback
+  # within --decide-timeout and opens the circuit; nginx holds IM past its
+  # 2 s deadline (the client gives up at 2 s, as IM does).
+  stall_decisions 1
+  decide_case stalled imedge-dec 1 --mode keepalive --concurrency 64 --duration "${DURATION}s" --timeout 5s
+  decide_case open imedge-dec 1 --mode keepalive --concurrency 16 --rate 1000 --duration "${DURATION}s" --timeout 5s
+  decide_case stalled nginx-dec 1 --mode keepalive --concurrency 64 --duration "$(((DURATION + 1) / 2))s" --timeout 2s
+  stall_decisions 0
+
+  echo
+  echo "decide: before-callbacks (C2C.CallbackBeforeSendMsg) on $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) at the end; medians over $ROUNDS round(s) of ${DURATION}s"
+  echo "the decision service is internal/benchsink on loopback (allow); direct = the same service over TLS, called by the same client"
+  awk -F'\t' -v tmo="$timeout_ms" '
+    function median(key,   n, i, j, v, t) {
+      n = split(vals[key], v, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+      return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    NR == 1 { next }
+    {
+      k = $1 SUBSEP $2
+      if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+      for (c = 4; c <= 11; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
+    }
+    END {
+      printf "decide %-10s %-10s %9s %10s %8s %8s %9s %7s %8s\n", "scenario", "server", "dec/s", "cpu_us/dec", "p50_ms", "p99_ms", "max_ms", "failed", "allowed"
+      for (i = 1; i <= n; i++) {
+        split(order[i], kk, SUBSEP)
+        for (c = 4; c <= 11; c++) m[order[i] SUBSEP c] = median(order[i] SUBSEP c)
+        printf "decide %-10s %-10s %9.0f %10.1f %8.2f %8.2f %9.2f %7d %8d\n", kk[1], kk[2], m[order[i] SUBSEP 4], m[order[i] SUBSEP 5],
+          m[order[i] SUBSEP 6], m[order[i] SUBSEP 7], m[order[i] SUBSEP 8], m[order[i] SUBSEP 9], m[order[i] SUBSEP 10]
+      }
+      T = "throughput"; R = "rate1k"
+      ratio = m[T SUBSEP "imedge-dec" SUBSEP 4] / m[T SUBSEP "nginx-dec" SUBSEP 4]
+      tratio = m[T SUBSEP "imedge-dec-t" SUBSEP 4] / m[T SUBSEP "nginx-dec" SUBSEP 4]
+      added = m[R SUBSEP "imedge-dec" SUBSEP 7] - m[R SUBSEP "direct" SUBSEP 7]
+      added50 = m[R SUBSEP "imedge-dec" SUBSEP 6] - m[R SUBSEP "direct" SUBSEP 6]
+      nadded = m[R SUBSEP "nginx-dec" SUBSEP 7] - m[R SUBSEP "direct" SUBSEP 7]
+      smax = m["stalled" SUBSEP "imedge-dec" SUBSEP 8]; sp99 = m["stalled" SUBSEP "imedge-dec" SUBSEP 7]
+      op99 = m["open" SUBSEP "imedge-dec" SUBSEP 7]; omax = m["open" SUBSEP "imedge-dec" SUBSEP 8]
+      nfail = m["stalled" SUBSEP "nginx-dec" SUBSEP 9]; nok = m["stalled" SUBSEP "nginx-dec" SUBSEP 10]
+      print ""
+      printf "goal: imedge decisions/s vs nginx (default flags): %.2fx (goal >= 1.0x: %s); tuned (imedge-dec-t): %.2fx\n", ratio, (ratio >= 1.0) ? "met" : "NOT met", tratio
+      printf "goal: added latency at 1000 decisions/s over calling the service directly: p50 %+.2f ms, p99 %+.2f ms (goal p99 <= 2 ms: %s); nginx adds p99 %+.2f ms\n", added50, added, (added <= 2) ? "met" : "NOT met", nadded
+      printf "goal: service stalled: p99 %.2f ms (goal <= --decide-timeout + 50 ms = %d ms: %s); slowest answer %.2f ms (IM'"'"'s deadline 2000 ms: %s)\n", sp99, tmo + 50, (sp99 <= tmo + 50) ? "met" : "NOT met", smax, (smax < 2000) ? "met" : "NOT met"
+      printf "goal: circuit open: p99 %.2f ms (goal < 5 ms: %s); slowest %.2f ms (the one trial call per second waits out the budget)\n", op99, (op99 < 5) ? "met" : "NOT met", omax
+      printf "nginx with the service stalled: %d answers missed IM'"'"'s 2 s deadline, %d answered (IM then applies its own policy: by default, allow)\n", nfail, nok
+    }' "$DEC_RESULTS"
+  [ -n "$OUT" ] && cp "$DEC_RESULTS" "${OUT%.tsv}-decide.tsv"
+  return 0
+}
+
+if [ "$ONLY" = decide ]; then
+  run_decide
+  exit 0
+fi
+
 # --- the servers -------------------------------------------------------------
 TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384")
 TUNED_ENV=(GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1)
@@ -424,4 +610,5 @@ awk -F'\t' '$1 == "resume" { h[$2] += $11; r[$2] += $12 }
 echo "sinkdown: $DRAIN_N events drained in ${DRAIN_S}s once the sink was back"
 echo "1m-ips: imedge RSS after $MILLION distinct ClientIPs and $MILLION dedupe keys: ${RSS_1M} MiB"
 [ -n "$OUT" ] && cp "$RESULTS" "$OUT"
+run_decide
 exit 0

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/certs"
 	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // lockedBuffer is an io.Writer safe for the server's handshake goroutines.
@@ -56,17 +56,10 @@ func (l *lockedBuffer) lines(t testing.TB) []map[string]any {
 	return out
 }
 
-// fakeClock is an injectable clock, safe for concurrent use.
-type fakeClock struct{ ns atomic.Int64 }
+// fakeClock is the tests' one fake clock.
+type fakeClock = testkit.Clock
 
-func newFakeClock(t time.Time) *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newFakeClock(t time.Time) *fakeClock { return testkit.NewClock(t) }
 
 // env is a Source serving a real httptest TLS server on loopback.
 type env struct {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/catalog"
 )
 
 // runCLI runs imedge in process with args and no environment.
@@ -98,4 +100,32 @@ func TestLogger_DurationsAreGoStrings(t *testing.T) {
 	assert.Equal(t, "1.5s", m["d"])
 	assert.Equal(t, "2m0s", m["e"])
 	assert.Equal(t, "3s", m["s"])
+}
+
+// imedge commands lists the whole catalog with what a configuration does
+// with each command: served or not, and where it goes.
+func TestCommands_ListsTheCatalogWithRoutes(t *testing.T) {
+	stdout, _, err := runCLI(t, "commands", "--json", "--forward-url", "http://u:secret@127.0.0.1:8080/im?k=s",
+		"--route", "Group.*=http://groups.internal/im", "--decide", "C2C.*=http://mod.internal/d",
+		"--decide-fallback", "Group.*=deny", "--commands", "Sns.*,Group.*,C2C.*")
+	require.NoError(t, err)
+	var rows []commandRow
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rows))
+	require.Len(t, rows, catalog.New().Len(), "every catalog command")
+	by := map[string]commandRow{}
+	for _, r := range rows {
+		by[r.Command] = r
+	}
+	assert.Equal(t, commandRow{"Group.CallbackAfterSendMsg", "Group", "after", true, "Group.* http://groups.internal/im"}, by["Group.CallbackAfterSendMsg"])
+	assert.Equal(t, "default http://…@127.0.0.1:8080/im?…", by["Sns.CallbackFriendDelete"].Route, "no secret from the URL")
+	assert.NotContains(t, stdout, "secret")
+	assert.Equal(t, "decide C2C.* http://mod.internal/d", by["C2C.CallbackBeforeSendMsg"].Route)
+	assert.Equal(t, "observe: fallback deny, stored for Group.* http://groups.internal/im", by["Group.CallbackBeforeSendMsg"].Route)
+	assert.Equal(t, "observe: fallback allow", by["Sns.CallbackPrevFriendAdd"].Route)
+	assert.False(t, by["State.StateChange"].Served, "outside --commands")
+
+	stdout, _, err = runCLI(t, "commands")
+	require.NoError(t, err)
+	assert.Contains(t, stdout, "COMMAND")
+	assert.Equal(t, catalog.New().Len()+1, strings.Count(stdout, "\n"), "a header and one line per command")
 }

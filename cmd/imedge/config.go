@@ -22,6 +22,7 @@ type Config struct {
 	ACME     acmeConfig     // server certificate from an ACME CA
 	IM       imConfig       // the IM app: SDKAppID, token, callback bounds
 	Delivery deliveryConfig // the internal URL and how events reach it
+	Decide   decideConfig   // before-callbacks: decision services, fallbacks, budget
 	State    stateConfig    // state directory, outbox and dedupe bounds
 	Limits   limitConfig    // per-ClientIP rate limit
 	Logs     logConfig      // operational log and audit log
@@ -78,6 +79,7 @@ func newServeFlags() (*flagSet, *Config) {
 		fs.String(configFlag, "", "YAML config file whose keys are these flag names; flags override it")
 	})
 	c.Delivery.register(fs)
+	c.Decide.register(fs)
 	c.TLS.register(fs)
 	c.Server.register(fs)
 	c.ACME.register(fs)
@@ -217,7 +219,7 @@ func readSecret(file, env string, getenv func(string) string) ([]byte, string, e
 func (c Config) Validate() error {
 	var errs []error
 	for _, g := range []interface{ validate(Config) []error }{
-		c.Server, c.TLS, c.ACME, c.IM, c.Delivery, c.State, c.Limits, c.Logs, c.Edge, c.Egress, c.Cluster, c.Admin,
+		c.Server, c.TLS, c.ACME, c.IM, c.Delivery, c.Decide, c.State, c.Limits, c.Logs, c.Edge, c.Egress, c.Cluster, c.Admin,
 	} {
 		errs = append(errs, g.validate(c)...)
 	}

@@ -37,9 +37,6 @@ func (a *acmeConfig) register(fs *flagSet) {
 // enabled reports whether the server certificate comes from ACME.
 func (a acmeConfig) enabled() bool { return len(a.Domains) > 0 }
 
-// certFilesRequired reports whether --cert and --key are required.
-func (a acmeConfig) certFilesRequired() bool { return !a.enabled() }
-
 // directory is the ACME directory URL.
 func (a acmeConfig) directory() string {
 	if a.CA == "" {

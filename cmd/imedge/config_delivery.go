@@ -233,18 +233,20 @@ func (d deliveryConfig) clientOptions(u string) forward.ClientOptions {
 	}
 }
 
-// redactURL drops userinfo and query from u for logs and errors.
+// redactURL drops userinfo and query from u for logs and errors: they may
+// carry a secret.
 func redactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	out := p.Scheme + "://"
 	if p.User != nil {
-		p.User = url.User("…")
+		out += "…@"
 	}
+	out += p.Host + p.EscapedPath()
 	if p.RawQuery != "" {
-		p.RawQuery = "…"
+		out += "?…"
 	}
-	p.Fragment = ""
-	return p.String()
+	return out
 }

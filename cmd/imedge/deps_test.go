@@ -17,11 +17,12 @@ const module = "github.com/imedge/imedge"
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
 	"":                             {}, // the module root: the embedded VERSION file; imports nothing
-	"cmd/imedge":                   {"", "catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress"},
-	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit", "egress", "certs"}, // reads their Stats; imported only by cmd
+	"cmd/imedge":                   {"", "catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress", "decide"},
+	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit", "egress", "decide", "certs"}, // reads their Stats; imported only by cmd
 	"tlsconf":                      {"certs", "audit"},
 	"receiver":                     {"catalog", "certs", "audit", "internal/lrutable"},
-	"catalog":                      {"audit"}, // the command table as data; imported by receiver (and decide)
+	"catalog":                      {"audit"},                                            // the command table as data; imported by receiver (and decide)
+	"decide":                       {"catalog", "receiver", "forward", "audit", "certs"}, // the decision path; implements receiver.Decider, signs with forward.Sign
 	"forward":                      {"certs", "audit", "internal/uring", "forward/internal/journal", "forward/internal/store", "forward/internal/groupcommit"},
 	"forward/internal/groupcommit": {},                               // group commit for the journal and bbolt transactions
 	"forward/internal/journal":     {"internal/uring"},               // the outbox's write-ahead file

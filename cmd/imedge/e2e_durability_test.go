@@ -127,8 +127,11 @@ func TestE2E_InternalURLDownThenUp(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Less(t, time.Since(start), 2*time.Second, "IM's 2 s budget does not depend on the internal URL")
 	}
-	time.Sleep(300 * time.Millisecond)
-	assert.Equal(t, 0, s.count())
+	base := "http://" + im.adminAddr(t)
+	require.Eventually(t, func() bool {
+		return metric(scrapeMetrics(t, base), "imedge_delivery_failures_total", "destination", "default") >= 1
+	}, 10*time.Second, 20*time.Millisecond, "deliveries are tried and fail")
+	assert.Equal(t, 0, s.count(), "nothing counts as delivered while the sink answers 503")
 	s.setStatus(0)
 	eventually(t, 30*time.Second, func() bool { return s.count() == 50 }, "not every event arrived after recovery")
 	s.mu.Lock()
@@ -184,8 +187,9 @@ func TestE2E_DedupeAndRateLimit(t *testing.T) {
 	im = start(t, args...)
 	cl = p.httpsClient()
 	assert.Equal(t, http.StatusOK, post("10.9.9.9", retry))
-	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, 1.0, metric(scrapeMetrics(t, "http://"+im.adminAddr(t)), "imedge_requests_total", "outcome", "duplicate"),
+		"a retry after restart is still recognised: answered as a duplicate, so never stored again")
 	b, _ = s.get(id)
-	assert.Len(t, b, 1, "a retry after restart is still recognised")
+	assert.Len(t, b, 1)
 	im.stop(t)
 }

@@ -29,12 +29,13 @@ func exitCode(err error) int {
 	return 1
 }
 
-const usage = `imedge: the mutual-TLS edge receiver for Tencent Cloud IM webhooks
+const usage = `imedge: the hardened edge receiver for Tencent Cloud IM webhooks
 
 Usage:
   imedge serve [flags]          receive callbacks and deliver them to the internal URL
   imedge serve --dev            run with a throwaway PKI and a built-in sink (try it first)
   imedge check-config [flags]   validate a configuration (--config FILE and/or flags) and print it
+  imedge commands [flags]       list IM's callback commands and what a configuration does with each
   imedge certs SUBCOMMAND       create a CA, issue and inspect certificates
   imedge outbox SUBCOMMAND      inspect, replay, retry and purge the outbox (running or stopped)
   imedge send [flags]           send one callback as IM would and print the reply (the "verify" button)
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "check-config":
 		return runCheckConfig(ctx, args[1:], getenv, stdout, stderr)
+	case "commands":
+		return runCommands(ctx, args[1:], getenv, stdout, stderr)
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
 	case "outbox":
@@ -70,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	return usageErrorf("unknown command %q%s; run \"imedge help\" for the list", args[0],
-		suggestWord(args[0], []string{"serve", "check-config", "certs", "outbox", "send", "load", "version", "help"}))
+		suggestWord(args[0], []string{"serve", "check-config", "commands", "certs", "outbox", "send", "load", "version", "help"}))
 }
 
 // suggestWord returns ` (did you mean W?)` for the word of words closest to

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/imedge/imedge/catalog"
 	"github.com/imedge/imedge/certs"
 	"github.com/imedge/imedge/imsim"
 )
@@ -72,12 +74,17 @@ func (s *simFlags) target(getenv func(string) string) (imsim.Target, []byte, err
 }
 
 const sendUsage = `Usage: imedge send --addr HOST:PORT --sdkappid ID [--cert F --key F] [--cacert F]
-                   [--token-file F] [--client-ip IP] [--body F | --from A --to B]
+                   [--token-file F] [--client-ip IP] [--command NAME]
+                   [--body F | --from A --to B]
 
-Sends one Sns.CallbackFriendDelete callback as Tencent IM would (client
-certificate, query parameters, Sign when a token is set) and prints the
-status, the reply and the request id. Exits non-zero unless the reply is OK:
-the "verify" button of the IM console, from your side.
+Sends one callback as Tencent IM would (client certificate, query
+parameters, Sign when a token is set) and prints the status, the reply and
+the request id: the "verify" button of the IM console, from your side. By
+default a Sns.CallbackFriendDelete; --command sends any command of the
+catalog (imedge commands) with its example body. For a before-callback it
+also prints IM's view of the answer: allow, deny, rewrite, drop or partial.
+Exits non-zero unless the reply is OK (for a before-callback: unless IM
+would take it as an answer, whatever the decision).
 
 `
 
@@ -86,7 +93,8 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 	var sf simFlags
 	sf.register(fs)
 	clientIP := fs.String("client-ip", "127.0.0.1", "ClientIP to send")
-	bodyFile := fs.String("body", "", "file holding the JSON body to send (default: a FriendDelete body built from --from and --to)")
+	command := fs.String("command", imsim.CommandFriendDelete, "CallbackCommand to send; a command other than the default is sent with the catalog's example body unless --body is given")
+	bodyFile := fs.String("body", "", "file holding the JSON body to send (default: a FriendDelete body built from --from and --to, or --command's example)")
 	from := fs.String("from", "imedge-verify", "From_Account of the built body")
 	to := fs.String("to", "imedge-verify-peer", "To_Account of the built body")
 	if help, err := parseFlags(fs, args, stdout, sendUsage); help || err != nil {
@@ -96,10 +104,12 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("send: unexpected argument %q", fs.Arg(0))
 	}
 	target, token, err := sf.target(getenv)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cmd, known := catalog.New().Lookup(*command)
 	var body []byte
-	if *bodyFile != "" {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case *bodyFile != "":
 		if set["from"] || set["to"] {
 			err = errors.Join(err, errors.New("--body and --from/--to exclude each other"))
 		}
@@ -107,19 +117,32 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 		if body, rerr = certs.ReadFile("reading body", *bodyFile); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("--body: %w", rerr))
 		}
-	} else {
+	case *command == imsim.CommandFriendDelete:
 		body = imsim.FriendDeleteBody(imsim.Pair{From: *from, To: *to})
+	case set["from"] || set["to"]:
+		err = errors.Join(err, errors.New("--from/--to build a Sns.CallbackFriendDelete body; --command sends its example, or --body a file"))
+	case !known:
+		err = errors.Join(err, fmt.Errorf("--command %q: not in the catalog (imedge commands), give its body with --body", *command))
+	default:
+		body = cmd.Example()
 	}
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	r, err := imsim.Send(ctx, target, imsim.Callback{
-		AppID: sf.appID, ClientIP: *clientIP, OptPlatform: sf.platform, Token: token, Body: body,
+		AppID: sf.appID, Command: *command, ClientIP: *clientIP, OptPlatform: sf.platform, Token: token, Body: body,
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "status %d\nreply %s\nrequest-id %s\n", r.Status, strings.TrimSpace(string(r.Body)), r.RequestID)
+	if known && cmd.Kind.Decides() {
+		// IM acts on this reply: a deny is an answer, not a failure.
+		fmt.Fprintf(stdout, "decision %s\n", imsim.ReadDecision(r.Body))
+		if r.Status == http.StatusOK && r.ActionStatus == "OK" {
+			return nil
+		}
+	}
 	if !r.OK() {
 		why := r.ErrorInfo
 		if why == "" {

@@ -42,6 +42,7 @@ type Server struct {
 	limit  receiver.Limiter // the local per-ClientIP limiter; nil when --rate 0
 	state  sharedState      // dedupe and limiter as the receiver sees them: local or on Redis
 	box    *forward.Outbox
+	decide decidePath               // before-callbacks: decision services and their limiter
 	dests  []*destination           // the default destination first, then the routes
 	timer  *admin.DeliveryHistogram // delivery latency for the admin metrics
 
@@ -61,14 +62,14 @@ type Server struct {
 // NewServer builds the server from cfg, which Validate accepted. The parts
 // are built from the inside out, each handed to the one in front of it:
 // the audit log every part writes to, the TLS material, the outbox and its
-// delivery, the dedupe window and limits, the receiver, IM's egress list,
-// the admin listener beside them, and last the public listener, so that
-// nothing listens before everything behind it works. On error everything opened is closed.
+// delivery, the dedupe window and limits, the decision path, the receiver,
+// IM's egress list, the admin listener beside them, and last the public
+// listener, so that nothing listens before everything behind it works. On error everything opened is closed.
 func NewServer(ctx context.Context, cfg Config, logger *slog.Logger, level *slog.LevelVar, stderr io.Writer) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, level: level, catalog: catalog.New()}
 	for _, open := range []func(context.Context, io.Writer) error{
 		s.openAudit, s.openTLS, s.openOutbox, s.openDelivery, s.openDedupe, s.openLimits,
-		s.openReceiver, s.openEgress, s.openCredential, s.openAdmin, s.openEdge,
+		s.openDecide, s.openReceiver, s.openEgress, s.openCredential, s.openAdmin, s.openEdge,
 	} {
 		if err := open(ctx, stderr); err != nil {
 			s.Close()
@@ -180,6 +181,7 @@ func (s *Server) openReceiver(context.Context, io.Writer) error {
 		Catalog: s.catalog, Commands: im.Commands, UnknownCommands: receiver.UnknownPolicy(im.UnknownCommands),
 		Validation: receiver.ValidationMode(im.Validation), AccessLog: s.accessLogger(),
 		Sink: outboxSink{box: s.box, routes: s.cfg.Delivery}, Seen: s.state.seen, Limiter: s.state.limiter, Audit: s.audit, Logger: s.log,
+		Decider: s.decide.svc, DecideLimiter: s.decide.limit,
 	})
 	if err != nil {
 		return err

@@ -4,8 +4,15 @@
 // and events; GET /count reports the counts. It is a benchmark fixture, not
 // part of imedge: the shipped binary does not contain it.
 //
-// Usage: benchsink [--listen 127.0.0.1:0]. It prints "sink listening on
-// ADDR" once it listens and runs until SIGINT or SIGTERM.
+// It also serves as the decision service of the benchmark's decide
+// scenario: its OK reply is an "allow", GET /stall?on=1 makes every POST
+// wait (until its client gives up, at most a minute) and GET /stall?on=0
+// ends that, and with --tls-cert and --tls-key it serves HTTPS, so that
+// `imedge load` can call it directly for the baseline.
+//
+// Usage: benchsink [--listen 127.0.0.1:0] [--tls-cert F --tls-key F]. It
+// prints "sink listening on ADDR" once it listens and runs until SIGINT or
+// SIGTERM.
 package main
 
 import (
@@ -31,6 +38,8 @@ const batchHeader = "X-Imedge-Batch-Size"
 // countingSink counts requests and events; see the package documentation.
 type countingSink struct {
 	requests, events atomic.Int64
+	stalled          atomic.Bool
+	waiting          atomic.Int64 // POSTs held by a stall
 }
 
 var okReply = []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
@@ -41,6 +50,11 @@ func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"requests":%d,"events":%d}`+"\n", s.requests.Load(), s.events.Load())
 		return
 	}
+	if r.Method == http.MethodGet && r.URL.Path == "/stall" {
+		s.stalled.Store(r.URL.Query().Get("on") == "1")
+		fmt.Fprintf(w, `{"stalled":%t}`+"\n", s.stalled.Load())
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
@@ -48,6 +62,17 @@ func (s *countingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.Copy(io.Discard, r.Body); err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
+	}
+	if s.stalled.Load() {
+		// The body is read: the server now notices a client that gives up.
+		s.waiting.Add(1)
+		defer s.waiting.Add(-1)
+		t := time.NewTimer(time.Minute)
+		defer t.Stop()
+		select {
+		case <-r.Context().Done():
+		case <-t.C:
+		}
 	}
 	n := int64(1)
 	if v := r.Header.Get(batchHeader); v != "" {
@@ -76,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchsink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback)")
+	certFile := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	keyFile := fs.String("tls-key", "", "private key of --tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,7 +113,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{Handler: &countingSink{}, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if *certFile != "" {
+			errc <- srv.ServeTLS(ln, *certFile, *keyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	fmt.Fprintf(stdout, "sink listening on %s\n", ln.Addr())
 	select {
 	case err := <-errc:
