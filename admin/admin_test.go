@@ -249,7 +249,8 @@ func TestMetricNames_MatchWhatIsExported(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"imedge_ready", "imedge_outbox_dead_letters", "imedge_delivery_failures_total",
-		"imedge_request_duration_seconds", "imedge_delivery_duration_seconds", "imedge_im_egress_stale", "imedge_crl_next_update_seconds"} {
+		"imedge_request_duration_seconds", "imedge_delivery_duration_seconds", "imedge_im_egress_stale", "imedge_crl_next_update_seconds",
+		"imedge_decide_fallbacks_total", "imedge_decide_circuit_state", "imedge_decide_duration_seconds"} {
 		assert.Contains(t, names, n)
 	}
 }

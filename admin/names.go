@@ -10,13 +10,13 @@ import (
 )
 
 // MetricNames lists the name of every metric of imedge's own that the
-// admin listener can export (whatever is configured: the egress and
-// delivery metrics are included), sorted; histograms are listed by their
+// admin listener can export (whatever is configured: the egress, decision
+// path and delivery metrics are included), sorted; histograms are listed by their
 // base name (imedge_request_duration_seconds, not its _bucket, _sum and
 // _count series). The Go runtime and process collectors' names are left
 // out. Tests use it to keep the alert rules in step with the code.
 func MetricNames() []string {
-	cs := []prometheus.Collector{&collector{d: newDescs()}, newEgressCollector(nil), NewDeliveryHistogram().hist}
+	cs := []prometheus.Collector{&collector{d: newDescs()}, newEgressCollector(nil), newDecideCollector(nil, nil), NewDeliveryHistogram().hist}
 	cs = append(cs, newInstruments(time.Now).collectors()...)
 	ch := make(chan *prometheus.Desc, 16)
 	go func() {
