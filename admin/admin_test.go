@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,4 +231,26 @@ func TestServer_Serve_StopsWithContext(t *testing.T) {
 	}
 	_, err = net.DialTimeout("tcp", ln.Addr().String(), time.Second)
 	assert.Error(t, err, "the listener is closed")
+}
+
+// MetricNames lists what a scrape of a fully configured server shows.
+func TestMetricNames_MatchWhatIsExported(t *testing.T) {
+	names := admin.MetricNames()
+	assert.IsIncreasing(t, names)
+	for _, n := range names {
+		assert.True(t, strings.HasPrefix(n, "imedge_"), n)
+	}
+	f := newFixture(t, fixtureOpts{})
+	require.Equal(t, http.StatusOK, f.callback(t, f.callbackClient(t, &f.client), appID, "10.0.0.1", body))
+	require.Eventually(t, func() bool { return f.delivered() == 1 }, 10*time.Second, 10*time.Millisecond)
+	for name := range f.scrape(t) {
+		if strings.HasPrefix(name, "imedge_") {
+			assert.Contains(t, names, name, "a scraped metric is listed")
+		}
+	}
+	for _, n := range []string{"imedge_ready", "imedge_outbox_dead_letters", "imedge_delivery_failures_total",
+		"imedge_request_duration_seconds", "imedge_delivery_duration_seconds", "imedge_im_egress_stale", "imedge_crl_next_update_seconds",
+		"imedge_decide_fallbacks_total", "imedge_decide_circuit_state", "imedge_decide_duration_seconds"} {
+		assert.Contains(t, names, n)
+	}
 }

@@ -54,6 +54,9 @@ type Options struct {
 	// Decide, when set, has the decision path's metrics exposed
 	// (imedge_decide_*) and its decision services' circuits in /status.
 	Decide Decide
+	// OutboxAPI, when set, serves the outbox operations under /outbox/ to
+	// authenticated clients ([OutboxAPI]).
+	OutboxAPI *OutboxAPI
 	// Pprof mounts net/http/pprof under /debug/pprof/. Off by default: the
 	// profiles reveal code paths and memory contents to whoever can reach
 	// the admin listener.
@@ -93,6 +96,11 @@ type Server struct {
 func New(o Options) (*Server, error) {
 	if o.TLS == nil || o.Outbox == nil {
 		return nil, fmt.Errorf("creating admin server: %w: TLS and Outbox are required", ErrInvalidOptions)
+	}
+	if o.OutboxAPI != nil {
+		if err := o.OutboxAPI.check(); err != nil {
+			return nil, fmt.Errorf("creating admin server: %w", err)
+		}
 	}
 	if o.Version == "" {
 		o.Version = "unknown"
@@ -144,6 +152,7 @@ func (s *Server) routes() *http.ServeMux {
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
 	}))
+	s.outboxRoutes(mux)
 	if s.o.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -210,6 +219,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) serveIndex(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "imedge admin endpoints:\n  /healthz  process alive\n  /readyz   ready for callbacks (JSON)\n  /metrics  Prometheus metrics\n  /status   status snapshot (JSON)")
+	if s.o.OutboxAPI != nil {
+		fmt.Fprintln(w, "  /outbox/  outbox operations (authenticated; see docs/outbox-api.md)")
+	}
 	if s.o.Pprof {
 		fmt.Fprintln(w, "  /debug/pprof/  profiles")
 	}

@@ -135,3 +135,56 @@ func TestReasons_Unique(t *testing.T) {
 	}
 	assert.Len(t, seen, len(audit.Reasons()))
 }
+
+// An admin action is written whole, at Info, with its identity, filter and
+// count; sampling, which drops the 11th refusal of a key, never drops one;
+// it counts as written and under no reason.
+func TestLogger_AdminActionNeverSampled(t *testing.T) {
+	var buf bytes.Buffer
+	l := audit.New(&buf, audit.Options{Interval: time.Hour, Burst: 1})
+	for range 3 {
+		l.Log(audit.Record{Reason: audit.BadSign, ClientIP: "10.0.0.1"})
+	}
+	refs := make([]string, audit.MaxAdminRefs+5)
+	for i := range refs {
+		refs[i] = strings.Repeat("a", 63) + string(rune('a'+i%26))
+	}
+	for i := range 30 {
+		a := audit.AdminAction{Action: "outbox.replay-dead", Identity: "spiffe://ops/alice", Auth: "mtls", CertSubject: "CN=alice,O=ops", CertSHA256: strings.Repeat("f", 64),
+			RemoteAddr: "10.9.0.1:4444", Filter: map[string]string{"command": "Group.*", "destination": "default"}, Count: i, Status: 200}
+		if i == 0 {
+			a.Refs = refs
+		}
+		l.Admin(a)
+	}
+	got := lines(t, buf.Bytes())
+	var actions []map[string]any
+	for _, r := range got {
+		if r["msg"] == "admin action" {
+			actions = append(actions, r)
+		}
+	}
+	require.Len(t, actions, 30, "every action is written")
+	a := actions[0]
+	assert.Equal(t, "INFO", a["level"])
+	assert.Equal(t, "outbox.replay-dead", a["action"])
+	assert.Equal(t, "spiffe://ops/alice", a["identity"])
+	assert.Equal(t, "CN=alice,O=ops", a["cert_subject"])
+	assert.Equal(t, "mtls", a["auth"])
+	assert.Equal(t, "10.9.0.1:4444", a["remote_addr"])
+	assert.Equal(t, map[string]any{"command": "Group.*", "destination": "default"}, a["filter"])
+	assert.Len(t, a["refs"], audit.MaxAdminRefs, "refs are bounded")
+	assert.Equal(t, float64(len(refs)), a["refs_total"])
+	assert.Equal(t, float64(0), a["count"], "a count of zero is written")
+	assert.Equal(t, float64(29), actions[29]["count"])
+	assert.NotContains(t, actions[1], "refs")
+	assert.NotContains(t, a, "reason", "an action is not a refusal")
+
+	written, suppressed := l.Stats()
+	assert.Equal(t, uint64(31), written, "one refusal and 30 actions")
+	assert.Equal(t, uint64(2), suppressed)
+	assert.Equal(t, map[audit.Reason]uint64{audit.BadSign: 3}, l.Counts())
+
+	var none *audit.Logger
+	assert.NotPanics(t, func() { none.Admin(audit.AdminAction{Action: "x"}) }, "a nil Logger discards actions too")
+}

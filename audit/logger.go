@@ -108,6 +108,19 @@ func (l *Logger) Log(r Record) {
 	l.write(now, "audit", r.attrs(now))
 }
 
+// Admin writes a, unsampled, as an "admin action" record. It counts in
+// Stats' written but in no reason of Counts (an action is not a refusal).
+func (l *Logger) Admin(a AdminAction) {
+	if l == nil {
+		return
+	}
+	now := l.opts.Now()
+	l.mu.Lock()
+	l.written++
+	l.mu.Unlock()
+	l.writeLevel(now, slog.LevelInfo, "admin action", a.attrs())
+}
+
 // Flush writes the summary records of a finished window. Call it
 // periodically (imedge serve does, every Interval) and once before exit
 // with force set, so the last window's counts are not lost.
@@ -167,7 +180,11 @@ func (l *Logger) summariseLocked(now time.Time) {
 }
 
 func (l *Logger) write(t time.Time, msg string, attrs []slog.Attr) {
-	rec := slog.NewRecord(t, slog.LevelWarn, msg, 0)
+	l.writeLevel(t, slog.LevelWarn, msg, attrs)
+}
+
+func (l *Logger) writeLevel(t time.Time, level slog.Level, msg string, attrs []slog.Attr) {
+	rec := slog.NewRecord(t, level, msg, 0)
 	rec.AddAttrs(attrs...)
 	_ = l.h.Handle(context.Background(), rec)
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -71,4 +72,77 @@ func clip4(s string) string {
 		return s[:4*maxField] + "…"
 	}
 	return s
+}
+
+// AdminAction is the audit entry of one operator action that changed
+// something on a running imedge (a mutating call of the admin listener's
+// outbox operations). It is written whole for every such call, never
+// sampled, whatever its outcome; calls refused before authentication are
+// not actions and have no AdminAction. Zero fields are left out of the
+// output.
+type AdminAction struct {
+	Action string // what was asked, e.g. "outbox.replay-dead"; required
+	// Identity is who asked: the client certificate's identity (first URI
+	// SAN, else DNS SAN, else common name), or "local credential".
+	Identity    string
+	Auth        string // how Identity was established: "mtls" or "credential"
+	CertSubject string // the client certificate's subject; mutual TLS only
+	CertSHA256  string // SHA-256 of the client certificate (DER), hex; mutual TLS only
+	RemoteAddr  string // TCP peer, host:port
+	// Filter is the selection the action applied to (e.g. "command",
+	// "destination", "since", "until", "all"), written as a JSON object.
+	Filter map[string]string
+	// Refs are the event ids or sequence numbers named; the first
+	// [MaxAdminRefs] are written, with refs_total giving how many there
+	// were.
+	Refs   []string
+	Count  int    // events the action changed
+	Status int    // HTTP status answered
+	Error  string // why it did less than asked (not found, full, invalid), imedge's own text
+}
+
+// MaxAdminRefs bounds the refs written in one AdminAction record.
+const MaxAdminRefs = 20
+
+func (a *AdminAction) attrs() []slog.Attr {
+	out := make([]slog.Attr, 0, 12)
+	str := func(k, v string) {
+		if v != "" {
+			out = append(out, slog.String(k, clip4(v)))
+		}
+	}
+	str("action", a.Action)
+	str("identity", a.Identity)
+	str("auth", a.Auth)
+	str("cert_subject", a.CertSubject)
+	str("cert_sha256", a.CertSHA256)
+	str("remote_addr", a.RemoteAddr)
+	if len(a.Filter) > 0 {
+		keys := make([]string, 0, len(a.Filter))
+		for k := range a.Filter {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if len(keys) > maxField {
+			keys = keys[:maxField]
+		}
+		g := make([]any, 0, len(keys))
+		for _, k := range keys {
+			g = append(g, slog.String(clip(k), clip4(a.Filter[k])))
+		}
+		out = append(out, slog.Group("filter", g...))
+	}
+	if len(a.Refs) > 0 {
+		refs := make([]string, 0, min(len(a.Refs), MaxAdminRefs))
+		for _, r := range a.Refs[:min(len(a.Refs), MaxAdminRefs)] {
+			refs = append(refs, clip4(r))
+		}
+		out = append(out, slog.Any("refs", refs), slog.Int("refs_total", len(a.Refs)))
+	}
+	out = append(out, slog.Int("count", a.Count))
+	if a.Status != 0 {
+		out = append(out, slog.Int("status", a.Status))
+	}
+	str("error", a.Error)
+	return out
 }

@@ -37,7 +37,8 @@ func (s *Server) openAdmin(context.Context, io.Writer) error {
 		Version: versionString(), PID: os.Getpid(), TLS: s.tls, Outbox: s.box, Dispatchers: s.dispatchers(),
 		Receiver: s.recv, Dedupe: s.seen, Audit: s.audit, Delivery: s.timer,
 		Pprof: ac.Pprof, Logger: s.log, Redis: s.state.redisStats(), Settings: s.effectiveSettings,
-		Decide: s.decide.svc,
+		Decide:    s.decide.svc,
+		OutboxAPI: s.outboxAPI(),
 	}
 	if l, ok := s.limit.(admin.Limiter); ok {
 		o.Limiter = l

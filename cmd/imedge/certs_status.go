@@ -2,17 +2,16 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/imedge/imedge/certs"
+	"github.com/imedge/imedge/admin"
 	"github.com/imedge/imedge/tlsconf"
 )
 
@@ -51,38 +50,15 @@ func certsStatus(args []string, stdout, stderr io.Writer) error {
 	if certFile != "" && caFile == "" {
 		return errors.New("certs status: --cert needs --cacert (https)")
 	}
-	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
-	scheme := "http"
-	if caFile != "" {
-		scheme = "https"
-		pool, _, err := certs.LoadPool(caFile)
-		if err != nil {
-			return err
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		if certFile != "" {
-			pair, err := certs.LoadKeyPair(certFile, keyFile)
-			if err != nil {
-				return err
-			}
-			tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
-		}
+	client, err := admin.NewClient(admin.ClientOptions{Addr: *addr, CAFile: caFile, CertFile: certFile, KeyFile: keyFile, Timeout: *timeout})
+	if err != nil {
+		return fmt.Errorf("certs status: %w", err)
 	}
-	host := strings.TrimPrefix(strings.TrimPrefix(*addr, "http://"), "https://")
-	host = strings.TrimSuffix(host, "/")
-	url := scheme + "://" + host + "/status"
-	client := &http.Client{Transport: tr, Timeout: *timeout}
-	resp, err := client.Get(url)
+	defer client.Close()
+	url := client.URL() + "/status"
+	body, err := client.Get(context.Background(), "/status")
 	if err != nil {
 		return fmt.Errorf("certs status: asking %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("certs status: reading %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("certs status: %s answered %s", url, resp.Status)
 	}
 	var doc struct {
 		TLS json.RawMessage `json:"tls"`

@@ -18,7 +18,7 @@ const module = "github.com/imedge/imedge"
 var allowedDeps = map[string][]string{
 	"":                             {}, // the module root: the embedded VERSION file; imports nothing
 	"cmd/imedge":                   {"", "catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress", "decide"},
-	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit", "egress", "decide"}, // reads their Stats; imported only by cmd
+	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit", "egress", "decide", "certs"}, // reads their Stats; imported only by cmd
 	"tlsconf":                      {"certs", "audit"},
 	"receiver":                     {"catalog", "certs", "audit", "internal/lrutable"},
 	"catalog":                      {"audit"},                                            // the command table as data; imported by receiver (and decide)

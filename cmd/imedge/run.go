@@ -37,7 +37,7 @@ Usage:
   imedge check-config [flags]   validate a configuration (--config FILE and/or flags) and print it
   imedge commands [flags]       list IM's callback commands and what a configuration does with each
   imedge certs SUBCOMMAND       create a CA, issue and inspect certificates
-  imedge outbox SUBCOMMAND      inspect, replay and purge the durable outbox
+  imedge outbox SUBCOMMAND      inspect, replay, retry and purge the outbox (running or stopped)
   imedge send [flags]           send one callback as IM would and print the reply (the "verify" button)
   imedge load [flags]           simulate IM's callback client under load and report throughput and latency
   imedge version [--json]       print the version, commit and Go version
@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "certs":
 		return runCerts(args[1:], stdout, stderr)
 	case "outbox":
-		return runOutbox(args[1:], getenv, stdout, stderr)
+		return runOutbox(ctx, args[1:], getenv, stdout, stderr)
 	case "send":
 		return runSend(ctx, args[1:], getenv, stdout, stderr)
 	case "load":

@@ -47,6 +47,7 @@ type Server struct {
 	timer  *admin.DeliveryHistogram // delivery latency for the admin metrics
 
 	admin     *adminServer // beside the data path: health, metrics, /status
+	adminCred string       // the local credential of a plain-HTTP admin listener (credential.go)
 	audit     *audit.Logger
 	auditFile *audit.File // nil when the audit log is stderr
 	accessLog *audit.File // nil without --access-log
@@ -68,7 +69,7 @@ func NewServer(ctx context.Context, cfg Config, logger *slog.Logger, level *slog
 	s := &Server{cfg: cfg, log: logger, level: level, catalog: catalog.New()}
 	for _, open := range []func(context.Context, io.Writer) error{
 		s.openAudit, s.openTLS, s.openOutbox, s.openDelivery, s.openDedupe, s.openLimits,
-		s.openDecide, s.openReceiver, s.openEgress, s.openAdmin, s.openEdge,
+		s.openDecide, s.openReceiver, s.openEgress, s.openCredential, s.openAdmin, s.openEdge,
 	} {
 		if err := open(ctx, stderr); err != nil {
 			s.Close()
