@@ -229,6 +229,7 @@ for arch in $arches; do
   install -D -m 0644 deploy/deb/copyright "$stage/usr/share/doc/imedge/copyright"
   debian_changelog | gzip -9n > "$stage/usr/share/doc/imedge/changelog.gz"
   gzip -9n < imedge.example.yaml > "$stage/usr/share/doc/imedge/imedge.example.yaml.gz"
+  install -D -m 0644 deploy/prometheus/imedge.rules.yml "$stage/usr/share/doc/imedge/prometheus/imedge.rules.yml"
   mkdir -p "$stage/usr/share/man/man1"
   manual_page "$work/usage.txt" | gzip -9n > "$stage/usr/share/man/man1/imedge.1.gz"
   install -D -m 0644 deploy/deb/lintian-overrides "$stage/usr/share/lintian/overrides/imedge"

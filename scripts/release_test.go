@@ -353,19 +353,20 @@ func checkArtefacts(t *testing.T, dir, dist, arch, commit string) {
 
 	t.Run("tree", func(t *testing.T) {
 		want := map[string]debEntry{
-			"./usr/bin/imedge":                              {"-rwxr-xr-x", "root/root"},
-			"./lib/systemd/system/imedge.service":           {"-rw-r--r--", "root/root"},
-			"./lib/systemd/system/imedge@.service":          {"-rw-r--r--", "root/root"},
-			"./etc/imedge/":                                 {"drwxr-x---", "root/imedge"},
-			"./etc/imedge/imedge.yaml":                      {"-rw-r-----", "root/imedge"},
-			"./etc/logrotate.d/imedge":                      {"-rw-r--r--", "root/root"},
-			"./var/lib/imedge/":                             {"drwx------", "imedge/imedge"},
-			"./var/log/imedge/":                             {"drwxr-x---", "imedge/imedge"},
-			"./usr/share/doc/imedge/copyright":              {"-rw-r--r--", "root/root"},
-			"./usr/share/doc/imedge/changelog.gz":           {"-rw-r--r--", "root/root"},
-			"./usr/share/doc/imedge/imedge.example.yaml.gz": {"-rw-r--r--", "root/root"},
-			"./usr/share/man/man1/imedge.1.gz":              {"-rw-r--r--", "root/root"},
-			"./usr/share/lintian/overrides/imedge":          {"-rw-r--r--", "root/root"},
+			"./usr/bin/imedge":                                   {"-rwxr-xr-x", "root/root"},
+			"./lib/systemd/system/imedge.service":                {"-rw-r--r--", "root/root"},
+			"./lib/systemd/system/imedge@.service":               {"-rw-r--r--", "root/root"},
+			"./etc/imedge/":                                      {"drwxr-x---", "root/imedge"},
+			"./etc/imedge/imedge.yaml":                           {"-rw-r-----", "root/imedge"},
+			"./etc/logrotate.d/imedge":                           {"-rw-r--r--", "root/root"},
+			"./var/lib/imedge/":                                  {"drwx------", "imedge/imedge"},
+			"./var/log/imedge/":                                  {"drwxr-x---", "imedge/imedge"},
+			"./usr/share/doc/imedge/copyright":                   {"-rw-r--r--", "root/root"},
+			"./usr/share/doc/imedge/changelog.gz":                {"-rw-r--r--", "root/root"},
+			"./usr/share/doc/imedge/imedge.example.yaml.gz":      {"-rw-r--r--", "root/root"},
+			"./usr/share/man/man1/imedge.1.gz":                   {"-rw-r--r--", "root/root"},
+			"./usr/share/doc/imedge/prometheus/imedge.rules.yml": {"-rw-r--r--", "root/root"},
+			"./usr/share/lintian/overrides/imedge":               {"-rw-r--r--", "root/root"},
 		}
 		got := debContents(t, deb)
 		for path, e := range got {
