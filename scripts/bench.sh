@@ -4,6 +4,7 @@
 # Usage:
 #   scripts/bench.sh [--quick] [--rounds N] [--duration SECONDS]
 #                    [--forward-batch N] [--out FILE] [--keep]
+#   scripts/bench.sh --http1-compare [--rounds N] [--duration SECONDS] [--out FILE]
 #
 # Builds imedge (or uses $IMEDGE_BIN), makes a PKI with `imedge certs`,
 # starts a counting sink (`imedge sink`, HTTP on loopback), imedge
@@ -46,12 +47,17 @@
 #   rss_MiB     peak RSS (VmHWM; nginx: sum over its processes)
 # and the imedge/nginx ratios. --out FILE also writes the per-round rows (TSV).
 #
+# --http1-compare runs only the keepalive scenario, without nginx, for two
+# imedge processes with their default flags, one with --http1 std (imedge-std)
+# and one with --http1 fast (imedge-fast), alternating their order each
+# round, and prints the same table with fast/std ratios.
+#
 # --quick makes every round 1 s, one round, and 1m-ips 5 000 requests: a
 # smoke test of the whole script (well under a minute). Everything listens
 # on 127.0.0.1 only; every process started is stopped by its PID on exit.
 set -euo pipefail
 
-QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0
+QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0 H1CMP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -60,6 +66,7 @@ while [ $# -gt 0 ]; do
     --forward-batch) BATCH=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
+    --http1-compare) H1CMP=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -311,10 +318,63 @@ record() { # record SCEN SERVER ROUND LOADJSON DELIVERED NS TICKS HWM_KIB
   tail -1 "$RESULTS" | awk -F'\t' '{ printf "bench: %-9s %-10s round %s: %s ok/s, %s delivered/s, %s us/event, p99 %s ms, %s failed\n", $1, $2, $3, $4, $5, $6, $8, $10 }' >&2
 }
 
+# table REFERENCE TITLE: medians per scenario and server from $RESULTS, and
+# each server's ratios to REFERENCE.
+table() {
+  echo
+  echo "$2 on $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(date -u +%Y-%m-%d)"
+  echo "rounds: $ROUNDS x ${DURATION}s; medians; ok/s = answered per second (new-conn/resume: connections per second)"
+  awk -F'\t' -v ref="$1" '
+    function median(key,   n, i, j, v, t) {
+      n = split(vals[key], v, " ")
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+      return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    NR == 1 { next }
+    {
+      k = $1 SUBSEP $2
+      if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+      for (c = 4; c <= 10; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
+    }
+    END {
+      printf "%-9s %-12s %9s %9s %10s %8s %8s %8s %7s\n", "scenario", "server", "ok/s", "deliv/s", "cpu_us/ev", "p50_ms", "p99_ms", "rss_MiB", "failed"
+      for (i = 1; i <= n; i++) {
+        split(order[i], kk, SUBSEP)
+        for (c = 4; c <= 10; c++) m[order[i] SUBSEP c] = median(order[i] SUBSEP c)
+        printf "%-9s %-12s %9.0f %9.0f %10.1f %8.2f %8.2f %8.1f %7d\n", kk[1], kk[2], m[order[i] SUBSEP 4], m[order[i] SUBSEP 5],
+          m[order[i] SUBSEP 6], m[order[i] SUBSEP 7], m[order[i] SUBSEP 8], m[order[i] SUBSEP 9], m[order[i] SUBSEP 10]
+      }
+      print ""
+      printf "%-9s %-12s %9s %9s %10s\n", "ratios", "vs " ref, "ok/s", "deliv/s", "cpu/ev"
+      for (i = 1; i <= n; i++) {
+        split(order[i], kk, SUBSEP)
+        ng = kk[1] SUBSEP ref
+        if (kk[2] == ref || !(ng in seen)) continue
+        printf "%-9s %-12s %8.2fx %8.2fx %9.2fx\n", kk[1], kk[2], m[order[i] SUBSEP 4] / m[ng SUBSEP 4],
+          m[order[i] SUBSEP 5] / m[ng SUBSEP 5], m[order[i] SUBSEP 6] / m[ng SUBSEP 6]
+      }
+    }' "$RESULTS"
+}
+
 # --- the servers -------------------------------------------------------------
 TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB --max-procs 1)
 start_sink
 log "sink on $SINK"
+if [ "$H1CMP" = 1 ]; then
+  start_imedge imedge-std --rate-limit-exempt 10.0.0.1 --http1 std
+  start_imedge imedge-fast --rate-limit-exempt 10.0.0.1 --http1 fast
+  SERVERS=(imedge-std imedge-fast)
+  for ((r = 1; r <= ROUNDS; r++)); do
+    order=("${SERVERS[@]}")
+    if ((r % 2 == 0)); then mapfile -t order < <(printf '%s\n' "${SERVERS[@]}" | tac); fi
+    for s in "${order[@]}"; do
+      run_case keepalive "$s" "$r" --mode keepalive --concurrency 64 --duration "${DURATION}s"
+    done
+  done
+  table imedge-std "imedge --http1 fast vs std"
+  [ -n "$OUT" ] && cp "$RESULTS" "$OUT"
+  exit 0
+fi
 SERVERS=(imedge nginx)
 start_imedge imedge --rate-limit-exempt 10.0.0.1
 if [ "$BATCH" -gt 1 ]; then
@@ -374,39 +434,7 @@ run_case 1m-ips imedge-1m 1 --mode keepalive --concurrency 64 --duration 0 --req
 RSS_1M=$(($(rss_kib "${PIDOF[imedge-1m]}") / 1024))
 
 # --- the table ------------------------------------------------------------------
-echo
-echo "imedge vs nginx on $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(date -u +%Y-%m-%d)"
-echo "rounds: $ROUNDS x ${DURATION}s; medians; ok/s = answered per second (new-conn/resume: connections per second)"
-awk -F'\t' '
-  function median(key,   n, i, j, v, t) {
-    n = split(vals[key], v, " ")
-    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-  }
-  NR == 1 { next }
-  {
-    k = $1 SUBSEP $2
-    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-    for (c = 4; c <= 10; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
-  }
-  END {
-    printf "%-9s %-12s %9s %9s %10s %8s %8s %8s %7s\n", "scenario", "server", "ok/s", "deliv/s", "cpu_us/ev", "p50_ms", "p99_ms", "rss_MiB", "failed"
-    for (i = 1; i <= n; i++) {
-      split(order[i], kk, SUBSEP)
-      for (c = 4; c <= 10; c++) m[order[i] SUBSEP c] = median(order[i] SUBSEP c)
-      printf "%-9s %-12s %9.0f %9.0f %10.1f %8.2f %8.2f %8.1f %7d\n", kk[1], kk[2], m[order[i] SUBSEP 4], m[order[i] SUBSEP 5],
-        m[order[i] SUBSEP 6], m[order[i] SUBSEP 7], m[order[i] SUBSEP 8], m[order[i] SUBSEP 9], m[order[i] SUBSEP 10]
-    }
-    print ""
-    printf "%-9s %-12s %9s %9s %10s\n", "ratios", "vs nginx", "ok/s", "deliv/s", "cpu/ev"
-    for (i = 1; i <= n; i++) {
-      split(order[i], kk, SUBSEP)
-      ng = kk[1] SUBSEP "nginx"
-      if (kk[2] == "nginx" || !(ng in seen)) continue
-      printf "%-9s %-12s %8.2fx %8.2fx %9.2fx\n", kk[1], kk[2], m[order[i] SUBSEP 4] / m[ng SUBSEP 4],
-        m[order[i] SUBSEP 5] / m[ng SUBSEP 5], m[order[i] SUBSEP 6] / m[ng SUBSEP 6]
-    }
-  }' "$RESULTS"
+table nginx "imedge vs nginx"
 echo
 awk -F'\t' '$1 == "resume" { h[$2] += $11; r[$2] += $12 }
   END { printf "resumption:"; for (s in h) printf " %s %d of %d connections resumed;", s, r[s], r[s] + h[s]; print "" }' "$RESULTS"
