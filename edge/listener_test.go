@@ -447,7 +447,7 @@ func TestRefused_AuditsWhatH1Refuses(t *testing.T) {
 // served requests and idle closes give none.
 func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	e := newEnv(t)
-	l := e.listen(t, edge.Options{MaxHeaderBytes: 4096})
+	l := e.listen(t, edge.Options{})
 	start(l)
 	addr := l.Addr().String()
 	send := func(src, req string) string {
@@ -479,7 +479,32 @@ func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	_, _ = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\n")
 	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the read-header timeout")
 
-	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.records(t)) == 3 }, "three records; got %v", e.auditBuf.records(t))
+	// A transfer coding the server does not implement: 501, audited as 501.
+	resp = send("127.0.0.6", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+	assert.Contains(t, resp, "HTTP/1.1 501")
+
+	// An expectation other than 100-continue: 417, audited as 417.
+	resp = send("127.0.0.7", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 101-custom\r\nContent-Length: 2\r\n\r\n{}")
+	assert.Contains(t, resp, "HTTP/1.1 417")
+
+	// On a keep-alive connection, after one request, the head of the next
+	// arrives in one write and never completes.
+	tc, err = handshakeFrom(t, "127.0.0.8", addr, e.clientConfig())
+	require.NoError(t, err)
+	_, err = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	require.NoError(t, err)
+	br := bufio.NewReader(tc)
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, first.Body)
+	first.Body.Close()
+	assert.Equal(t, http.StatusOK, first.StatusCode)
+	_, err = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\n")
+	require.NoError(t, err)
+	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the read-header timeout")
+
+	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.records(t)) == 6 }, "six records; got %v", e.auditBuf.records(t))
 	byAddr := map[string]map[string]any{}
 	for _, r := range e.auditBuf.records(t) {
 		byAddr[strings.Split(r["remote_addr"].(string), ":")[0]] = r
@@ -493,10 +518,17 @@ func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	assert.Equal(t, float64(400), byAddr["127.0.0.4"]["status"])
 	require.Contains(t, byAddr, "127.0.0.5")
 	assert.Equal(t, "slow_request", byAddr["127.0.0.5"]["reason"])
+	for src, status := range map[string]float64{"127.0.0.6": 501, "127.0.0.7": 417} {
+		require.Contains(t, byAddr, src)
+		assert.Equal(t, "bad_request", byAddr[src]["reason"], src)
+		assert.Equal(t, status, byAddr[src]["status"], "the record says what was answered (%s)", src)
+	}
+	require.Contains(t, byAddr, "127.0.0.8")
+	assert.Equal(t, "slow_request", byAddr["127.0.0.8"]["reason"], "a stalled keep-alive head is audited")
 	assert.NotContains(t, byAddr, "127.0.0.2", "served requests and idle closes are not audited")
 	st := l.Stats()
-	assert.Equal(t, uint64(2), st.BadRequests)
-	assert.Equal(t, uint64(1), st.SlowRequests)
+	assert.Equal(t, uint64(4), st.BadRequests)
+	assert.Equal(t, uint64(2), st.SlowRequests)
 }
 
 // Many goroutines hammer the listener with good and refused connections;

@@ -284,6 +284,12 @@ func (s *Server) serve(rwc net.Conn) {
 			return
 		}
 		c.tls = &st
+	} else if cs, ok := rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		// A view of a TLS connection whose handshake is done (as
+		// edge.Listener hands HTTP/1 connections over): as net/http does,
+		// Request.TLS comes from its ConnectionState.
+		st := cs.ConnectionState()
+		c.tls = &st
 	}
 
 	c.ctx = s.BaseContext

@@ -205,3 +205,46 @@ func TestTLS_SilentHandshake(t *testing.T) {
 	assert.True(t, rc.closed())
 	assert.Empty(t, rec.list())
 }
+
+// plainView is a connection that reads and writes a TLS connection's
+// plaintext and reports its state, as edge.Listener hands HTTP/1 ones over.
+type plainView struct{ *tls.Conn }
+
+// handshaken completes each connection's handshake and hands over a
+// plainView of it.
+type handshaken struct{ net.Listener }
+
+func (l handshaken) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := c.(*tls.Conn)
+		if tc.Handshake() != nil {
+			tc.Close()
+			continue
+		}
+		return plainView{tc}, nil
+	}
+}
+
+// TestTLS_ConnectionStateFromAView: a connection that is not a *tls.Conn
+// but has a ConnectionState method gets it as r.TLS, as with net/http.
+func TestTLS_ConnectionStateFromAView(t *testing.T) {
+	t.Parallel()
+	pki := newCerts(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	h, got := recorder()
+	serveOn(t, &Server{Handler: h, ReadHeaderTimeout: wait},
+		handshaken{tls.NewListener(inner, pki.serverConfig("http/1.1"))})
+
+	resp, err := httpsClient(t, pki, false).Post("https://"+inner.Addr().String()+"/", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	r := <-got
+	assert.True(t, r.tls, "r.TLS set")
+	assert.Equal(t, "h1 test client", r.tlsPeerCN, "the client's certificate")
+}

@@ -42,10 +42,9 @@ func listenEdge(cfg Config, tlsConfig *tls.Config, aud *audit.Logger, logger *sl
 		// PROXY protocol v2 (issue 9) slots in here, as the first Stage, so
 		// that the source allow-list, the per-address cap and the audit
 		// records see the client behind the balancer.
-		Stages:         cfg.Cluster.stages(aud, logger),
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-		Audit:          aud,
-		Logger:         logger,
+		Stages: cfg.Cluster.stages(aud, logger),
+		Audit:  aud,
+		Logger: logger,
 	})
 	if err != nil {
 		inner.Close()
