@@ -393,7 +393,7 @@ func retryAfter(d time.Duration) string {
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, rq *request) bool {
 	limit := h.o.MaxBody
 	if r.ContentLength > limit {
-		w.Header()["Connection"] = []string{"close"}
+		closeAfter(w, r)
 		h.refuse(w, rq, audit.BodyTooLarge, http.StatusRequestEntityTooLarge, "Content-Length over the cap")
 		return false
 	}
