@@ -122,7 +122,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish recovers a panic (answering 500 internal_error), releases a
-// de-duplication key left held, and writes the access line.
+// de-duplication key left held, lingers after a refusal of an unread body
+// (linger.go), and writes the access line.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler { // let net/http abort the connection quietly
@@ -136,6 +137,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 		}
 	}
 	h.settleHeld(rq)
+	h.linger(w, r, rq)
 	ctx := r.Context()
 	if h.o.Logger.Enabled(ctx, slog.LevelDebug) {
 		h.o.Logger.LogAttrs(ctx, slog.LevelDebug, "callback",
