@@ -2,6 +2,7 @@ package h1
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -77,21 +78,38 @@ func (b *body) read(p []byte) (int, error) {
 	return n, err
 }
 
-// readTrailer reads and drops a chunked body's trailer section, within
-// the header byte limit.
+// maxTrailerBytes bounds a chunked body's trailer section: net/http's
+// server refuses one that does not fit its 4 KiB read buffer.
+const maxTrailerBytes = 4 << 10
+
+// errBadTrailer fails the read of a chunked body whose trailer section is
+// malformed.
+var errBadTrailer = errors.New("h1: malformed trailer section in a chunked body")
+
+// readTrailer reads and drops a chunked body's trailer section, checking
+// each field as a header field is checked (no obs-fold, a token name, a
+// value without control characters), within maxTrailerBytes. Its fields
+// are not handed to the handler.
 func (b *body) readTrailer() error {
 	lr := &b.c.lines
-	lr.budget = b.c.s.maxHeaderBytes()
+	lr.budget = min(b.c.s.maxHeaderBytes(), maxTrailerBytes)
 	for {
 		line, err := lr.line()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return io.ErrUnexpectedEOF
 			}
+			var bad *badRequest
+			if errors.As(err, &bad) {
+				return fmt.Errorf("%w: over %d bytes", errBadTrailer, maxTrailerBytes)
+			}
 			return err
 		}
 		if len(line) == 0 {
 			return nil
+		}
+		if _, _, err := checkField(line); err != nil {
+			return fmt.Errorf("%w: %w", errBadTrailer, err)
 		}
 	}
 }
@@ -100,21 +118,38 @@ func (b *body) readTrailer() error {
 // connection closed, after the handler returns.
 func (b *body) Close() error { return nil }
 
-// settle ends the body's life with its request (later reads fail) and
-// reports whether the connection can carry another request: the body was
-// read to its end, or, when mayDrain, what is left (at most maxDiscard)
-// could be read and dropped now.
-func (b *body) settle(mayDrain bool) bool {
+// What end found of a body once its handler returned.
+const (
+	bodyDone   = iota // read to its end: the connection can carry on
+	bodyUnread        // a rest is unread: drop it (see drop) to carry on
+	bodyClose         // the connection must close
+)
+
+// end ends the body's life with its request (later reads fail) and says
+// what is left of it. With mayKeep false, or when a read failed, or when
+// the client still waits for 100 Continue (it may never send the body),
+// or when more than maxDiscard of a Content-Length body is left, an unread
+// rest closes the connection.
+func (b *body) end(mayKeep bool) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done = true
-	if b.sawEOF {
-		return true
+	switch {
+	case b.sawEOF:
+		return bodyDone
+	case !mayKeep || b.err != nil || b.pending:
+		return bodyClose
+	case b.chunks == nil && b.n > maxDiscard:
+		return bodyClose // more than drop would take: say so in the answer
 	}
-	if !mayDrain || b.err != nil || b.pending {
-		// A client waiting for 100 Continue may never send the body.
-		return false
-	}
+	return bodyUnread
+}
+
+// drop reads and drops the unread rest of the body, at most maxDiscard,
+// and reports whether it reached the body's end.
+func (b *body) drop() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	n, _ := io.CopyN(io.Discard, readFunc(b.read), maxDiscard+1)
 	return b.sawEOF && n <= maxDiscard
 }

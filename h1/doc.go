@@ -18,8 +18,22 @@
 // Content-Length values and a missing or repeated Host are refused with
 // 400 (501 for an unknown transfer coding, 505 for another HTTP version,
 // 417 for an Expect other than 100-continue, 431 for a header block over
-// MaxHeaderBytes). Every such refusal is reported to Server.Refused, so
-// the caller can audit it; the connection is closed after the answer.
+// MaxHeaderBytes). A chunked body's trailer section is checked the same
+// way, within 4 KiB (net/http's limit), and dropped; a malformed one fails
+// the handler's read of the body. Every refusal is reported to
+// Server.Refused, so the caller can audit it; the connection is closed
+// after the answer.
+//
+// Answers are never held back by a body: a handler that answers without
+// reading the body is answered at once, and only then is an unread rest
+// (at most 256 KiB) read and dropped to keep the connection; a handler's
+// Connection: close, a larger rest, or a rest that cannot be finished
+// closes it instead. A connection closed with input possibly unread
+// lingers first: it ends its write side, then reads and drops what the
+// client still sends, until the client's end of stream, 4 MiB, 5 s or its
+// ReadTimeout, whichever comes first, so that closing with unread input
+// does not reset the connection under the answer. As RFC 9112 asks (and
+// net/http does), CR and LF bytes right after a POST are ignored.
 //
 // What it does not do: HTTP/2 (connections that negotiated another
 // protocol by ALPN go to Server.Other, e.g. a net/http server through a

@@ -195,23 +195,35 @@ func methodString(method []byte) string {
 }
 
 func (lr *lineReader) addField(line []byte) error {
-	if line[0] == ' ' || line[0] == '\t' {
-		return refuse(http.StatusBadRequest, "obsolete header line folding")
-	}
-	name, value, ok := cut(line, ':')
-	if !ok || !isToken(name) {
-		return refuse(http.StatusBadRequest, "malformed header field name")
-	}
-	value = trimOWS(value)
-	for _, c := range value {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return refuse(http.StatusBadRequest, "control character in a header field value")
-		}
+	name, value, err := checkField(line)
+	if err != nil {
+		return err
 	}
 	start := len(lr.arena)
 	lr.arena = append(lr.arena, value...)
 	lr.fields = append(lr.fields, field{key: lr.canonicalKey(name), start: start, end: len(lr.arena)})
 	return nil
+}
+
+// checkField checks a header (or trailer) field line, which is not
+// empty, and returns its name and its value without surrounding
+// whitespace: no obs-fold, a token name followed by a colon, and a value
+// without control characters other than tab.
+func checkField(line []byte) (name, value []byte, err error) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, refuse(http.StatusBadRequest, "obsolete header line folding")
+	}
+	name, value, ok := cut(line, ':')
+	if !ok || !isToken(name) {
+		return nil, nil, refuse(http.StatusBadRequest, "malformed header field name")
+	}
+	value = trimOWS(value)
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, refuse(http.StatusBadRequest, "control character in a header field value")
+		}
+	}
+	return name, value, nil
 }
 
 // header builds the request's header map from the collected fields: one

@@ -33,12 +33,14 @@ type Refusal struct {
 //
 // Set its fields before Serve and do not change them afterwards. Handler
 // is required; zero timeouts mean none, MaxHeaderBytes zero means
-// http.DefaultMaxHeaderBytes. Serve may be called for several listeners;
+// http.DefaultMaxHeaderBytes. As with net/http, the header and read
+// timeouts of a connection's first request run from the connection's
+// start, those of a later request from its first byte. Serve may be called for several listeners;
 // Shutdown or Close ends them all. Safe for concurrent use.
 type Server struct {
 	Handler           http.Handler
-	ReadHeaderTimeout time.Duration // from the first byte of a request to the end of its headers
-	ReadTimeout       time.Duration // from the first byte of a request to the end of its body
+	ReadHeaderTimeout time.Duration // to the end of a request's headers (see below)
+	ReadTimeout       time.Duration // to the end of a request's body (see below)
 	WriteTimeout      time.Duration // from the end of the headers to the end of the response
 	IdleTimeout       time.Duration // between requests on one connection; zero means ReadTimeout
 	MaxHeaderBytes    int           // request line and header block
@@ -243,6 +245,7 @@ type conn struct {
 	proto  *http.Request // a zero Request with ctx, copied into each request
 	// The deadlines readBy and writeBy last set (zero: none or unknown).
 	readDL, writeDL time.Time
+	lastPost        bool // the last request was a POST (see await)
 
 	// Guarded by s.mu.
 	active bool // reading or serving a request
@@ -304,28 +307,40 @@ func (s *Server) serve(rwc net.Conn) {
 	c.bw = bufio.NewWriterSize(rwc, 4<<10)
 	c.lines.br = c.br
 	for first := true; ; first = false {
-		if !c.await(first) || !c.serveRequest() || s.closing.Load() {
+		t0, ok := c.await(first)
+		if !ok || !c.serveRequest(t0) || s.closing.Load() {
 			return
 		}
 	}
 }
 
-// await waits for the first byte of the next request: the header timeout
-// applies to a new connection, the idle timeout between requests.
-func (c *conn) await(first bool) bool {
+// await waits for the first byte of the next request and returns the
+// time its read timeouts count from: on a new connection the header and
+// read timeouts run from when the server starts waiting (as net/http's),
+// so the first head must be complete within ReadHeaderTimeout of the
+// connection's start; between requests the idle timeout applies until the
+// first byte, and the request's timeouts run from its arrival. After a
+// POST, CR and LF bytes among the next four are dropped (RFC 9112
+// section 2.2's tolerance for a stray CRLF after a body, as net/http's).
+func (c *conn) await(first bool) (time.Time, bool) {
 	if !c.s.setActive(c, false) {
-		return false
+		return time.Time{}, false
+	}
+	now := time.Now()
+	if first {
+		c.readBy(now, c.s.headerTimeout())
+	}
+	if c.lastPost {
+		c.lastPost = false
+		c.skipCRLF()
 	}
 	if c.br.Buffered() == 0 {
-		d := c.s.IdleTimeout
-		if d <= 0 {
-			d = c.s.ReadTimeout // as net/http does
-		}
-		if first {
-			d = c.s.ReadHeaderTimeout
-		}
-		c.readBy(time.Now(), d)
 		if !first {
+			d := c.s.IdleTimeout
+			if d <= 0 {
+				d = c.s.ReadTimeout // as net/http does
+			}
+			c.readBy(now, d)
 			// The client sends its next request only after reading this
 			// answer, so a read right now would nearly always find nothing
 			// (a read that fails with EAGAIN, then parking and waking on
@@ -338,10 +353,33 @@ func (c *conn) await(first bool) bool {
 			runtime.Gosched()
 		}
 		if _, err := c.br.Peek(1); err != nil {
-			return false
+			return time.Time{}, false
+		}
+		if !first {
+			now = time.Now()
 		}
 	}
-	return c.s.setActive(c, true)
+	return now, c.s.setActive(c, true)
+}
+
+// skipCRLF drops the CR and LF bytes among the next four buffered ones.
+func (c *conn) skipCRLF() {
+	b, _ := c.br.Peek(min(4, c.br.Buffered()))
+	n := 0
+	for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+		n++
+	}
+	_, _ = c.br.Discard(n)
+}
+
+// headerTimeout bounds a request's head: ReadHeaderTimeout, or ReadTimeout
+// when that is shorter or the other is zero.
+func (s *Server) headerTimeout() time.Duration {
+	hd := s.ReadHeaderTimeout
+	if rt := s.ReadTimeout; rt > 0 && (hd <= 0 || rt < hd) {
+		hd = rt
+	}
+	return hd
 }
 
 // readBy and writeBy set the read or write deadline d after now; d <= 0
@@ -391,21 +429,18 @@ type exchange struct {
 	w    response
 }
 
-// serveRequest reads, serves and answers one request and reports whether
-// the connection may carry another.
-func (c *conn) serveRequest() bool {
+// serveRequest reads, serves and answers one request whose timeouts count
+// from t0 (see await) and reports whether the connection may carry
+// another.
+func (c *conn) serveRequest(t0 time.Time) bool {
 	s := c.s
-	start := time.Now()
-	hd := s.ReadHeaderTimeout
-	if rt := s.ReadTimeout; rt > 0 && (hd <= 0 || rt < hd) {
-		hd = rt
-	}
+	hd := s.headerTimeout()
 	// Deadlines matter only for reads from the network: a header block
 	// or body already in the buffer (the usual case, one TLS record per
 	// callback) needs none, which saves a timer update each.
 	headerDeadline := !c.headBuffered()
 	if headerDeadline {
-		c.readBy(start, hd)
+		c.readBy(t0, hd)
 	}
 	c.lines.budget = s.maxHeaderBytes()
 	// A new exchange per request: a ResponseWriter or body a handler
@@ -413,17 +448,24 @@ func (c *conn) serveRequest() bool {
 	x := new(exchange)
 	h := &x.head
 	if err := readHead(&c.lines, h, x.vals[:]); err != nil {
-		c.refuse(err)
+		c.refuse(err, t0)
 		return false
 	}
 	if err := parseTarget(h.target, &x.url); err != nil {
-		c.refuse(refuse(http.StatusBadRequest, "malformed request target"))
+		c.refuse(refuse(http.StatusBadRequest, "malformed request target"), t0)
 		return false
 	}
-	if !c.bodyBuffered(h) && (!headerDeadline || s.ReadTimeout != hd) {
-		c.readBy(start, s.ReadTimeout)
+	c.lastPost = h.method == http.MethodPost
+	// The write timeout runs from the end of the head, as net/http's: a
+	// head read from the network ended now, a buffered one at t0.
+	headEnd := t0
+	if headerDeadline {
+		headEnd = time.Now()
 	}
-	c.writeBy(start, s.WriteTimeout)
+	if !c.bodyBuffered(h) && (!headerDeadline || s.ReadTimeout != hd) {
+		c.readBy(t0, s.ReadTimeout)
+	}
+	c.writeBy(headEnd, s.WriteTimeout)
 
 	b := newBody(c, h, &x.body)
 	r := &x.req
@@ -443,22 +485,56 @@ func (c *conn) serveRequest() bool {
 	if !c.call(w, r) {
 		return false
 	}
-	keep := !h.close && !s.closing.Load()
-	if bb, ok := b.(*body); ok {
-		if keep && s.ReadTimeout <= 0 {
-			// Dropping an unread rest must not wait forever.
-			c.readBy(time.Now(), lingerTime)
+	// The connection is kept unless the client or the handler asked to
+	// close it, the server is shutting down, or the body cannot be
+	// finished (a read failed, or 100 Continue was never sent). An unread
+	// rest is dropped only after the answer is written: the answer never
+	// waits for a body the client may be holding back.
+	keep := !h.close && !s.closing.Load() && !asksClose(w.h)
+	bb, hasBody := b.(*body)
+	drain, unread := false, false
+	if hasBody {
+		switch bb.end(keep) {
+		case bodyDone:
+		case bodyUnread:
+			drain = true
+		default:
+			keep, unread = false, true
 		}
-		keep = bb.settle(keep) && keep
 	}
 	if cap(c.lines.scratch) > 4<<10 {
 		c.lines.scratch = nil // a rare long header line is not kept for the connection's life
 	}
-	ok := c.writeResponse(w, start, keep)
-	if ok && !keep {
-		c.closeWriteAndWait()
+	if !c.writeResponse(w, headEnd, keep) {
+		return false
 	}
-	return ok && keep
+	if drain {
+		if s.ReadTimeout <= 0 {
+			// Dropping an unread rest must not wait forever.
+			c.readBy(time.Now(), lingerTime)
+		}
+		// The answer said the connection stays; if the rest cannot be
+		// dropped it closes all the same, which a client must expect.
+		keep = bb.drop()
+		unread = !keep
+	}
+	if !keep {
+		// Linger only when the client may still be sending: a body left
+		// unread, or more bytes after this request.
+		c.closeWrite(t0, unread || c.br.Buffered() > 0)
+	}
+	return keep
+}
+
+// asksClose reports whether a handler's header asks to close the
+// connection after its answer (Connection: close).
+func asksClose(h http.Header) bool {
+	for _, v := range h["Connection"] {
+		if hasToken(v, "close") {
+			return true
+		}
+	}
+	return false
 }
 
 // headBuffered reports whether a whole header block is in the read
@@ -490,8 +566,9 @@ func (c *conn) call(w *response, r *http.Request) (ok bool) {
 }
 
 // refuse answers a request refused before its handler (nothing for a
-// timeout or a client that went away) and reports it.
-func (c *conn) refuse(err error) {
+// timeout or a client that went away) and reports it; t0 is when the
+// request's timeouts started.
+func (c *conn) refuse(err error, t0 time.Time) {
 	var bad *badRequest
 	switch {
 	case errors.As(err, &bad):
@@ -501,7 +578,7 @@ func (c *conn) refuse(err error) {
 		flushed := c.bw.Flush() == nil
 		c.report(Refusal{Status: bad.status, Detail: bad.detail})
 		if flushed {
-			c.closeWriteAndWait()
+			c.closeWrite(t0, true)
 		}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.report(Refusal{Slow: true, Detail: "request headers not complete within --read-header-timeout"})
@@ -515,22 +592,41 @@ func (c *conn) report(r Refusal) {
 	}
 }
 
-// lingerTime bounds how long a connection closed with unread input waits
-// for the client to read the answer and close.
-const lingerTime = 500 * time.Millisecond
+// The bounds of a lingering close (see closeWrite); the same as edge's for
+// the connections it hands over.
+const (
+	lingerTime  = 5 * time.Second
+	lingerBytes = 4 << 20
+)
 
-// closeWriteAndWait ends the write side (close_notify and a FIN with TLS)
-// and reads what the client still sends, for at most lingerTime, before
-// the connection is closed: closing a socket with unread input sends a
-// reset, which can make the client lose the answer just written.
-func (c *conn) closeWriteAndWait() {
+// closeWrite ends the write side (close_notify and a FIN with TLS, or a
+// FIN) once an answer is written and the connection is to close. With
+// linger, it then reads and drops what the client still sends until its
+// end of stream, for at most lingerBytes and lingerTime, and never past
+// ReadTimeout from t0, before the connection is closed: closing a socket
+// with unread input sends a reset, which can make the client lose the
+// answer just written, or fail a client still writing its body before it
+// reads the answer.
+func (c *conn) closeWrite(t0 time.Time, linger bool) {
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() != nil {
 			return
 		}
 	}
-	c.readBy(time.Now(), lingerTime)
-	_, _ = io.Copy(io.Discard, io.LimitReader(c.rwc, maxDiscard))
+	if !linger {
+		return
+	}
+	now := time.Now()
+	end := now.Add(lingerTime)
+	if rt := c.s.ReadTimeout; rt > 0 && t0.Add(rt).Before(end) {
+		end = t0.Add(rt)
+	}
+	if !end.After(now) {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(end)
+	c.readDL = end
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.rwc, lingerBytes))
 }
 
 // sendContinue answers an Expect: 100-continue before the body is read.
