@@ -207,6 +207,17 @@ func TestServe_StrayCRLFAfterABody(t *testing.T) {
 	resp, _ = rc.reply(http.MethodGet)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "/second", next(t, got).path)
+
+	// The CRLF on its own, after the answer, while the server waits.
+	rc.send("POST /third HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	resp, _ = rc.reply(http.MethodPost)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "/third", next(t, got).path)
+	rc.send("\r\n")
+	rc.send("GET /fourth HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, _ = rc.reply(http.MethodGet)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "/fourth", next(t, got).path)
 }
 
 // next returns what the recorder's handler saw of the next request, or

@@ -88,7 +88,8 @@ var errBadTrailer = errors.New("h1: malformed trailer section in a chunked body"
 
 // readTrailer reads and drops a chunked body's trailer section, checking
 // each field as a header field is checked (no obs-fold, a token name, a
-// value without control characters), within maxTrailerBytes. Its fields
+// value without control characters), each line ended by CRLF, within
+// maxTrailerBytes. Its fields
 // are not handed to the handler.
 func (b *body) readTrailer() error {
 	lr := &b.c.lines
@@ -104,6 +105,10 @@ func (b *body) readTrailer() error {
 				return fmt.Errorf("%w: over %d bytes", errBadTrailer, maxTrailerBytes)
 			}
 			return err
+		}
+		if !lr.crlf {
+			// net/http's server needs the section to end in CRLF CRLF.
+			return fmt.Errorf("%w: a line not ended by CRLF", errBadTrailer)
 		}
 		if len(line) == 0 {
 			return nil

@@ -74,6 +74,8 @@ func refusalCases() []refusalCase {
 		{"Transfer-Encoding gzip, chunked", post("Transfer-Encoding: gzip, chunked\r\n"), 501},
 		{"Transfer-Encoding chunked twice", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), 501},
 		{"Transfer-Encoding chunked, chunked", post("Transfer-Encoding: chunked, chunked\r\n"), 501},
+		{"Trailer naming Content-Length", post("Transfer-Encoding: chunked\r\nTrailer: X-A, content-length\r\n"), 400},
+		{"Trailer naming Transfer-Encoding", post("Transfer-Encoding: chunked\r\nTrailer: Transfer-Encoding\r\n"), 400},
 		{"Transfer-Encoding on HTTP/1.0", "POST /cb HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
 		{"differing Content-Length", post("Content-Length: 5\r\nContent-Length: 6\r\n"), 400},
 		{"Content-Length list", post("Content-Length: 5, 5\r\n"), 400},

@@ -39,6 +39,7 @@ type lineReader struct {
 	br      *bufio.Reader
 	budget  int
 	scratch []byte
+	crlf    bool // the last line ended with CRLF, not a bare LF
 
 	// The header fields of the request being read: their values are
 	// collected in arena and turned into strings with one allocation.
@@ -76,7 +77,9 @@ func (lr *lineReader) line() ([]byte, error) {
 		return nil, err
 	}
 	b = b[:len(b)-1]
-	if n := len(b); n > 0 && b[n-1] == '\r' {
+	n := len(b)
+	lr.crlf = n > 0 && b[n-1] == '\r'
+	if lr.crlf {
 		b = b[:n-1]
 	}
 	return b, nil
@@ -341,6 +344,15 @@ func (h *head) framing() error {
 			return refuse(http.StatusNotImplemented, "unsupported Transfer-Encoding")
 		}
 		h.chunked, h.length = true, -1
+		for _, v := range hd["Trailer"] {
+			// As net/http: a trailer may not carry framing fields.
+			for _, k := range strings.Split(v, ",") {
+				switch http.CanonicalHeaderKey(strings.Trim(k, " \t")) {
+				case "Transfer-Encoding", "Trailer", "Content-Length":
+					return refuse(http.StatusBadRequest, "framing field named in Trailer")
+				}
+			}
+		}
 	}
 	if cl := hd["Content-Length"]; len(cl) > 0 {
 		for _, v := range cl[1:] {

@@ -330,12 +330,22 @@ func (c *conn) await(first bool) (time.Time, bool) {
 	if first {
 		c.readBy(now, c.s.headerTimeout())
 	}
+	skip := 0 // CR and LF bytes still to drop
 	if c.lastPost {
-		c.lastPost = false
-		c.skipCRLF()
+		skip, c.lastPost = 4, false
 	}
-	if c.br.Buffered() == 0 {
-		if !first {
+	for waited := false; ; waited = true {
+		if skip > 0 {
+			n, all := c.skipCRLF(skip)
+			skip -= n
+			if !all {
+				skip = 0 // a request's first byte
+			}
+		}
+		if c.br.Buffered() > 0 {
+			break
+		}
+		if !first && !waited {
 			d := c.s.IdleTimeout
 			if d <= 0 {
 				d = c.s.ReadTimeout // as net/http does
@@ -362,14 +372,17 @@ func (c *conn) await(first bool) (time.Time, bool) {
 	return now, c.s.setActive(c, true)
 }
 
-// skipCRLF drops the CR and LF bytes among the next four buffered ones.
-func (c *conn) skipCRLF() {
-	b, _ := c.br.Peek(min(4, c.br.Buffered()))
+// skipCRLF drops the CR and LF bytes that start the buffered input, at
+// most limit, and reports how many it dropped and whether every buffered
+// byte it looked at was one (so that more may follow).
+func (c *conn) skipCRLF(limit int) (int, bool) {
+	b, _ := c.br.Peek(min(limit, c.br.Buffered()))
 	n := 0
 	for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
 		n++
 	}
 	_, _ = c.br.Discard(n)
+	return n, n == len(b)
 }
 
 // headerTimeout bounds a request's head: ReadHeaderTimeout, or ReadTimeout
