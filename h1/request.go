@@ -16,7 +16,8 @@ type head struct {
 	length         int64 // Content-Length; -1 with chunked
 	chunked        bool
 	expect100      bool
-	close          bool // the client asked to close after this request (or is HTTP/1.0)
+	close          bool // the client asked to close after this request (or is HTTP/1.0): Request.Close
+	closeConn      bool // close after this request: close, or "close" anywhere in Connection (see framing)
 }
 
 // badRequest is a request the server refuses on its own: answered with
@@ -376,7 +377,13 @@ func (h *head) framing() error {
 		if hasToken(v, "close") {
 			h.close = true
 		}
+		// net/http's server also closes when "close" appears between
+		// spaces or tabs ("a close"), while Request.Close says false.
+		if hasWord(v, "close") {
+			h.closeConn = true
+		}
 	}
+	h.closeConn = h.closeConn || h.close
 	return nil
 }
 
@@ -480,6 +487,22 @@ func parseLength(s string) (int64, bool) {
 	}
 	return n, true
 }
+
+// hasWord reports whether word (lower case) appears in v, compared
+// case-insensitively, between the start or end of v, spaces, tabs or
+// commas.
+func hasWord(v, word string) bool {
+	for i := 0; i+len(word) <= len(v); i++ {
+		if (i == 0 || isWordBoundary(v[i-1])) &&
+			(i+len(word) == len(v) || isWordBoundary(v[i+len(word)])) &&
+			strings.EqualFold(v[i:i+len(word)], word) {
+			return true
+		}
+	}
+	return false
+}
+
+func isWordBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // hasToken reports whether the comma-separated list v holds token,
 // compared case-insensitively.

@@ -503,7 +503,7 @@ func (c *conn) serveRequest(t0 time.Time) bool {
 	// finished (a read failed, or 100 Continue was never sent). An unread
 	// rest is dropped only after the answer is written: the answer never
 	// waits for a body the client may be holding back.
-	keep := !h.close && !s.closing.Load() && !asksClose(w.h)
+	keep := !h.closeConn && !s.closing.Load() && !asksClose(w.h)
 	bb, hasBody := b.(*body)
 	drain, unread := false, false
 	if hasBody {
@@ -543,7 +543,7 @@ func (c *conn) serveRequest(t0 time.Time) bool {
 // connection after its answer (Connection: close).
 func asksClose(h http.Header) bool {
 	for _, v := range h["Connection"] {
-		if hasToken(v, "close") {
+		if hasWord(v, "close") {
 			return true
 		}
 	}
