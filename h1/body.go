@@ -89,8 +89,7 @@ var errBadTrailer = errors.New("h1: malformed trailer section in a chunked body"
 // readTrailer reads and drops a chunked body's trailer section, checking
 // each field as a header field is checked (no obs-fold, a token name, a
 // value without control characters), each line ended by CRLF, within
-// maxTrailerBytes. Its fields
-// are not handed to the handler.
+// maxTrailerBytes. Its fields are not handed to the handler.
 func (b *body) readTrailer() error {
 	lr := &b.c.lines
 	lr.budget = min(b.c.s.maxHeaderBytes(), maxTrailerBytes)

@@ -19,7 +19,9 @@ import (
 // edge.Listener, which admits connections (--max-conns, --max-conns-per-ip,
 // --allow-source) and completes their TLS handshake under
 // --handshake-timeout before http.Server sees them. Connections it returns
-// are *tls.Conn configured with tlsConfig, handshake done.
+// have completed their handshake with tlsConfig: a *tls.Conn for HTTP/2, a
+// plaintext view with a ConnectionState method for HTTP/1 (see package
+// edge), which lingers when closed after an answer.
 func listenEdge(cfg Config, tlsConfig *tls.Config, aud *audit.Logger, logger *slog.Logger) (net.Listener, error) {
 	e := cfg.Edge
 	sources, err := e.sources()
