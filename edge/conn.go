@@ -64,19 +64,6 @@ func (c *trackedConn) closeWrite() {
 // *httpConn.
 type connKey struct{}
 
-// tracked returns the trackedConn under c, which is a *tls.Conn or an
-// *httpConn from a Listener, or nil when c did not come from one.
-func tracked(c net.Conn) *trackedConn {
-	switch v := c.(type) {
-	case *httpConn:
-		return v.t
-	case *tls.Conn:
-		t, _ := v.NetConn().(*trackedConn)
-		return t
-	}
-	return nil
-}
-
 // ConnContext is an http.Server.ConnContext that lets Observe find the
 // connection of a request. Connections not from a Listener, and HTTP/2
 // ones, are left alone.
@@ -137,27 +124,4 @@ func (c *trackedConn) audit(reason audit.Reason, status int, detail string) {
 		rec.CertSHA256 = certs.CertFingerprint(c.leaf)
 	}
 	c.l.o.Audit.Log(rec)
-}
-
-// Refused audits and counts a request that an HTTP/1 server other than
-// net/http (package h1) refused before any handler ran and reported
-// itself: slow means the headers were not complete in time (slow_request,
-// no answer); otherwise it is a bad_request answered with status. The
-// connection's ConnState then audits nothing more for that request.
-// Connections not from a Listener are ignored.
-func Refused(c net.Conn, slow bool, status int, detail string) {
-	if hc, ok := c.(*httpConn); ok {
-		hc.handled.Store(true)
-	}
-	t := tracked(c)
-	if t == nil || t.l.closed() {
-		return
-	}
-	if slow {
-		t.l.n.slowReq.Add(1)
-		t.audit(audit.SlowRequest, 0, detail)
-		return
-	}
-	t.l.n.badReq.Add(1)
-	t.audit(audit.BadRequest, status, detail)
 }

@@ -16,10 +16,10 @@
 // already complete, so net/http's implicit handshake deadline never applies:
 // a *tls.Conn when the client negotiated HTTP/2 (net/http's HTTP/2 server
 // takes it by ALPN), otherwise a view of the TLS connection's plaintext
-// with a ConnectionState method, which an HTTP/1 server serves as a plain
-// connection while setting Request.TLS from it (net/http does, and so does
-// package h1). Through that view the package sees what an HTTP/1 server
-// reads and writes, and closes it with a lingering close.
+// with a ConnectionState method, which net/http serves as a plain HTTP/1
+// connection while setting Request.TLS from it. Through that view the
+// package sees what the HTTP/1 server reads and writes, and closes it with
+// a lingering close.
 //
 // Lingering close: an HTTP/1 server that answers a request without reading
 // its body (a refusal: the body is over the cap, or unauthenticated) and then
@@ -46,8 +46,7 @@
 // refusals net/http makes on its own (a malformed request, a header block
 // over MaxHeaderBytes, an unknown transfer coding or expectation, headers
 // not complete within ReadHeaderTimeout) to the audit log, which it
-// otherwise never sees, with the status it answered; [Refused] does the same
-// for another HTTP/1.1 server (package h1) that reports its refusals itself.
+// otherwise never sees, with the status it answered.
 //
 // Every refusal writes one record to the audit log (sampled there). The
 // package owns no TLS material (tlsconf does) and no HTTP semantics

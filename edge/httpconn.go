@@ -33,10 +33,9 @@ type httpConn struct {
 	t *trackedConn
 
 	// The request phase, from the first byte of a request to the
-	// connection going idle again (set by ConnState; h1 reports the same
-	// way).
+	// connection going idle again (set by ConnState).
 	active  atomic.Bool  // the server read (part of) a request
-	handled atomic.Bool  // ... and a handler ran, or the server reported the refusal itself
+	handled atomic.Bool  // ... and a handler ran
 	readErr atomic.Int32 // the last read error in the phase (readErr* constants)
 	read    atomic.Int64 // plaintext bytes read in the phase
 	status  atomic.Int32 // status of the first final response written in the phase; 0 none

@@ -21,7 +21,6 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/edge"
-	"github.com/imedge/imedge/h1"
 )
 
 func TestNew_RejectsBadOptions(t *testing.T) {
@@ -412,43 +411,19 @@ func TestWithoutHTTP2(t *testing.T) {
 	require.Error(t, err, "an h2-only client finds no common protocol")
 }
 
-// Refusals net/http makes on its own are audited through ConnState;
-// ordinary traffic and idle keep-alive closes are not.
+// Refusals net/http makes on its own are audited through ConnState, each
+// with the status it answered: an oversized header block, a malformed
+// request line, a slowloris, an unknown transfer coding, an unknown
+// expectation, and a keep-alive connection whose next head stalls. Served
+// requests and idle closes give none.
 func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
-	auditsServerRefusals(t, func(l *edge.Listener) {
-		serveHTTP(t, l, okHandler(), func(s *http.Server) {
-			s.MaxHeaderBytes = 4096
-			s.ReadHeaderTimeout = 400 * time.Millisecond
-			s.IdleTimeout = 300 * time.Millisecond
-		})
-	})
-}
-
-// TestRefused_AuditsWhatH1Refuses is the same check for imedge's own
-// HTTP/1.1 server (--http1 fast), which reports through edge.Refused.
-func TestRefused_AuditsWhatH1Refuses(t *testing.T) {
-	auditsServerRefusals(t, func(l *edge.Listener) {
-		s := &h1.Server{Handler: okHandler(), MaxHeaderBytes: 4096,
-			ReadHeaderTimeout: 400 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
-			ConnContext: edge.ConnContext,
-			Refused:     func(c net.Conn, r h1.Refusal) { edge.Refused(c, r.Slow, r.Status, r.Detail) }}
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(l) }()
-		t.Cleanup(func() {
-			s.Close()
-			assert.ErrorIs(t, <-done, http.ErrServerClosed)
-		})
-	})
-}
-
-// auditsServerRefusals serves an edge listener with start's server and
-// checks that an oversized header block, a malformed request line and a
-// slowloris each give one audit record naming the client, and that
-// served requests and idle closes give none.
-func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	e := newEnv(t)
 	l := e.listen(t, edge.Options{})
-	start(l)
+	serveHTTP(t, l, okHandler(), func(s *http.Server) {
+		s.MaxHeaderBytes = 4096
+		s.ReadHeaderTimeout = 400 * time.Millisecond
+		s.IdleTimeout = 300 * time.Millisecond
+	})
 	addr := l.Addr().String()
 	send := func(src, req string) string {
 		tc, err := handshakeFrom(t, src, addr, e.clientConfig())

@@ -4,7 +4,6 @@
 # Usage:
 #   scripts/bench.sh [--quick] [--rounds N] [--duration SECONDS]
 #                    [--forward-batch N] [--out FILE] [--keep]
-#   scripts/bench.sh --http1-compare [--rounds N] [--duration SECONDS] [--out FILE]
 #
 # Builds imedge (or uses $IMEDGE_BIN), makes a PKI with `imedge certs`,
 # starts a counting sink (`imedge sink`, HTTP on loopback), imedge
@@ -29,8 +28,8 @@
 #              a new body (1 M limiter keys and 1 M dedupe keys), on a fresh
 #              imedge with --rate-max-keys 1000000; then its RSS
 # With --forward-batch N, a second imedge tuned for the comparison (imedge-bN)
-# joins the three main scenarios: it delivers N events per request, serves
-# HTTP/1.1 with imedge's own server (--http1 fast), offers nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
+# joins the three main scenarios: it delivers N events per request, offers
+# nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
 # and runs with --gc-percent 400 --memory-limit 256MiB --max-procs 1 (one
 # processor for Go code: the load generator takes the other core, and the
 # journal flushes through io_uring); 1m-ips then uses the same flags. 1m-ips always runs with --memory-limit 160MiB.
@@ -47,17 +46,12 @@
 #   rss_MiB     peak RSS (VmHWM; nginx: sum over its processes)
 # and the imedge/nginx ratios. --out FILE also writes the per-round rows (TSV).
 #
-# --http1-compare runs only the keepalive scenario, without nginx, for two
-# imedge processes with their default flags, one with --http1 std (imedge-std)
-# and one with --http1 fast (imedge-fast), alternating their order each
-# round, and prints the same table with fast/std ratios.
-#
 # --quick makes every round 1 s, one round, and 1m-ips 5 000 requests: a
 # smoke test of the whole script (well under a minute). Everything listens
 # on 127.0.0.1 only; every process started is stopped by its PID on exit.
 set -euo pipefail
 
-QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0 H1CMP=0
+QUICK=0 ROUNDS=3 DURATION=10 BATCH=0 OUT="" KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -66,7 +60,6 @@ while [ $# -gt 0 ]; do
     --forward-batch) BATCH=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep) KEEP=1 ;;
-    --http1-compare) H1CMP=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -357,29 +350,13 @@ table() {
 }
 
 # --- the servers -------------------------------------------------------------
-TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB --max-procs 1)
+TUNED=(--forward-batch "$BATCH" --tls-curves "X25519,P-256,P-384" --gc-percent 400 --memory-limit 256MiB --max-procs 1)
 start_sink
 log "sink on $SINK"
-if [ "$H1CMP" = 1 ]; then
-  start_imedge imedge-std --rate-limit-exempt 10.0.0.1 --http1 std
-  start_imedge imedge-fast --rate-limit-exempt 10.0.0.1 --http1 fast
-  SERVERS=(imedge-std imedge-fast)
-  for ((r = 1; r <= ROUNDS; r++)); do
-    order=("${SERVERS[@]}")
-    if ((r % 2 == 0)); then mapfile -t order < <(printf '%s\n' "${SERVERS[@]}" | tac); fi
-    for s in "${order[@]}"; do
-      run_case keepalive "$s" "$r" --mode keepalive --concurrency 64 --duration "${DURATION}s"
-    done
-  done
-  table imedge-std "imedge --http1 fast vs std"
-  [ -n "$OUT" ] && cp "$RESULTS" "$OUT"
-  exit 0
-fi
 SERVERS=(imedge nginx)
 start_imedge imedge --rate-limit-exempt 10.0.0.1
 if [ "$BATCH" -gt 1 ]; then
-  # Tuned for the comparison: batched delivery; imedge's own HTTP/1.1
-  # server (no per-request goroutine, one write per reply); the classic key exchanges
+  # Tuned for the comparison: batched delivery; the classic key exchanges
   # nginx offers (Debian's nginx, on OpenSSL 3.0, has no ML-KEM); a garbage
   # collector that runs a quarter as often, bounded by a memory limit; one
   # processor for Go code, as the load generator keeps the other core busy.

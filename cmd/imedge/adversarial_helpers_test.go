@@ -189,7 +189,7 @@ func (a *arena) auditTail(t *testing.T) string {
 
 // newArena builds the PKI (good client, rogue CA, expired, server-only
 // EKU, revoked), a CRL, and starts imedge with a token and tight limits.
-func newArena(t *testing.T, extra ...string) *arena {
+func newArena(t *testing.T) *arena {
 	t.Helper()
 	raiseFileLimit(t)
 	a := &arena{p: newPKI(t), sink: newSink(t)}
@@ -218,7 +218,7 @@ func newArena(t *testing.T, extra ...string) *arena {
 		"--allow-source", "127.0.0.0/25",
 		"--audit-sample-interval", "1h", "--audit-burst", "5",
 		"--shutdown-timeout", "5s")
-	a.im = start(t, append(args, extra...)...)
+	a.im = start(t, args...)
 	return a
 }
 

@@ -32,18 +32,11 @@ const idleConns = 2000
 // served. Each case checks the refusal (TLS failure, or HTTP status and
 // FAIL JSON) and its audit record. At the end the audit log is shown to
 // stay bounded, and the legitimate client's success ratio is logged.
-func TestAdversarial(t *testing.T) { adversarial(t) }
-
-// TestAdversarial_FastHTTP1 runs the same attacks against imedge's own
-// HTTP/1.1 server (--http1 fast): every refusal, status and audit record
-// must be the same as with net/http's.
-func TestAdversarial_FastHTTP1(t *testing.T) { adversarial(t, "--http1", "fast") }
-
-func adversarial(t *testing.T, extra ...string) {
+func TestAdversarial(t *testing.T) {
 	if testing.Short() {
 		t.Skip("adversarial suite skipped in -short mode")
 	}
-	a := newArena(t, extra...)
+	a := newArena(t)
 	l := startLegit(t, a)
 	time.Sleep(200 * time.Millisecond) // a few requests before the attacks
 

@@ -249,6 +249,9 @@ func newServeFlagSet(out io.Writer) (*flag.FlagSet, *serveFlags) {
 // parseServeFlags builds serve's flag set, applies the --config file and
 // then the command line, which wins.
 func parseServeFlags(args []string, out io.Writer) (*flag.FlagSet, *serveFlags, bool, error) {
+	if err := removedFlag(args); err != nil {
+		return nil, nil, false, err
+	}
 	fs, sf := newServeFlagSet(out)
 	if path := configArg(args); path != "" {
 		if err := applyConfigFile(fs, path); err != nil {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imedge/imedge/edge"
@@ -20,7 +22,6 @@ type edgeConfig struct {
 	MaxConnsPerIP    int           // --max-conns-per-ip
 	AllowSource      []string      // --allow-source CIDRs (or single addresses)
 	HTTP2Off         bool          // --http2=false
-	HTTP1            string        // --http1: "std" (net/http) or "fast" (package h1)
 	HTTP2MaxStreams  int           // --http2-max-streams
 	HTTP2MaxFrame    int           // --http2-max-read-frame-size
 	NoSandbox        bool          // --no-sandbox
@@ -33,9 +34,6 @@ const (
 	defaultMaxConnsPerIP    = edge.DefaultMaxConnsPerIP
 	defaultHTTP2MaxStreams  = 100
 	defaultHTTP2MaxFrame    = 16 << 10 // the smallest HTTP/2 allows; callbacks are small
-
-	http1Std  = "std"
-	http1Fast = "fast"
 )
 
 func (e *edgeConfig) register(fs *flag.FlagSet) {
@@ -44,10 +42,26 @@ func (e *edgeConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&e.MaxConnsPerIP, "max-conns-per-ip", defaultMaxConnsPerIP, "largest number of open connections per peer address (IPv6 per /64)")
 	fs.Var(listFlag{&e.AllowSource}, "allow-source", "peer CIDR allowed to connect (repeatable); others are closed before the TLS handshake (default: any)")
 	fs.Var(invertedBool{&e.HTTP2Off}, "http2", "serve HTTP/2 to clients that offer it (--http2=false: HTTP/1.1 only)")
-	fs.StringVar(&e.HTTP1, "http1", http1Std, "HTTP/1.1 server: std (net/http) or fast (imedge's own: stricter parser, about a fifth less CPU per callback; see the README)")
 	fs.IntVar(&e.HTTP2MaxStreams, "http2-max-streams", defaultHTTP2MaxStreams, "concurrent HTTP/2 streams per connection")
 	fs.IntVar(&e.HTTP2MaxFrame, "http2-max-read-frame-size", defaultHTTP2MaxFrame, "largest HTTP/2 frame read, bytes (16384..16777215)")
 	fs.BoolVar(&e.NoSandbox, "no-sandbox", false, "do not confine the process with Landlock after start")
+}
+
+// errHTTP1Removed is the error of serve's removed --http1 flag.
+var errHTTP1Removed = errors.New("--http1: removed, imedge always uses net/http")
+
+// removedFlag returns the error of a removed serve flag named in args (as
+// "--name", "-name" or with "=value"), or nil.
+func removedFlag(args []string) error {
+	for _, a := range args {
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); name == "http1" {
+			return errHTTP1Removed
+		}
+	}
+	return nil
 }
 
 func (e edgeConfig) validate(c Config) []error {
@@ -66,9 +80,6 @@ func (e edgeConfig) validate(c Config) []error {
 	}
 	if _, err := e.sources(); err != nil {
 		errs = append(errs, err)
-	}
-	if e.HTTP1 != "" && e.HTTP1 != http1Std && e.HTTP1 != http1Fast {
-		bad("--http1 must be std or fast, not %q", e.HTTP1)
 	}
 	if e.HTTP2MaxStreams < 0 || e.HTTP2MaxStreams > 10000 {
 		bad("--http2-max-streams must be 1..10000")

@@ -16,13 +16,12 @@ const module = "github.com/imedge/imedge"
 // meet only in cmd; audit and certs are leaves, and dedupe imports only
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
-	"cmd/imedge":        {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate"},
+	"cmd/imedge":        {"tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "sandbox", "imsim", "redisstate"},
 	"admin":             {"tlsconf", "receiver", "forward", "dedupe", "audit"}, // reads their Stats; imported only by cmd
 	"tlsconf":           {"certs", "audit"},
 	"receiver":          {"certs", "audit", "internal/lrutable"},
 	"forward":           {"certs", "audit", "internal/uring"},
 	"edge":              {"audit", "certs"}, // connection-level defences before net/http
-	"h1":                {},                 // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
 	"sandbox":           {},                 // Landlock; imported only by cmd
 	"imsim":             {},                 // IM's callback client, simulated (imedge send/load); imports nothing of ours
 	"redisstate":        {"receiver"},       // shared dedupe and limits on Redis; imported only by cmd

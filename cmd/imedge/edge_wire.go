@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/edge"
-	"github.com/imedge/imedge/h1"
 	"github.com/imedge/imedge/sandbox"
 )
 
@@ -99,75 +97,30 @@ func configureEdgeServer(srv *http.Server, cfg Config) {
 	}
 }
 
-// edgeServer serves the edge listener's connections: net/http alone
-// (--http1 std), or package h1 for HTTP/1.1 with net/http taking the
-// connections that negotiated HTTP/2 through a handoff listener (--http1
-// fast). Both get the same handler, timeouts and audit hooks.
+// edgeServer serves the edge listener's connections with net/http (HTTP/1
+// and HTTP/2), with the handler, timeouts and audit hooks
+// configureEdgeServer set.
 type edgeServer struct {
-	ln      net.Listener // the edge listener
-	std     *http.Server
-	fast    *h1.Server  // nil with --http1 std
-	handoff *h1.Handoff // HTTP/2 connections from fast to std
+	ln  net.Listener // the edge listener
+	std *http.Server
 }
 
 // newEdgeServer wraps srv, already set up by configureEdgeServer, to
-// serve ln. Everything is set up here, before serve and shutdown can run
-// on different goroutines.
-func newEdgeServer(srv *http.Server, cfg Config, ln net.Listener, logger *slog.Logger) *edgeServer {
-	e := &edgeServer{std: srv, ln: ln}
-	if cfg.Edge.HTTP1 != http1Fast {
-		return e
-	}
-	e.handoff = h1.NewHandoff(ln.Addr())
-	e.fast = &h1.Server{
-		Handler:           srv.Handler,
-		ReadHeaderTimeout: srv.ReadHeaderTimeout,
-		ReadTimeout:       srv.ReadTimeout,
-		WriteTimeout:      srv.WriteTimeout,
-		IdleTimeout:       srv.IdleTimeout,
-		MaxHeaderBytes:    srv.MaxHeaderBytes,
-		ConnContext:       srv.ConnContext,
-		Other:             e.handoff.Put,
-		Refused: func(c net.Conn, r h1.Refusal) {
-			edge.Refused(c, r.Slow, r.Status, r.Detail)
-		},
-		Logger: logger,
-	}
-	if srv.BaseContext != nil {
-		e.fast.BaseContext = srv.BaseContext(ln)
-	}
-	return e
+// serve ln.
+func newEdgeServer(srv *http.Server, _ Config, ln net.Listener, _ *slog.Logger) *edgeServer {
+	return &edgeServer{std: srv, ln: ln}
 }
 
 // serve serves the listener until shutdown; it returns
 // http.ErrServerClosed then.
-func (e *edgeServer) serve() error {
-	if e.fast == nil {
-		return e.std.Serve(e.ln)
-	}
-	go e.std.Serve(e.handoff) //nolint:errcheck // ends with ErrServerClosed when shutdown closes the handoff
-	return e.fast.Serve(e.ln)
-}
+func (e *edgeServer) serve() error { return e.std.Serve(e.ln) }
 
 // shutdown stops accepting, closes idle connections and waits for the
 // requests in progress, or for ctx.
-func (e *edgeServer) shutdown(ctx context.Context) error {
-	if e.fast == nil {
-		return e.std.Shutdown(ctx)
-	}
-	err := e.fast.Shutdown(ctx)
-	e.handoff.Close() // a hand-off still waiting closes its connection
-	return errors.Join(err, e.std.Shutdown(ctx))
-}
+func (e *edgeServer) shutdown(ctx context.Context) error { return e.std.Shutdown(ctx) }
 
 // close closes every connection at once.
-func (e *edgeServer) close() {
-	e.std.Close()
-	if e.fast != nil {
-		e.fast.Close()
-		e.handoff.Close()
-	}
-}
+func (e *edgeServer) close() { e.std.Close() }
 
 // sandboxPaths is implemented by feature groups of Config (ACME, admin)
 // that read or write files after start; applySandbox grants them.
