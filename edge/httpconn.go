@@ -37,7 +37,7 @@ type httpConn struct {
 	active  atomic.Bool  // the server read (part of) a request
 	handled atomic.Bool  // ... and a handler ran
 	readErr atomic.Int32 // the last read error in the phase (readErr* constants)
-	read    atomic.Int64 // plaintext bytes read in the phase
+	head    atomic.Bool  // a byte other than CR or LF was read in the phase
 	status  atomic.Int32 // status of the first final response written in the phase; 0 none
 
 	readDL  atomic.Int64 // the read deadline last set, in Unix nanoseconds; 0 none
@@ -52,11 +52,18 @@ const (
 
 func newHTTPConn(tc *tls.Conn, t *trackedConn) *httpConn { return &httpConn{Conn: tc, t: t} }
 
-// Read reads plaintext and notes how much came and how a read failed.
+// Read reads plaintext and notes whether a request's bytes came and how a
+// read failed. CR and LF alone are not a request: a server ignores them
+// after a body (RFC 9112 section 2.2).
 func (c *httpConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.read.Add(int64(n))
+	if n > 0 && !c.head.Load() {
+		for _, x := range b[:n] {
+			if x != '\r' && x != '\n' {
+				c.head.Store(true)
+				break
+			}
+		}
 	}
 	if err != nil {
 		kind := readErrOther
@@ -138,7 +145,7 @@ func (c *httpConn) reset() {
 	c.active.Store(false)
 	c.handled.Store(false)
 	c.readErr.Store(readErrNone)
-	c.read.Store(0)
+	c.head.Store(false)
 	c.status.Store(0)
 }
 
@@ -196,7 +203,7 @@ func (c *httpConn) closed() {
 	// once it reads bytes for a request itself, so on a keep-alive
 	// connection whose next head arrived at once (read while waiting for
 	// it) and then stalled, only the bytes read show it.
-	if c.readErr.Load() == readErrTimeout && (c.active.Load() || c.read.Load() > 0) {
+	if c.readErr.Load() == readErrTimeout && (c.active.Load() || c.head.Load()) {
 		t.l.n.slowReq.Add(1)
 		t.audit(audit.SlowRequest, 0, "request headers not complete within --read-header-timeout")
 	}

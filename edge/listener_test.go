@@ -462,6 +462,20 @@ func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
 	resp = send("127.0.0.7", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 101-custom\r\nContent-Length: 2\r\n\r\n{}")
 	assert.Contains(t, resp, "HTTP/1.1 417")
 
+	// A stray CRLF after a POST's body, then nothing: an idle close, not
+	// a stalled head. (Closed before the next case's record is written.)
+	tc, err = handshakeFrom(t, "127.0.0.9", addr, e.clientConfig())
+	require.NoError(t, err)
+	_, err = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	require.NoError(t, err)
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	require.NoError(t, err)
+	first.Body.Close()
+	_, err = io.WriteString(tc, "\r\n")
+	require.NoError(t, err)
+	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the idle timeout")
+
 	// On a keep-alive connection, after one request, the head of the next
 	// arrives in one write and never completes.
 	tc, err = handshakeFrom(t, "127.0.0.8", addr, e.clientConfig())
@@ -470,7 +484,7 @@ func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
 	require.NoError(t, err)
 	br := bufio.NewReader(tc)
 	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	first, err := http.ReadResponse(br, nil)
+	first, err = http.ReadResponse(br, nil)
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, first.Body)
 	first.Body.Close()
@@ -501,6 +515,7 @@ func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
 	require.Contains(t, byAddr, "127.0.0.8")
 	assert.Equal(t, "slow_request", byAddr["127.0.0.8"]["reason"], "a stalled keep-alive head is audited")
 	assert.NotContains(t, byAddr, "127.0.0.2", "served requests and idle closes are not audited")
+	assert.NotContains(t, byAddr, "127.0.0.9", "a stray CRLF before an idle close is no stalled head")
 	st := l.Stats()
 	assert.Equal(t, uint64(4), st.BadRequests)
 	assert.Equal(t, uint64(2), st.SlowRequests)
