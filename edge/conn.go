@@ -4,22 +4,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"sync"
-	"sync/atomic"
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/certs"
 )
 
-// trackedConn is the connection under each *tls.Conn a Listener returns.
-// Its Close frees the connection's slot and per-address count, once. It
-// also watches what net/http does with an HTTP/1 connection (see ConnState)
-// so that refusals made by net/http itself are audited.
+// trackedConn is the connection under each *tls.Conn a Listener hands to
+// Accept. Its Close frees the connection's slot and per-address count,
+// once.
 type trackedConn struct {
 	net.Conn
 	l    *Listener
@@ -31,39 +27,16 @@ type trackedConn struct {
 	h2      bool
 	version uint16
 	leaf    *x509.Certificate
-
-	// HTTP/1 request phase, driven by ConnState, Observe and Read.
-	active   atomic.Bool  // net/http read (part of) a request
-	handled  atomic.Bool  // ... and passed it to the handler
-	readErr  atomic.Int32 // last read error since the phase began (readErr* constants)
-	rawBytes atomic.Int64 // bytes read from the network since the phase began
 }
 
-const (
-	readErrNone int32 = iota
-	readErrTimeout
-	readErrOther
-)
-
-// Read counts bytes, notes a pending connection's first bytes, and
-// remembers whether a read failed by timeout.
+// Read notes a pending connection's first bytes.
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
-		if !c.p.talked {
-			// Only the handshake goroutine gets here: the ClientHello is
-			// always read before the connection is handed to Accept.
-			c.p.talked = true
-			c.l.markTalking(c.p)
-		}
-		c.rawBytes.Add(int64(n))
-	}
-	if err != nil {
-		kind := readErrOther
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			kind = readErrTimeout
-		}
-		c.readErr.Store(kind)
+	if n > 0 && !c.p.talked {
+		// Only the handshake goroutine gets here: the ClientHello is
+		// always read before the connection is handed to Accept.
+		c.p.talked = true
+		c.l.markTalking(c.p)
 	}
 	return n, err
 }
@@ -80,79 +53,65 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
-// connKey is the context key under which ConnContext stores a trackedConn.
-type connKey struct{}
-
-// tracked returns the trackedConn under c, or nil when c did not come from
-// a Listener.
-func tracked(c net.Conn) *trackedConn {
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		return nil
+// closeWrite ends the TCP connection's write side (a FIN), when it can.
+func (c *trackedConn) closeWrite() {
+	if cw, ok := c.p.raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
-	t, _ := tc.NetConn().(*trackedConn)
-	return t
 }
 
+// connKey is the context key under which ConnContext stores a connection's
+// *httpConn.
+type connKey struct{}
+
 // ConnContext is an http.Server.ConnContext that lets Observe find the
-// connection of a request. Connections not from a Listener are left alone.
+// connection of a request. Connections not from a Listener, and HTTP/2
+// ones, are left alone.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if t := tracked(c); t != nil {
-		return context.WithValue(ctx, connKey{}, t)
+	if hc, ok := c.(*httpConn); ok {
+		return context.WithValue(ctx, connKey{}, hc)
 	}
 	return ctx
 }
 
-// Observe wraps the http.Server's handler so that ConnState can tell a
-// request net/http refused from one the handler answered. Use it together
-// with ConnContext and ConnState.
+// Observe wraps the HTTP server's handler so that ConnState can tell a
+// request the server refused on its own from one the handler answered.
+// Use it together with ConnContext and ConnState.
 func Observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t, ok := r.Context().Value(connKey{}).(*trackedConn); ok {
-			t.handled.Store(true)
+		if hc, ok := r.Context().Value(connKey{}).(*httpConn); ok {
+			hc.handled.Store(true)
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
 // ConnState is an http.Server.ConnState hook that audits the HTTP/1
-// requests net/http refuses before any handler runs, which it answers (or
-// drops) on its own: a request whose header block is over MaxHeaderBytes
-// (431, reason bad_request), a malformed one (400, bad_request), and one
-// whose headers were still incomplete at ReadHeaderTimeout (connection
-// closed without an answer, slow_request). A connection that goes idle or
-// is closed by the client between requests is not audited. HTTP/2
+// requests the server refuses before any handler runs, which it answers
+// (or drops) on its own: each answered refusal is a bad_request record
+// with the status the server wrote (431 for a header block over its
+// limit, 400 for a malformed request, 501 for an unknown transfer coding,
+// 417 for an unknown expectation, 505 for another HTTP version), and a
+// request whose head was still incomplete when the server's read deadline
+// passed, including the next request's head on a keep-alive connection,
+// is a slow_request. A connection that goes idle, or is closed by the
+// client between requests or while idle, is not audited. HTTP/2
 // connections are left to net/http's own limits.
+//
+// It also tells the connection where its requests begin and end, for the
+// lingering close (see the package documentation).
 func ConnState(c net.Conn, s http.ConnState) {
-	t := tracked(c)
-	if t == nil || t.h2 {
+	hc, ok := c.(*httpConn)
+	if !ok {
 		return
 	}
 	switch s {
 	case http.StateNew, http.StateIdle:
-		t.active.Store(false)
-		t.handled.Store(false)
-		t.readErr.Store(readErrNone)
-		t.rawBytes.Store(0)
+		hc.reset()
 	case http.StateActive:
-		t.active.Store(true)
+		hc.active.Store(true)
 	case http.StateClosed:
-		if !t.active.Load() || t.handled.Load() || t.l.closed() {
-			return
-		}
-		switch t.readErr.Load() {
-		case readErrTimeout:
-			t.l.n.slowReq.Add(1)
-			t.audit(audit.SlowRequest, 0, "request headers not complete within --read-header-timeout")
-		case readErrNone:
-			t.l.n.badReq.Add(1)
-			if t.rawBytes.Load() > int64(t.l.o.MaxHeaderBytes) {
-				t.audit(audit.BadRequest, http.StatusRequestHeaderFieldsTooLarge, "request header block over --max-header-bytes")
-			} else {
-				t.audit(audit.BadRequest, http.StatusBadRequest, "malformed HTTP request")
-			}
-		}
-		// readErrOther: the client went away mid-request; nothing to audit.
+		hc.closed()
 	}
 }
 
@@ -165,23 +124,4 @@ func (c *trackedConn) audit(reason audit.Reason, status int, detail string) {
 		rec.CertSHA256 = certs.CertFingerprint(c.leaf)
 	}
 	c.l.o.Audit.Log(rec)
-}
-
-// Refused audits and counts a request that an HTTP/1 server other than
-// net/http (package h1) refused before any handler ran, as ConnState does
-// for net/http's own refusals: slow means the headers were not complete in
-// time (slow_request, no answer); otherwise it is a bad_request answered
-// with status. Connections not from a Listener are ignored.
-func Refused(c net.Conn, slow bool, status int, detail string) {
-	t := tracked(c)
-	if t == nil || t.l.closed() {
-		return
-	}
-	if slow {
-		t.l.n.slowReq.Add(1)
-		t.audit(audit.SlowRequest, 0, detail)
-		return
-	}
-	t.l.n.badReq.Add(1)
-	t.audit(audit.BadRequest, status, detail)
 }

@@ -19,9 +19,13 @@ import (
 	"github.com/imedge/imedge/audit"
 )
 
-// Listener is a net.Listener whose Accept returns only *tls.Conn values
-// that completed their handshake within the handshake timeout and passed the
-// connection checks (see the package documentation for the chain).
+// Listener is a net.Listener whose Accept returns only connections that
+// completed their TLS handshake within the handshake timeout and passed the
+// connection checks (see the package documentation for the chain): a
+// *tls.Conn for a connection that negotiated HTTP/2, and for any other a
+// net.Conn reading and writing the plaintext, with the ConnectionState
+// method from which net/http sets Request.TLS (see the package
+// documentation).
 //
 // Create it with New; it starts its accept loop at once. Safe for
 // concurrent use. Close stops the loop, closes every connection that has
@@ -32,7 +36,7 @@ type Listener struct {
 	o     Options
 	allow atomic.Pointer[[]netip.Prefix] // the static allow-list: Options.AllowSources, then SetAllowSources
 
-	ready    chan *tls.Conn
+	ready    chan net.Conn
 	done     chan struct{} // closed by Close
 	loopDone chan struct{} // closed when the accept loop ends
 	once     sync.Once
@@ -52,7 +56,7 @@ type Listener struct {
 type counters struct {
 	accepted, handshakes, sourceDenied, perIPRefused, evicted atomic.Uint64
 	timeouts, handshakeFailed, stageRefused, slowReq, badReq  atomic.Uint64
-	acceptErrors                                              atomic.Uint64
+	acceptErrors, lingered, lingerCut                         atomic.Uint64
 }
 
 // Stats is a snapshot of a Listener's counters. Counts are since New.
@@ -68,8 +72,10 @@ type Stats struct {
 	HandshakeFailed uint64 // other handshake failures (refused certificates, garbage)
 	StageRefused    uint64 // refused by an Options.Stages entry
 	SlowRequests    uint64 // HTTP/1 requests whose headers timed out (see ConnState)
-	BadRequests     uint64 // HTTP/1 requests refused by net/http's parser (see ConnState)
+	BadRequests     uint64 // HTTP/1 requests the HTTP server refused on its own (see ConnState)
 	AcceptErrors    uint64 // temporary errors from the inner Accept (retried)
+	Lingered        uint64 // HTTP/1 connections closed after an answer that lingered first
+	LingerCut       uint64 // ... of which a bound ended the linger before the client's end of stream
 }
 
 // pendingConn is a connection holding a slot that has not reached Accept.
@@ -93,7 +99,7 @@ func New(inner net.Listener, o Options) (*Listener, error) {
 	l := &Listener{
 		inner:    inner,
 		o:        o,
-		ready:    make(chan *tls.Conn),
+		ready:    make(chan net.Conn),
 		done:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		perKey:   make(map[netip.Addr]int),
@@ -152,7 +158,7 @@ func (l *Listener) Stats() Stats {
 		Evicted: l.n.evicted.Load(), Timeouts: l.n.timeouts.Load(),
 		HandshakeFailed: l.n.handshakeFailed.Load(), StageRefused: l.n.stageRefused.Load(),
 		SlowRequests: l.n.slowReq.Load(), BadRequests: l.n.badReq.Load(),
-		AcceptErrors: l.n.acceptErrors.Load(),
+		AcceptErrors: l.n.acceptErrors.Load(), Lingered: l.n.lingered.Load(), LingerCut: l.n.lingerCut.Load(),
 	}
 }
 
@@ -359,8 +365,12 @@ func (l *Listener) serveConn(p *pendingConn) {
 		t.leaf = cs.PeerCertificates[0]
 	}
 	l.n.handshakes.Add(1)
+	var out net.Conn = tc
+	if !t.h2 {
+		out = newHTTPConn(tc, t)
+	}
 	select {
-	case l.ready <- tc:
+	case l.ready <- out:
 	case <-l.done:
 		_ = tc.Close()
 	}

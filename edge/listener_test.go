@@ -21,7 +21,6 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/edge"
-	"github.com/imedge/imedge/h1"
 )
 
 func TestNew_RejectsBadOptions(t *testing.T) {
@@ -412,43 +411,19 @@ func TestWithoutHTTP2(t *testing.T) {
 	require.Error(t, err, "an h2-only client finds no common protocol")
 }
 
-// Refusals net/http makes on its own are audited through ConnState;
-// ordinary traffic and idle keep-alive closes are not.
+// Refusals net/http makes on its own are audited through ConnState, each
+// with the status it answered: an oversized header block, a malformed
+// request line, a slowloris, an unknown transfer coding, an unknown
+// expectation, and a keep-alive connection whose next head stalls. Served
+// requests and idle closes give none.
 func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
-	auditsServerRefusals(t, func(l *edge.Listener) {
-		serveHTTP(t, l, okHandler(), func(s *http.Server) {
-			s.MaxHeaderBytes = 4096
-			s.ReadHeaderTimeout = 400 * time.Millisecond
-			s.IdleTimeout = 300 * time.Millisecond
-		})
-	})
-}
-
-// TestRefused_AuditsWhatH1Refuses is the same check for imedge's own
-// HTTP/1.1 server (--http1 fast), which reports through edge.Refused.
-func TestRefused_AuditsWhatH1Refuses(t *testing.T) {
-	auditsServerRefusals(t, func(l *edge.Listener) {
-		s := &h1.Server{Handler: okHandler(), MaxHeaderBytes: 4096,
-			ReadHeaderTimeout: 400 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
-			ConnContext: edge.ConnContext,
-			Refused:     func(c net.Conn, r h1.Refusal) { edge.Refused(c, r.Slow, r.Status, r.Detail) }}
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(l) }()
-		t.Cleanup(func() {
-			s.Close()
-			assert.ErrorIs(t, <-done, http.ErrServerClosed)
-		})
-	})
-}
-
-// auditsServerRefusals serves an edge listener with start's server and
-// checks that an oversized header block, a malformed request line and a
-// slowloris each give one audit record naming the client, and that
-// served requests and idle closes give none.
-func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	e := newEnv(t)
-	l := e.listen(t, edge.Options{MaxHeaderBytes: 4096})
-	start(l)
+	l := e.listen(t, edge.Options{})
+	serveHTTP(t, l, okHandler(), func(s *http.Server) {
+		s.MaxHeaderBytes = 4096
+		s.ReadHeaderTimeout = 400 * time.Millisecond
+		s.IdleTimeout = 300 * time.Millisecond
+	})
 	addr := l.Addr().String()
 	send := func(src, req string) string {
 		tc, err := handshakeFrom(t, src, addr, e.clientConfig())
@@ -479,7 +454,46 @@ func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	_, _ = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\n")
 	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the read-header timeout")
 
-	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.records(t)) == 3 }, "three records; got %v", e.auditBuf.records(t))
+	// A transfer coding the server does not implement: 501, audited as 501.
+	resp = send("127.0.0.6", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n")
+	assert.Contains(t, resp, "HTTP/1.1 501")
+
+	// An expectation other than 100-continue: 417, audited as 417.
+	resp = send("127.0.0.7", "POST / HTTP/1.1\r\nHost: x\r\nExpect: 101-custom\r\nContent-Length: 2\r\n\r\n{}")
+	assert.Contains(t, resp, "HTTP/1.1 417")
+
+	// A stray CRLF after a POST's body, then nothing: an idle close, not
+	// a stalled head. (Closed before the next case's record is written.)
+	tc, err = handshakeFrom(t, "127.0.0.9", addr, e.clientConfig())
+	require.NoError(t, err)
+	_, err = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	require.NoError(t, err)
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	require.NoError(t, err)
+	first.Body.Close()
+	_, err = io.WriteString(tc, "\r\n")
+	require.NoError(t, err)
+	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the idle timeout")
+
+	// On a keep-alive connection, after one request, the head of the next
+	// arrives in one write and never completes.
+	tc, err = handshakeFrom(t, "127.0.0.8", addr, e.clientConfig())
+	require.NoError(t, err)
+	_, err = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	require.NoError(t, err)
+	br := bufio.NewReader(tc)
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first, err = http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, first.Body)
+	first.Body.Close()
+	assert.Equal(t, http.StatusOK, first.StatusCode)
+	_, err = io.WriteString(tc, "POST / HTTP/1.1\r\nHost: x\r\n")
+	require.NoError(t, err)
+	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the read-header timeout")
+
+	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.records(t)) == 6 }, "six records; got %v", e.auditBuf.records(t))
 	byAddr := map[string]map[string]any{}
 	for _, r := range e.auditBuf.records(t) {
 		byAddr[strings.Split(r["remote_addr"].(string), ":")[0]] = r
@@ -493,10 +507,18 @@ func auditsServerRefusals(t *testing.T, start func(l *edge.Listener)) {
 	assert.Equal(t, float64(400), byAddr["127.0.0.4"]["status"])
 	require.Contains(t, byAddr, "127.0.0.5")
 	assert.Equal(t, "slow_request", byAddr["127.0.0.5"]["reason"])
+	for src, status := range map[string]float64{"127.0.0.6": 501, "127.0.0.7": 417} {
+		require.Contains(t, byAddr, src)
+		assert.Equal(t, "bad_request", byAddr[src]["reason"], src)
+		assert.Equal(t, status, byAddr[src]["status"], "the record says what was answered (%s)", src)
+	}
+	require.Contains(t, byAddr, "127.0.0.8")
+	assert.Equal(t, "slow_request", byAddr["127.0.0.8"]["reason"], "a stalled keep-alive head is audited")
 	assert.NotContains(t, byAddr, "127.0.0.2", "served requests and idle closes are not audited")
+	assert.NotContains(t, byAddr, "127.0.0.9", "a stray CRLF before an idle close is no stalled head")
 	st := l.Stats()
-	assert.Equal(t, uint64(2), st.BadRequests)
-	assert.Equal(t, uint64(1), st.SlowRequests)
+	assert.Equal(t, uint64(4), st.BadRequests)
+	assert.Equal(t, uint64(2), st.SlowRequests)
 }
 
 // Many goroutines hammer the listener with good and refused connections;

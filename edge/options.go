@@ -18,6 +18,8 @@ const (
 	DefaultMaxConns         = 1024
 	DefaultMaxConnsPerIP    = 64
 	DefaultIPv6Prefix       = 64
+	DefaultLingerTime       = 5 * time.Second
+	DefaultLingerBytes      = 4 << 20
 )
 
 // A Stage examines, replaces or refuses a connection before the source
@@ -70,9 +72,15 @@ type Options struct {
 	// Stages run first, in order, before the source check: the place for a
 	// PROXY protocol reader, so that the checks see the real client.
 	Stages []Stage
-	// MaxHeaderBytes is the http.Server's limit, used only to name a refusal
-	// of net/http in the audit record (see ConnState). Zero means 1 MiB.
-	MaxHeaderBytes int
+	// LingerTime bounds how long an HTTP/1 connection closed after an
+	// answer keeps reading and dropping what the client still sends, so
+	// that the answer is not lost to a reset (see the package
+	// documentation); the read deadline the HTTP server last set bounds it
+	// too. Zero means 5s.
+	LingerTime time.Duration
+	// LingerBytes bounds how much such a connection reads and drops. Zero
+	// means 4 MiB.
+	LingerBytes int64
 	// Audit receives one record per refused connection; nil discards.
 	Audit *audit.Logger
 	// Logger receives operational logs; nil discards.
@@ -83,7 +91,8 @@ func (o *Options) normalise() error {
 	if o.TLSConfig == nil {
 		return ErrNoTLSConfig
 	}
-	if o.HandshakeTimeout < 0 || o.MaxConns < 0 || o.MaxConnsPerIP < 0 || o.MaxHeaderBytes < 0 {
+	if o.HandshakeTimeout < 0 || o.MaxConns < 0 || o.MaxConnsPerIP < 0 ||
+		o.LingerTime < 0 || o.LingerBytes < 0 {
 		return fmt.Errorf("checking limits: %w: negative value", ErrBadOption)
 	}
 	if o.IPv6Prefix < 0 || o.IPv6Prefix > 128 {
@@ -101,8 +110,11 @@ func (o *Options) normalise() error {
 	if o.IPv6Prefix == 0 {
 		o.IPv6Prefix = DefaultIPv6Prefix
 	}
-	if o.MaxHeaderBytes == 0 {
-		o.MaxHeaderBytes = 1 << 20
+	if o.LingerTime == 0 {
+		o.LingerTime = DefaultLingerTime
+	}
+	if o.LingerBytes == 0 {
+		o.LingerBytes = DefaultLingerBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

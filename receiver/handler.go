@@ -241,7 +241,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish recovers a panic (answering 500 internal_error), releases a
-// de-duplication key left held, and writes the access line.
+// de-duplication key left held, lingers after a refusal of an unread body
+// (linger.go), and writes the access line.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler { // let net/http abort the connection quietly
@@ -255,6 +256,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 		}
 	}
 	h.settleHeld(rq)
+	h.linger(w, r, rq)
 	ctx := r.Context()
 	debug := h.o.Logger.Enabled(ctx, slog.LevelDebug)
 	if !debug && h.o.AccessLog == nil {
@@ -594,7 +596,7 @@ func retryAfter(d time.Duration) string {
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, rq *request) bool {
 	limit := h.o.MaxBody
 	if r.ContentLength > limit {
-		w.Header()["Connection"] = []string{"close"}
+		closeAfter(w, r)
 		h.refuse(w, rq, audit.BodyTooLarge, http.StatusRequestEntityTooLarge, "Content-Length over the cap")
 		return false
 	}

@@ -28,8 +28,8 @@
 #              a new body (1 M limiter keys and 1 M dedupe keys), on a fresh
 #              imedge with --rate-max-keys 1000000; then its RSS
 # With --forward-batch N, a second imedge tuned for the comparison (imedge-bN)
-# joins the three main scenarios: it delivers N events per request, serves
-# HTTP/1.1 with imedge's own server (--http1 fast), offers nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
+# joins the three main scenarios: it delivers N events per request, offers
+# nginx's key exchanges (--tls-curves X25519,P-256,P-384: no ML-KEM hybrid)
 # and runs with GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1 in its environment (one
 # processor for Go code: the load generator takes the other core, and the
 # journal flushes through io_uring); 1m-ips then uses the same settings. 1m-ips always runs with GOMEMLIMIT=160MiB.
@@ -429,7 +429,7 @@ run_decide() {
   # For information, imedge tuned as imedge-bN is in the main comparison
   # (less batching, which decisions cannot have).
   IMEDGE_ENV=(GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1)
-  start_imedge imedge-dec-t --decide "*=http://${DEC[service]}/decide" --http1 fast --tls-curves "X25519,P-256,P-384"
+  start_imedge imedge-dec-t --decide "*=http://${DEC[service]}/decide" --tls-curves "X25519,P-256,P-384"
   IMEDGE_ENV=()
   start_nginx_decide
   local timeout_ms=1500 r s order # timeout_ms: --decide-timeout's default
@@ -502,15 +502,14 @@ if [ "$ONLY" = decide ]; then
 fi
 
 # --- the servers -------------------------------------------------------------
-TUNED=(--forward-batch "$BATCH" --http1 fast --tls-curves "X25519,P-256,P-384")
+TUNED=(--forward-batch "$BATCH" --tls-curves "X25519,P-256,P-384")
 TUNED_ENV=(GOGC=400 GOMEMLIMIT=256MiB GOMAXPROCS=1)
 start_sink
 log "sink on $SINK"
 SERVERS=(imedge nginx)
 start_imedge imedge --rate-limit-exempt 10.0.0.1
 if [ "$BATCH" -gt 1 ]; then
-  # Tuned for the comparison: batched delivery; imedge's own HTTP/1.1
-  # server (no per-request goroutine, one write per reply); the classic key exchanges
+  # Tuned for the comparison: batched delivery; the classic key exchanges
   # nginx offers (Debian's nginx, on OpenSSL 3.0, has no ML-KEM); a garbage
   # collector that runs a quarter as often, bounded by a memory limit; one
   # processor for Go code, as the load generator keeps the other core busy.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -188,7 +189,7 @@ func (a *arena) auditTail(t *testing.T) string {
 
 // newArena builds the PKI (good client, rogue CA, expired, server-only
 // EKU, revoked), a CRL, and starts imedge with a token and tight limits.
-func newArena(t *testing.T, extra ...string) *arena {
+func newArena(t *testing.T) *arena {
 	t.Helper()
 	raiseFileLimit(t)
 	a := &arena{p: newPKI(t), sink: newSink(t)}
@@ -217,7 +218,7 @@ func newArena(t *testing.T, extra ...string) *arena {
 		"--allow-source", "127.0.0.0/25",
 		"--audit-sample-interval", "1h", "--audit-burst", "5",
 		"--shutdown-timeout", "5s")
-	a.im = start(t, append(args, extra...)...)
+	a.im = start(t, args...)
 	return a
 }
 
@@ -401,4 +402,74 @@ func (a *arena) rawPost(t *testing.T, src, url, extraHead string, body func(w io
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return reply{resp.StatusCode, string(b)}
+}
+
+// exchange is a raw HTTP/1.1 exchange over its own TLS connection from
+// src: it writes req (which the caller built whole, body included),
+// reads one response and its whole body, and keeps the connection open
+// until the test ends.
+func (a *arena) exchange(t *testing.T, src, req string) (*http.Response, string) {
+	t.Helper()
+	tc, err := tls.DialWithDialer(dialer(src), "tcp", a.im.addr, a.tlsConfig(&a.p.client, "http/1.1"))
+	require.NoError(t, err)
+	t.Cleanup(func() { tc.Close() })
+	_ = tc.SetDeadline(time.Now().Add(15 * time.Second))
+	_, err = io.WriteString(tc, req)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	require.NoError(t, err, "an answer")
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "the answer's body arrives whole")
+	return resp, string(b)
+}
+
+// head is the start of a POST of a signed callback for clientIP, up to
+// and including the Host line.
+func (a *arena) head(clientIP string) string {
+	return "POST " + strings.TrimPrefix(a.signedURL(clientIP), "https://"+a.im.addr) + " HTTP/1.1\r\nHost: " + a.im.addr + "\r\n"
+}
+
+// writeThenRead is a client that writes a whole callback with a body of
+// size bytes before it reads anything, through a small send buffer (so
+// the body cannot hide in it). It returns the answer and the write's
+// error.
+func (a *arena) writeThenRead(t *testing.T, src, clientIP string, size int) (*http.Response, string, error) {
+	t.Helper()
+	raw, err := dialer(src).Dial("tcp", a.im.addr)
+	require.NoError(t, err)
+	require.NoError(t, raw.(*net.TCPConn).SetWriteBuffer(32<<10))
+	tc := tls.Client(raw, a.tlsConfig(&a.p.client, "http/1.1"))
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(20 * time.Second))
+	_, werr := io.WriteString(tc, a.head(clientIP)+"Content-Type: application/json\r\nContent-Length: "+
+		strconv.Itoa(size)+"\r\n\r\n"+strings.Repeat(" ", size))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	require.NoError(t, err, "an answer (the write's error: %v)", werr)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "the answer's body arrives whole")
+	return resp, string(b), werr
+}
+
+// curlPost posts a body of size bytes with curl from src over proto
+// ("--http1.1" or "--http2") and returns the HTTP version curl used, the
+// status, the body and curl's exit error.
+func (a *arena) curlPost(t *testing.T, src, clientIP, proto string, size int) (string, int, string, error) {
+	t.Helper()
+	_, err := exec.LookPath("curl")
+	require.NoError(t, err, "curl is needed (.ci/run installs it)")
+	f := filepath.Join(t.TempDir(), "body.json")
+	require.NoError(t, os.WriteFile(f, bytes.Repeat([]byte(" "), size), 0o600))
+	out, err := exec.Command("curl", "-sS", "--max-time", "15", proto, "--interface", src,
+		"--cacert", a.p.caFile, "--cert", a.p.clientCert, "--key", a.p.clientKey,
+		"-H", "Content-Type: application/json", "--data-binary", "@"+f,
+		"-w", "\nproto=%{http_version} status=%{http_code}", a.signedURL(clientIP)).CombinedOutput()
+	body, tail, _ := strings.Cut(string(out), "\nproto=")
+	version, status, _ := strings.Cut(tail, " status=")
+	code, _ := strconv.Atoi(strings.TrimSpace(status))
+	if err != nil {
+		err = fmt.Errorf("curl: %w: %s", err, out)
+	}
+	return version, code, body, err
 }

@@ -117,6 +117,8 @@ func removedSetting(name string) (string, bool) {
 		return "removed, set GOMAXPROCS in the environment", true
 	case "journal-sync":
 		return "removed: the outbox journal always flushes through io_uring where the kernel offers it, else fdatasync", true
+	case "http1":
+		return "removed, imedge always serves HTTP/1.1 with net/http (its own server saved too little CPU to keep a second parser open to the internet)", true
 	}
 	return "", false
 }

@@ -16,17 +16,10 @@ type edgeConfig struct {
 	MaxConnsPerIP    int            // --max-conns-per-ip
 	AllowSource      []netip.Prefix // --allow-source
 	HTTP2Off         bool           // --http2=false
-	HTTP1            string         // --http1: "std" (net/http) or "fast" (package h1)
 	HTTP2MaxStreams  int            // --http2-max-streams
 	HTTP2MaxFrame    int            // --http2-max-read-frame-size
 	NoSandbox        bool           // --no-sandbox
 }
-
-// HTTP/1.1 server choices of --http1.
-const (
-	http1Std  = "std"
-	http1Fast = "fast"
-)
 
 func (e *edgeConfig) register(fs *flagSet) {
 	fs.group(groupLimits, func() {
@@ -42,7 +35,6 @@ func (e *edgeConfig) register(fs *flagSet) {
 	})
 	fs.group(groupTuning, func() {
 		fs.Var(invertedBool{&e.HTTP2Off}, "http2", "serve HTTP/2 to clients that offer it (--http2=false: HTTP/1.1 only)")
-		fs.StringVar(&e.HTTP1, "http1", http1Std, "HTTP/1.1 server: std (net/http) or fast (imedge's own: stricter parser, less CPU per callback; see docs/performance.md)")
 		fs.BoolVar(&e.NoSandbox, "no-sandbox", false, "do not confine the process with Landlock after start")
 	})
 }
@@ -59,9 +51,6 @@ func (e edgeConfig) validate(Config) []error {
 		p.add("--max-conns-per-ip must be positive")
 	} else if e.MaxConns >= 1 && e.MaxConnsPerIP > e.MaxConns {
 		p.add("--max-conns-per-ip must not exceed --max-conns")
-	}
-	if e.HTTP1 != http1Std && e.HTTP1 != http1Fast {
-		p.add("--http1 must be std or fast, not %q", e.HTTP1)
 	}
 	if e.HTTP2MaxStreams < 1 || e.HTTP2MaxStreams > 10000 {
 		p.add("--http2-max-streams must be 1..10000")

@@ -23,7 +23,6 @@ func TestEdgeConfig_Defaults(t *testing.T) {
 	assert.Equal(t, 1024, e.MaxConns)
 	assert.Equal(t, 64, e.MaxConnsPerIP)
 	assert.False(t, e.HTTP2Off, "HTTP/2 on by default")
-	assert.Equal(t, "std", e.HTTP1, "net/http serves HTTP/1.1 by default")
 	assert.Equal(t, 100, e.HTTP2MaxStreams)
 	assert.Equal(t, 16384, e.HTTP2MaxFrame)
 	assert.False(t, e.NoSandbox, "sandbox on by default")
@@ -33,13 +32,12 @@ func TestEdgeConfig_Defaults(t *testing.T) {
 func TestEdgeConfig_Flags(t *testing.T) {
 	e := parseEdgeFlags(t, "--handshake-timeout", "2s", "--max-conns", "10", "--max-conns-per-ip", "3",
 		"--allow-source", "10.0.0.0/8,192.0.2.7", "--allow-source", "2001:db8::/32", "--http2=false",
-		"--http2-max-streams", "8", "--no-sandbox", "--http1", "fast")
+		"--http2-max-streams", "8", "--no-sandbox")
 	assert.Equal(t, 2*time.Second, e.HandshakeTimeout)
 	assert.Equal(t, 10, e.MaxConns)
 	assert.Equal(t, 3, e.MaxConnsPerIP)
 	assert.True(t, e.HTTP2Off)
 	assert.True(t, e.NoSandbox)
-	assert.Equal(t, "fast", e.HTTP1)
 	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
 		netip.MustParsePrefix("2001:db8::/32")}, e.AllowSource)
 	assert.Empty(t, e.validate(Config{}))
@@ -58,7 +56,6 @@ func TestEdgeConfig_Validate(t *testing.T) {
 		{[]string{"--max-conns-per-ip", "-3"}, "--max-conns-per-ip must be positive"},
 		{[]string{"--max-conns", "10", "--max-conns-per-ip", "11"}, "must not exceed --max-conns"},
 		{[]string{"--http2-max-streams", "-1"}, "--http2-max-streams"},
-		{[]string{"--http1", "nginx"}, `--http1 must be std or fast, not "nginx"`},
 		{[]string{"--http2-max-read-frame-size", "1000"}, "--http2-max-read-frame-size"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

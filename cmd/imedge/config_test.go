@@ -224,6 +224,7 @@ func TestRemovedSettings_FailNamingTheirReplacement(t *testing.T) {
 		{"memory-limit", "256MiB", "--memory-limit: removed, set GOMEMLIMIT"},
 		{"max-procs", "1", "--max-procs: removed, set GOMAXPROCS"},
 		{"journal-sync", "fdatasync", "--journal-sync: removed: the outbox journal always flushes"},
+		{"http1", "fast", "--http1: removed, imedge always serves HTTP/1.1 with net/http"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, args := range [][]string{{"--" + tc.name, tc.value}, {"-" + tc.name + "=" + tc.value}} {

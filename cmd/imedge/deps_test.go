@@ -17,7 +17,7 @@ const module = "github.com/imedge/imedge"
 // internal/lrutable (the pointer-free LRU table it shares with receiver).
 var allowedDeps = map[string][]string{
 	"":                             {}, // the module root: the embedded VERSION file; imports nothing
-	"cmd/imedge":                   {"", "catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "h1", "sandbox", "imsim", "redisstate", "egress", "decide"},
+	"cmd/imedge":                   {"", "catalog", "tlsconf", "receiver", "forward", "dedupe", "audit", "certs", "admin", "edge", "sandbox", "imsim", "redisstate", "egress", "decide"},
 	"admin":                        {"tlsconf", "receiver", "forward", "dedupe", "audit", "egress", "decide", "certs"}, // reads their Stats; imported only by cmd
 	"tlsconf":                      {"certs", "audit"},
 	"receiver":                     {"catalog", "certs", "audit", "internal/lrutable"},
@@ -29,7 +29,6 @@ var allowedDeps = map[string][]string{
 	"forward/internal/store":       {"forward/internal/groupcommit"}, // the outbox's bbolt file: format, codecs, queries
 	"edge":                         {"audit", "certs"},               // connection-level defences before net/http; never egress (cmd hands it the list)
 	"egress":                       {},                               // IM's callback egress list (GetIPList + UserSig); imports nothing of ours
-	"h1":                           {},                               // strict HTTP/1.1 server (--http1 fast); imports nothing of ours
 	"sandbox":                      {},                               // Landlock; imported only by cmd
 	"imsim":                        {},                               // IM's callback client, simulated (imedge send/load); imports nothing of ours
 	"redisstate":                   {"receiver"},                     // shared dedupe and limits on Redis; imported only by cmd

@@ -30,8 +30,6 @@ func TestE2E_CurlCallbackIsForwardedByteForByte(t *testing.T) {
 	}{
 		{"net/http over HTTP/2", nil, "--http2", "2"},
 		{"net/http over HTTP/1.1", nil, "--http1.1", "1.1"},
-		{"--http1 fast over HTTP/1.1", []string{"--http1", "fast"}, "--http1.1", "1.1"},
-		{"--http1 fast hands HTTP/2 to net/http", []string{"--http1", "fast"}, "--http2", "2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { curlByteForByte(t, tc.serve, tc.curl, tc.wantProto) })
 	}

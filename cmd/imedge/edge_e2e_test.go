@@ -58,63 +58,52 @@ func waitExit(t *testing.T, p *proc, d time.Duration) (time.Duration, error) {
 // --shutdown-timeout; a client stuck before its TLS handshake does not
 // hold the drain.
 func TestShutdown_FinishesInFlightRequest(t *testing.T) {
-	forEachHTTP1Server(t, func(t *testing.T, http1 []string) {
-		p, s, dir := newPKI(t), newSink(t), t.TempDir()
-		im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")), append(http1,
-			"--shutdown-timeout", "20s", "--read-timeout", "20s", "--handshake-timeout", "30s")...)...)
+	p, s, dir := newPKI(t), newSink(t), t.TempDir()
+	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
+		"--shutdown-timeout", "20s", "--read-timeout", "20s", "--handshake-timeout", "30s")...)
 
-		stuck, err := net.Dial("tcp", im.addr) // never sends a ClientHello
-		require.NoError(t, err)
-		defer stuck.Close()
-		tc, rest := slowPost(t, p, im.addr, "198.51.100.1")
-		time.Sleep(200 * time.Millisecond) // the request is being read
+	stuck, err := net.Dial("tcp", im.addr) // never sends a ClientHello
+	require.NoError(t, err)
+	defer stuck.Close()
+	tc, rest := slowPost(t, p, im.addr, "198.51.100.1")
+	time.Sleep(200 * time.Millisecond) // the request is being read
 
-		began := time.Now()
-		require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
-		eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stderr.String(), `"msg":"draining"`) }, "draining logged")
-		time.Sleep(500 * time.Millisecond)
-		_, err = io.WriteString(tc, rest)
-		require.NoError(t, err, "the in-flight connection is still open during the drain")
-		_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-		require.NoError(t, err)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		assert.Equal(t, http.StatusOK, resp.StatusCode)
-		assert.JSONEq(t, okReply, string(b))
+	began := time.Now()
+	require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stderr.String(), `"msg":"draining"`) }, "draining logged")
+	time.Sleep(500 * time.Millisecond)
+	_, err = io.WriteString(tc, rest)
+	require.NoError(t, err, "the in-flight connection is still open during the drain")
+	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.JSONEq(t, okReply, string(b))
 
-		_, err = waitExit(t, im, 15*time.Second)
-		require.NoError(t, err, "a clean drain exits 0; stderr:\n%s", im.stderr.String())
-		assert.Less(t, time.Since(began), 15*time.Second, "did not wait for the 20s --shutdown-timeout")
-		assert.True(t, closedOrReset(stuck), "the stuck pre-handshake connection was closed")
-	})
+	_, err = waitExit(t, im, 15*time.Second)
+	require.NoError(t, err, "a clean drain exits 0; stderr:\n%s", im.stderr.String())
+	assert.Less(t, time.Since(began), 15*time.Second, "did not wait for the 20s --shutdown-timeout")
+	assert.True(t, closedOrReset(stuck), "the stuck pre-handshake connection was closed")
 }
 
 // A client that never finishes its body cannot hold shutdown beyond
 // --shutdown-timeout: imedge closes it and exits.
 func TestShutdown_StuckClientIsBoundedByTimeout(t *testing.T) {
-	forEachHTTP1Server(t, func(t *testing.T, http1 []string) {
-		p, s, dir := newPKI(t), newSink(t), t.TempDir()
-		im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")), append(http1,
-			"--shutdown-timeout", "1s", "--read-timeout", "60s", "--read-header-timeout", "60s", "--write-timeout", "60s")...)...)
-		tc, _ := slowPost(t, p, im.addr, "198.51.100.2") // never sends the rest
-		time.Sleep(200 * time.Millisecond)
+	p, s, dir := newPKI(t), newSink(t), t.TempDir()
+	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
+		"--shutdown-timeout", "1s", "--read-timeout", "60s", "--read-header-timeout", "60s", "--write-timeout", "60s")...)
+	tc, _ := slowPost(t, p, im.addr, "198.51.100.2") // never sends the rest
+	time.Sleep(200 * time.Millisecond)
 
-		require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
-		took, err := waitExit(t, im, 20*time.Second)
-		t.Logf("exit %v after %s", err, took)
-		assert.Less(t, took, 8*time.Second, "bounded by --shutdown-timeout (1s) plus the close")
-		assert.GreaterOrEqual(t, took, 900*time.Millisecond, "the drain waited for the request first")
-		assert.Contains(t, im.stderr.String(), `"msg":"draining"`)
-		assert.True(t, closedOrReset(tc), "the stuck client's connection is closed")
-	})
-}
-
-// forEachHTTP1Server runs test once against net/http's HTTP/1.1 server
-// and once against --http1 fast, with the flags to add.
-func forEachHTTP1Server(t *testing.T, test func(t *testing.T, http1 []string)) {
-	t.Run("net/http", func(t *testing.T) { test(t, nil) })
-	t.Run("--http1 fast", func(t *testing.T) { test(t, []string{"--http1", "fast"}) })
+	require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
+	took, err := waitExit(t, im, 20*time.Second)
+	t.Logf("exit %v after %s", err, took)
+	assert.Less(t, took, 8*time.Second, "bounded by --shutdown-timeout (1s) plus the close")
+	assert.GreaterOrEqual(t, took, 900*time.Millisecond, "the drain waited for the request first")
+	assert.Contains(t, im.stderr.String(), `"msg":"draining"`)
+	assert.True(t, closedOrReset(tc), "the stuck client's connection is closed")
 }
 
 func closedOrReset(c net.Conn) bool {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,16 +10,16 @@ import (
 	"path/filepath"
 
 	"github.com/imedge/imedge/edge"
-	"github.com/imedge/imedge/h1"
 	"github.com/imedge/imedge/sandbox"
 )
 
 // openEdge opens the public listener: a TCP listener wrapped in an
 // edge.Listener, which admits connections (--max-conns, --max-conns-per-ip,
 // --allow-source, PROXY protocol) and completes their TLS handshake under
-// --handshake-timeout before an HTTP server sees them; then the HTTP
-// servers (net/http, or h1 with --http1 fast) over it, serving the
-// receiver through the admin's instrumentation.
+// --handshake-timeout before net/http sees them (HTTP/2 connections as
+// *tls.Conn, HTTP/1 ones as a plaintext view that lingers when closed
+// after an answer; see package edge); then the net/http server over it,
+// serving the receiver through the admin's instrumentation.
 func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 	c, e := s.cfg, s.cfg.Edge
 	stages, err := c.Cluster.stages(s.audit, s.log)
@@ -47,7 +46,6 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 		AllowSources:     e.AllowSource,
 		AllowSet:         allowSet,
 		Stages:           stages, // PROXY v2 first, so the checks after it see the client behind the balancer
-		MaxHeaderBytes:   c.Server.MaxHeaderBytes,
 		Audit:            s.audit,
 		Logger:           s.log,
 	})
@@ -59,7 +57,7 @@ func (s *Server) openEdge(ctx context.Context, _ io.Writer) error {
 	s.edge = ln
 	srv := s.httpServer(ctx, s.admin.instrument(s.recv))
 	configureEdgeServer(srv, c)
-	s.front = newEdgeServer(srv, c, ln, s.log)
+	s.front = &edgeServer{std: srv, ln: ln}
 	s.logEdge()
 	return nil
 }
@@ -116,75 +114,24 @@ func configureEdgeServer(srv *http.Server, cfg Config) {
 	}
 }
 
-// edgeServer serves the edge listener's connections: net/http alone
-// (--http1 std), or package h1 for HTTP/1.1 with net/http taking the
-// connections that negotiated HTTP/2 through a handoff listener (--http1
-// fast). Both get the same handler, timeouts and audit hooks.
+// edgeServer serves the edge listener's connections with net/http (HTTP/1
+// and HTTP/2), with the handler, timeouts and audit hooks
+// configureEdgeServer set.
 type edgeServer struct {
-	ln      net.Listener // the edge listener
-	std     *http.Server
-	fast    *h1.Server  // nil with --http1 std
-	handoff *h1.Handoff // HTTP/2 connections from fast to std
-}
-
-// newEdgeServer wraps srv, already set up by configureEdgeServer, to
-// serve ln. Everything is set up here, before serve and shutdown can run
-// on different goroutines.
-func newEdgeServer(srv *http.Server, cfg Config, ln net.Listener, logger *slog.Logger) *edgeServer {
-	e := &edgeServer{std: srv, ln: ln}
-	if cfg.Edge.HTTP1 != http1Fast {
-		return e
-	}
-	e.handoff = h1.NewHandoff(ln.Addr())
-	e.fast = &h1.Server{
-		Handler:           srv.Handler,
-		ReadHeaderTimeout: srv.ReadHeaderTimeout,
-		ReadTimeout:       srv.ReadTimeout,
-		WriteTimeout:      srv.WriteTimeout,
-		IdleTimeout:       srv.IdleTimeout,
-		MaxHeaderBytes:    srv.MaxHeaderBytes,
-		ConnContext:       srv.ConnContext,
-		Other:             e.handoff.Put,
-		Refused: func(c net.Conn, r h1.Refusal) {
-			edge.Refused(c, r.Slow, r.Status, r.Detail)
-		},
-		Logger: logger,
-	}
-	if srv.BaseContext != nil {
-		e.fast.BaseContext = srv.BaseContext(ln)
-	}
-	return e
+	ln  net.Listener // the edge listener
+	std *http.Server
 }
 
 // serve serves the listener until shutdown; it returns
 // http.ErrServerClosed then.
-func (e *edgeServer) serve() error {
-	if e.fast == nil {
-		return e.std.Serve(e.ln)
-	}
-	go e.std.Serve(e.handoff) //nolint:errcheck // ends with ErrServerClosed when shutdown closes the handoff
-	return e.fast.Serve(e.ln)
-}
+func (e *edgeServer) serve() error { return e.std.Serve(e.ln) }
 
 // shutdown stops accepting, closes idle connections and waits for the
 // requests in progress, or for ctx.
-func (e *edgeServer) shutdown(ctx context.Context) error {
-	if e.fast == nil {
-		return e.std.Shutdown(ctx)
-	}
-	err := e.fast.Shutdown(ctx)
-	e.handoff.Close() // a hand-off still waiting closes its connection
-	return errors.Join(err, e.std.Shutdown(ctx))
-}
+func (e *edgeServer) shutdown(ctx context.Context) error { return e.std.Shutdown(ctx) }
 
 // close closes every connection at once.
-func (e *edgeServer) close() {
-	e.std.Close()
-	if e.fast != nil {
-		e.fast.Close()
-		e.handoff.Close()
-	}
-}
+func (e *edgeServer) close() { e.std.Close() }
 
 // applySandbox confines the process with Landlock (unless --no-sandbox)
 // once every listener and long-lived file is open: from then on it reads
