@@ -232,11 +232,35 @@ start_imedge() { # start_imedge NAME EXTRA-SERVE-FLAGS...
   verify "$name"
 }
 
+# launch_nginx NAME DIR: start nginx on DIR/nginx.conf.in, whose listen port
+# is @PORT@, on a free port; a port found free can be taken by another
+# process before nginx binds it, so on "Address already in use" it tries
+# another.
+launch_nginx() {
+  local name=$1 d=$2 port pid attempt
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    sed "s/@PORT@/$port/" "$d/nginx.conf.in" >"$d/nginx.conf"
+    : >"$d/logs/error.log"
+    "$NGINX" -p "$d" -c "$d/nginx.conf" >"$d/logs/stdout" 2>&1 &
+    pid=$!
+    ADDR[$name]=127.0.0.1:$port
+    PIDOF[$name]=$pid
+    if wait_for 10 verify "$name"; then
+      PIDS+=("$pid")
+      return 0
+    fi
+    stop_pid "$pid"
+    grep -q 'Address already in use' "$d/logs/error.log" "$d/logs/stdout" || break
+    log "$name: port $port was taken before nginx bound it (try $attempt); another"
+  done
+  die "$name did not start: $(cat "$d/logs/error.log" "$d/logs/stdout")"
+}
+
 start_nginx() {
-  local port d=$WORK/nginx
-  port=$(free_port)
+  local d=$WORK/nginx
   mkdir -p "$d/tmp" "$d/logs"
-  cat >"$d/nginx.conf" <<EOF
+  cat >"$d/nginx.conf.in" <<EOF
 # As in Tencent's IM guide (ssl_verify_client on, ssl_client_certificate),
 # but TLS 1.2+, proxying to the sink with upstream keep-alive.
 worker_processes auto;
@@ -253,7 +277,7 @@ http {
   scgi_temp_path $d/tmp/scgi;
   upstream sink { server $SINK; keepalive 64; }
   server {
-    listen 127.0.0.1:$port ssl;
+    listen 127.0.0.1:@PORT@ ssl;
     server_name localhost;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $P/server.pem;
@@ -272,12 +296,7 @@ http {
   }
 }
 EOF
-  "$NGINX" -p "$d" -c "$d/nginx.conf" >"$d/logs/stdout" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
-  ADDR[nginx]=127.0.0.1:$port
-  PIDOF[nginx]=$pid
-  wait_for 10 verify nginx || die "nginx did not start: $(cat "$d/logs/error.log" "$d/logs/stdout")"
+  launch_nginx nginx "$d"
 }
 server_pids() { # the PIDs whose CPU and memory count for a server
   local kids=""
@@ -346,10 +365,9 @@ stall_decisions() { curl -fsS --max-time 5 "http://${DEC[service]}/stall?on=$1" 
 decision_calls() { curl -fsS --max-time 5 "http://${DEC[service]}/count" | sed 's/.*"requests":\([0-9]*\).*/\1/'; }
 
 start_nginx_decide() { # nginx-dec: IM's guide, proxy_pass to the decision service
-  local port d=$WORK/nginx-dec
-  port=$(free_port)
+  local d=$WORK/nginx-dec
   mkdir -p "$d/tmp" "$d/logs"
-  cat >"$d/nginx.conf" <<EOF
+  cat >"$d/nginx.conf.in" <<EOF
 # As in Tencent's IM guide for before-callbacks (proxy_pass to the app's
 # backend), with the same TLS settings as the main comparison and upstream
 # keep-alive to the decision service.
@@ -367,7 +385,7 @@ http {
   scgi_temp_path $d/tmp/scgi;
   upstream decide { server ${DEC[service]}; keepalive 64; }
   server {
-    listen 127.0.0.1:$port ssl;
+    listen 127.0.0.1:@PORT@ ssl;
     server_name localhost;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate $P/server.pem;
@@ -384,11 +402,7 @@ http {
   }
 }
 EOF
-  "$NGINX" -p "$d" -c "$d/nginx.conf" >"$d/logs/stdout" 2>&1 &
-  PIDS+=("$!")
-  ADDR[nginx-dec]=127.0.0.1:$port
-  PIDOF[nginx-dec]=$!
-  wait_for 10 verify nginx-dec || die "nginx-dec did not start: $(cat "$d/logs/error.log" "$d/logs/stdout")"
+  launch_nginx nginx-dec "$d"
 }
 decide_pids() { # the PIDs whose CPU counts for a server of the decide scenario
   local kids=""
