@@ -562,9 +562,12 @@ func TestOutboxAPI_RetryEndsTheBackoff(t *testing.T) {
 	assert.Equal(t, 1, res.Count)
 	require.Eventually(t, func() bool { return f.deliveries(ids[0]) == 1 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 0, f.deliveries(ids[1]), "the other one waits out its backoff")
-	ev, err = c.ShowEvent(t.Context(), ids[0])
-	require.NoError(t, err)
-	assert.Equal(t, forward.StateDelivered, ev.State)
+	// The outbox records the delivery when its applier next commits.
+	require.Eventually(t, func() bool {
+		ev, err = c.ShowEvent(t.Context(), ids[0])
+		require.NoError(t, err)
+		return ev.State == forward.StateDelivered
+	}, 10*time.Second, 10*time.Millisecond)
 	require.Len(t, ev.History, 2)
 	assert.Equal(t, 0, ev.History[1].Status, "the second attempt succeeded")
 
