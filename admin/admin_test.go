@@ -36,10 +36,10 @@ func TestServer_HealthReadyStatus(t *testing.T) {
 
 	require.Equal(t, http.StatusOK, f.callback(t, f.callbackClient(t, &f.client), appID, "10.0.0.1", body))
 	var st map[string]any
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		code, st = f.getJSON(t, "/status")
 		return code == http.StatusOK && st["outbox"].(map[string]any)["pending"] == 0.0
-	}, "the event is delivered and leaves the outbox")
+	}, 10*time.Second, 20*time.Millisecond, "the event is delivered and leaves the outbox")
 	assert.Equal(t, 1, f.delivered())
 	assert.Equal(t, "imedge test", st["version"])
 	assert.Equal(t, true, st["ready"])
@@ -143,12 +143,12 @@ func TestServer_Metrics_MoveWithCallbacks(t *testing.T) {
 	_, err := f.callbackClient(t, nil).Post(f.edge.URL+"/", "application/json", nil)
 	require.Error(t, err, "no client certificate: refused at the handshake")
 	var after map[string]*dto.MetricFamily
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		after = f.scrape(t)
 		v, ok := sample(after, "imedge_outbox_pending_events", "destination", "default")
 		d, _ := sample(after, "imedge_delivery_duration_seconds", "destination", "default", "result", "success")
 		return f.delivered() == 2 && ok && v == 0 && d == 2
-	}, "both events are delivered, timed and leave the outbox")
+	}, 10*time.Second, 20*time.Millisecond, "both events are delivered, timed and leave the outbox")
 	assert.Equal(t, 2.0, value(t, after, "imedge_requests_total", "outcome", "accepted"))
 	assert.Equal(t, 1.0, value(t, after, "imedge_requests_total", "outcome", "duplicate"))
 	assert.Equal(t, 2.0, value(t, after, "imedge_requests_total", "outcome", "empty"))

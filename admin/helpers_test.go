@@ -282,15 +282,3 @@ func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels 
 	require.True(t, ok, "metric %s%v is exported", name, labels)
 	return v
 }
-
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

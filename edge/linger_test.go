@@ -94,7 +94,7 @@ func TestLinger_AnswerReachesAClientThatWritesFirst(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		assert.JSONEq(t, `{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"body_too_large"}`, string(b), "the body arrives whole")
 	}
-	eventually(t, 5*time.Second, func() bool { return l.Stats().Lingered == 3 }, "three lingering closes: %+v", l.Stats())
+	require.Eventually(t, func() bool { return l.Stats().Lingered == 3 }, 5*time.Second, 10*time.Millisecond, "three lingering closes: %+v", l.Stats())
 	assert.Zero(t, l.Stats().LingerCut, "each ended when the client was done")
 }
 
@@ -107,7 +107,7 @@ func TestLinger_StopsAtItsByteBound(t *testing.T) {
 
 	werr, _, _ := e.writeThenRead(t, l.Addr().String(), 8<<20)
 	require.Error(t, werr, "8 MiB are not all read when the linger stops at 256 KiB")
-	eventually(t, 5*time.Second, func() bool { return l.Stats().LingerCut == 1 }, "the linger was cut: %+v", l.Stats())
+	require.Eventually(t, func() bool { return l.Stats().LingerCut == 1 }, 5*time.Second, 10*time.Millisecond, "the linger was cut: %+v", l.Stats())
 }
 
 // The linger never outlasts the HTTP server's own read deadline, nor its
@@ -140,7 +140,7 @@ func TestLinger_BoundedByTime(t *testing.T) {
 			// The server half-closes at once (its answer is complete) and
 			// closes for good, freeing the slot, when the bound is reached.
 			assert.True(t, closedByPeer(tlsc.NetConn(), 20*time.Second), "the server ends its side")
-			eventually(t, 20*time.Second, func() bool { return l.Stats().Open == 0 }, "the connection is closed: %+v", l.Stats())
+			require.Eventually(t, func() bool { return l.Stats().Open == 0 }, 20*time.Second, 10*time.Millisecond, "the connection is closed: %+v", l.Stats())
 			assert.Equal(t, uint64(1), l.Stats().LingerCut, "cut by a bound, not by the client")
 		})
 	}

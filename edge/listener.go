@@ -63,6 +63,7 @@ type counters struct {
 type Stats struct {
 	Open            int    // connections holding a slot now
 	Pending         int    // of which still before Accept (stages, checks, handshake)
+	Talking         int    // of which have sent bytes (their handshake began); eviction spares them first
 	Accepted        uint64 // TCP connections accepted
 	Handshakes      uint64 // handshakes completed and handed to Accept
 	SourceDenied    uint64 // closed by the source allow-list
@@ -149,10 +150,10 @@ func (l *Listener) Close() error {
 // Stats returns the current counters.
 func (l *Listener) Stats() Stats {
 	l.mu.Lock()
-	open, pending := l.open, l.silent.Len()+l.talking.Len()
+	open, talking, pending := l.open, l.talking.Len(), l.silent.Len()+l.talking.Len()
 	l.mu.Unlock()
 	return Stats{
-		Open: open, Pending: pending,
+		Open: open, Pending: pending, Talking: talking,
 		Accepted: l.n.accepted.Load(), Handshakes: l.n.handshakes.Load(),
 		SourceDenied: l.n.sourceDenied.Load(), PerIPRefused: l.n.perIPRefused.Load(),
 		Evicted: l.n.evicted.Load(), Timeouts: l.n.timeouts.Load(),

@@ -62,8 +62,7 @@ func TestListener_HandshakeTimeoutIsItsOwn(t *testing.T) {
 
 	c := dialFrom(t, "127.0.0.2", l.Addr().String())
 	assert.True(t, closedByPeer(c, 10*time.Second), "a silent client is closed well before net/http's one-minute timeouts")
-	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.withReason(t, audit.TLSTimeout)) == 1 },
-		"one tls_timeout record; got %v", e.auditBuf.records(t))
+	require.Eventually(t, func() bool { return len(e.auditBuf.withReason(t, audit.TLSTimeout)) == 1 }, 5*time.Second, 10*time.Millisecond, "one tls_timeout record; got %v", e.auditBuf.records(t))
 	rec := e.auditBuf.withReason(t, audit.TLSTimeout)[0]
 	assert.Contains(t, rec["remote_addr"], "127.0.0.2:")
 	assert.Equal(t, uint64(1), l.Stats().Timeouts)
@@ -83,7 +82,7 @@ func TestListener_SlowClientHelloIsCutAtTheDeadline(t *testing.T) {
 			if _, err := c.Write([]byte{b}); err != nil {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // the slow client's pace, not a wait for imedge
 		}
 		_, _ = io.Copy(io.Discard, c)
 	}()
@@ -92,7 +91,7 @@ func TestListener_SlowClientHelloIsCutAtTheDeadline(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a dribbling ClientHello was not cut at the handshake deadline")
 	}
-	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.withReason(t, audit.TLSTimeout)) == 1 }, "tls_timeout audited")
+	require.Eventually(t, func() bool { return len(e.auditBuf.withReason(t, audit.TLSTimeout)) == 1 }, 5*time.Second, 10*time.Millisecond, "tls_timeout audited")
 }
 
 // Silent connections in their handshake never block the accept loop: a
@@ -104,7 +103,7 @@ func TestListener_PendingHandshakesDoNotBlockAccept(t *testing.T) {
 	for range 50 {
 		dialFrom(t, "127.0.0.2", l.Addr().String())
 	}
-	eventually(t, 5*time.Second, func() bool { return l.Stats().Pending == 50 }, "50 pending handshakes")
+	require.Eventually(t, func() bool { return l.Stats().Pending == 50 }, 5*time.Second, 10*time.Millisecond, "50 pending handshakes")
 	resp, err := e.httpClient("127.0.0.1", false).Get("https://" + l.Addr().String() + "/")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -121,7 +120,7 @@ func TestListener_MaxConnsEvictsOldestPending(t *testing.T) {
 	for range 5 {
 		idle = append(idle, dialFrom(t, "127.0.0.2", l.Addr().String()))
 	}
-	eventually(t, 5*time.Second, func() bool { return l.Stats().Pending == 5 }, "5 pending")
+	require.Eventually(t, func() bool { return l.Stats().Pending == 5 }, 5*time.Second, 10*time.Millisecond, "5 pending")
 
 	resp, err := e.httpClient("127.0.0.1", false).Get("https://" + l.Addr().String() + "/")
 	require.NoError(t, err, "the legitimate client gets a slot")
@@ -145,10 +144,10 @@ func TestListener_MaxConnsEvictsSilentBeforeTalking(t *testing.T) {
 	talking := dialFrom(t, "127.0.0.2", l.Addr().String())
 	_, err := talking.Write([]byte{0x16, 0x03, 0x01}) // the start of a ClientHello
 	require.NoError(t, err)
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return l.Stats().Talking == 1 }, 5*time.Second, time.Millisecond, "the listener saw it talk")
 	silentOld := dialFrom(t, "127.0.0.2", l.Addr().String())
 	silentNew := dialFrom(t, "127.0.0.2", l.Addr().String())
-	eventually(t, 5*time.Second, func() bool { return l.Stats().Pending == 3 }, "3 pending")
+	require.Eventually(t, func() bool { return l.Stats().Pending == 3 }, 5*time.Second, 10*time.Millisecond, "3 pending")
 
 	_, err = handshakeFrom(t, "127.0.0.1", l.Addr().String(), e.clientConfig())
 	require.NoError(t, err)
@@ -183,7 +182,7 @@ func TestListener_MaxConnsWaitsForEstablishedToClose(t *testing.T) {
 	// The client returns from its handshake before the server has read its
 	// Finished; only once both are accepted are the two slots established
 	// (a slot mid-handshake may be given to a newcomer, by design).
-	eventually(t, 5*time.Second, func() bool { return accepted.Load() == 2 }, "both connections established")
+	require.Eventually(t, func() bool { return accepted.Load() == 2 }, 5*time.Second, 10*time.Millisecond, "both connections established")
 
 	third := make(chan error, 1)
 	go func() {
@@ -213,7 +212,7 @@ func TestListener_MaxConnsWaitsForEstablishedToClose(t *testing.T) {
 		t.Fatalf("Accept returned an error: %v", err)
 	default:
 	}
-	eventually(t, 5*time.Second, func() bool { return accepted.Load() == 3 }, "three connections accepted")
+	require.Eventually(t, func() bool { return accepted.Load() == 3 }, 5*time.Second, 10*time.Millisecond, "three connections accepted")
 }
 
 func TestListener_PerAddressCap(t *testing.T) {
@@ -223,7 +222,7 @@ func TestListener_PerAddressCap(t *testing.T) {
 	for range 2 {
 		dialFrom(t, "127.0.0.2", l.Addr().String())
 	}
-	eventually(t, 5*time.Second, func() bool { return l.Stats().Pending == 2 }, "2 pending")
+	require.Eventually(t, func() bool { return l.Stats().Pending == 2 }, 5*time.Second, 10*time.Millisecond, "2 pending")
 	third := dialFrom(t, "127.0.0.2", l.Addr().String())
 	assert.True(t, closedByPeer(third, 5*time.Second), "the third connection from one address is closed")
 
@@ -278,8 +277,7 @@ func TestListener_StagesRunBeforeTheSourceCheck(t *testing.T) {
 	l2 := e.listen(t, edge.Options{Stages: []edge.Stage{refuseAll}})
 	_, err = handshakeFrom(t, "127.0.0.1", l2.Addr().String(), e.clientConfig())
 	require.Error(t, err)
-	eventually(t, 5*time.Second, func() bool { return l2.Stats().StageRefused == 1 && l2.Stats().Open == 0 },
-		"the refused connection freed its slot: %+v", l2.Stats())
+	require.Eventually(t, func() bool { return l2.Stats().StageRefused == 1 && l2.Stats().Open == 0 }, 5*time.Second, 10*time.Millisecond, "the refused connection freed its slot: %+v", l2.Stats())
 }
 
 type addrConn struct {
@@ -338,7 +336,7 @@ func TestListener_CloseIsBounded(t *testing.T) {
 	for range 20 {
 		conns = append(conns, dialFrom(t, "127.0.0.2", l.Addr().String()))
 	}
-	eventually(t, 5*time.Second, func() bool { return l.Stats().Pending == 20 }, "20 pending")
+	require.Eventually(t, func() bool { return l.Stats().Pending == 20 }, 5*time.Second, 10*time.Millisecond, "20 pending")
 	done := make(chan error, 1)
 	go func() { done <- l.Close() }()
 	select {
@@ -493,7 +491,7 @@ func TestConnState_AuditsWhatNetHTTPRefuses(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, closedByPeer(tc, 5*time.Second), "closed at the read-header timeout")
 
-	eventually(t, 5*time.Second, func() bool { return len(e.auditBuf.records(t)) == 6 }, "six records; got %v", e.auditBuf.records(t))
+	require.Eventually(t, func() bool { return len(e.auditBuf.records(t)) == 6 }, 5*time.Second, 10*time.Millisecond, "six records; got %v", e.auditBuf.records(t))
 	byAddr := map[string]map[string]any{}
 	for _, r := range e.auditBuf.records(t) {
 		byAddr[strings.Split(r["remote_addr"].(string), ":")[0]] = r
@@ -551,8 +549,7 @@ func TestListener_ChurnFreesEverySlot(t *testing.T) {
 	for range 8 {
 		<-done
 	}
-	eventually(t, 10*time.Second, func() bool { st := l.Stats(); return st.Open == 0 && st.Pending == 0 },
-		"all slots free after churn: %+v", l.Stats())
+	require.Eventually(t, func() bool { st := l.Stats(); return st.Open == 0 && st.Pending == 0 }, 10*time.Second, 10*time.Millisecond, "all slots free after churn: %+v", l.Stats())
 	_, err := handshakeFrom(t, "127.0.0.1", l.Addr().String(), e.clientConfig())
 	require.NoError(t, err)
 }

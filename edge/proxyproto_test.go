@@ -177,7 +177,7 @@ func TestProxyStage_PassThroughLocalAndProbes(t *testing.T) {
 
 	c := dialFrom(t, balancer, addr)
 	require.NoError(t, c.Close())
-	eventually(t, 5*time.Second, func() bool { return st.Stats().Probes == 1 }, "a connect-and-close probe is counted")
+	require.Eventually(t, func() bool { return st.Stats().Probes == 1 }, 5*time.Second, 10*time.Millisecond, "a connect-and-close probe is counted")
 	assert.Empty(t, e.auditBuf.withReason(t, audit.ProxyRefused), "probes and accepted connections are not audited")
 	s := st.Stats()
 	assert.Equal(t, uint64(1), s.Direct)

@@ -337,7 +337,8 @@ func TestDispatcher_BatchWaitFillsBatches(t *testing.T) {
 	runDispatcher(t, d)
 	for i := range 16 {
 		require.NoError(t, ob.Append(t.Context(), testEvent("wait", i)))
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // events trickle in: the pace is what is tested
+
 	}
 	requireDrained(t, ob)
 	var sizes []int

@@ -50,7 +50,8 @@ func TestDispatcher_UnreachableURLPausesAttempts(t *testing.T) {
 			}
 			runDispatcher(t, d)
 			require.Eventually(t, func() bool { return !d.Stats().PausedUntil.IsZero() }, waitFor, tick, "the dispatcher pauses")
-			time.Sleep(time.Second) // let it probe a few times
+			paused := d.Stats().Failures
+			require.Eventually(t, func() bool { return d.Stats().Failures >= paused+3 }, waitFor, tick, "it probes a few times")
 
 			// Per-event backoff alone would have tried each of the 200 events
 			// (or 13 batches) again and again (a first attempt each at once,

@@ -324,12 +324,6 @@ func servedLeaf(t *testing.T, addr string, cfg *tls.Config) *x509.Certificate {
 	return conn.ConnectionState().PeerCertificates[0]
 }
 
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	require.Eventually(t, cond, d, 20*time.Millisecond, append([]any{msg}, args...)...)
-}
-
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -153,8 +153,7 @@ func (l *load) fail(msg string) {
 func (l *load) waitMore(t *testing.T, n int64) {
 	t.Helper()
 	target := l.ok.Load() + n
-	eventually(t, 30*time.Second, func() bool { return l.ok.Load() >= target || l.failed.Load() > 0 },
-		"load made no progress (ok %d, failed %d)", l.ok.Load(), l.failed.Load())
+	require.Eventually(t, func() bool { return l.ok.Load() >= target || l.failed.Load() > 0 }, 30*time.Second, 20*time.Millisecond, "load made no progress (ok %d, failed %d)", l.ok.Load(), l.failed.Load())
 }
 
 func TestScripts_RotationUnderLoad(t *testing.T) {
@@ -193,7 +192,7 @@ func TestScripts_RotationUnderLoad(t *testing.T) {
 	l.waitMore(t, 30)
 	// Resumed sessions and the kept-alive connection keep the certificate
 	// of their original handshake; full handshakes get the new one.
-	eventually(t, 10*time.Second, func() bool { return l.newLeaf.Load() > 0 }, "the load's full handshakes see the new certificate")
+	require.Eventually(t, func() bool { return l.newLeaf.Load() > 0 }, 10*time.Second, 20*time.Millisecond, "the load's full handshakes see the new certificate")
 
 	// 2. Client CA: add the new CA next to the old one, move the callers to
 	// a certificate of the new CA, then drop the old CA.
@@ -209,8 +208,7 @@ func TestScripts_RotationUnderLoad(t *testing.T) {
 	client2 := ca2.Issue(t, certstest.Client("spiffe://tencent-im/callback-2"))
 	old := l.clients.Swap(newLoadClients(t, roots, client2))
 	l.waitMore(t, 30)
-	eventually(t, 30*time.Second, func() bool { return old.inflight.Load() == 0 },
-		"requests with the old client certificate still in flight")
+	require.Eventually(t, func() bool { return old.inflight.Load() == 0 }, 30*time.Second, 20*time.Millisecond, "requests with the old client certificate still in flight")
 	old.close()
 
 	oldCAFile := filepath.Join(t.TempDir(), "ca1.pem")
@@ -457,7 +455,7 @@ func TestRevokeClientCert_RevokedClientIsRefused(t *testing.T) {
 	_, err = post(t, p.addr, clientTLS(t, roots, victim), 3)
 	assert.Error(t, err, "the revoked client's next handshake fails")
 	var revoked []map[string]any
-	eventually(t, 5*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		revoked = nil
 		for _, r := range p.auditRecords(t) {
 			if r["reason"] == "tls_revoked" {
@@ -465,7 +463,7 @@ func TestRevokeClientCert_RevokedClientIsRefused(t *testing.T) {
 			}
 		}
 		return len(revoked) > 0
-	}, "no tls_revoked audit record")
+	}, 5*time.Second, 20*time.Millisecond, "no tls_revoked audit record")
 	require.Len(t, revoked, 1)
 	assert.Equal(t, serial, revoked[0]["cert_serial"])
 	status, err := post(t, p.addr, clientTLS(t, roots, bystander), 4)

@@ -30,7 +30,7 @@ import (
 func (p *proc) adminAddr(t *testing.T) string {
 	t.Helper()
 	var addr string
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
 		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -41,7 +41,7 @@ func (p *proc) adminAddr(t *testing.T) string {
 			}
 		}
 		return false
-	}, "imedge logs \"admin listening\" with its addr; stderr:\n%s", p.stderr.String())
+	}, 10*time.Second, 20*time.Millisecond, "imedge logs \"admin listening\" with its addr; stderr:\n%s", p.stderr.String())
 	return addr
 }
 
@@ -149,13 +149,13 @@ func TestAdmin_E2E_EndpointsAndMetrics(t *testing.T) {
 		TLSClientConfig: &tls.Config{RootCAs: certstest.Pool(p.ca)}}}
 	_, err := noCert.Post(callbackURL(im.addr, "10.1.0.3"), "application/json", strings.NewReader(friendDeleteBody("a", "b")))
 	require.Error(t, err, "no client certificate: refused at the handshake")
-	eventually(t, 10*time.Second, func() bool { return s.count() == 2 }, "both events delivered")
+	require.Eventually(t, func() bool { return s.count() == 2 }, 10*time.Second, 20*time.Millisecond, "both events delivered")
 
 	var after map[string]*dto.MetricFamily
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		after = scrapeMetrics(t, base)
 		return metric(after, "imedge_delivery_successes_total") == 2 && metric(after, "imedge_outbox_pending_events") == 0
-	}, "both events delivered and out of the outbox")
+	}, 10*time.Second, 20*time.Millisecond, "both events delivered and out of the outbox")
 	assert.Equal(t, 2.0, metric(after, "imedge_requests_total", "outcome", "accepted"))
 	assert.Equal(t, 1.0, metric(after, "imedge_requests_total", "outcome", "rejected"))
 	assert.Equal(t, 1.0, metric(after, "imedge_requests_rejected_total", "reason", "bad_sdkappid"))
@@ -232,10 +232,10 @@ func TestAdmin_E2E_ReadyzFlipsDuringDrain(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, im.cmd.Process.Signal(os.Interrupt))
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		code, c := readyChecks(t, base)
 		return code == http.StatusServiceUnavailable && c["draining"] != "" && c["tls"] == "" && c["outbox"] == ""
-	}, "/readyz answers 503 with the draining check failing")
+	}, 10*time.Second, 20*time.Millisecond, "/readyz answers 503 with the draining check failing")
 	code, _ = adminGet(t, http.DefaultClient, base+"/healthz")
 	assert.Equal(t, http.StatusOK, code, "alive while draining")
 	select {
@@ -276,10 +276,10 @@ func TestAdmin_E2E_ReadyzFlipsWhenOutboxUnwritable(t *testing.T) {
 	require.NoError(t, os.Rename(spool, spool+".moved"))
 	require.NoError(t, os.WriteFile(spool, []byte("not a directory"), 0o600))
 	var checks map[string]string
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		code, checks = readyChecks(t, base)
 		return code == http.StatusServiceUnavailable
-	}, "/readyz answers 503 once the outbox directory is gone")
+	}, 10*time.Second, 20*time.Millisecond, "/readyz answers 503 once the outbox directory is gone")
 	assert.Contains(t, checks["outbox"], "not writable")
 	assert.Empty(t, checks["tls"])
 	assert.Empty(t, checks["draining"])
@@ -287,10 +287,10 @@ func TestAdmin_E2E_ReadyzFlipsWhenOutboxUnwritable(t *testing.T) {
 
 	require.NoError(t, os.Remove(spool))
 	require.NoError(t, os.Rename(spool+".moved", spool))
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		code, _ := readyChecks(t, base)
 		return code == http.StatusOK
-	}, "ready again once the directory is back")
+	}, 10*time.Second, 20*time.Millisecond, "ready again once the directory is back")
 	im.stop(t)
 }
 
@@ -476,8 +476,7 @@ func TestLogrotateSnippet_RotatesTheAuditLog(t *testing.T) {
 
 	out, err = exec.Command(logrotate, "-f", "-s", statePath, confPath).CombinedOutput()
 	require.NoError(t, err, "logrotate -f: %s", out)
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stderr.String(), "audit log reopened") },
-		"imedge reopens the audit log after the postrotate signal; stderr:\n%s", im.stderr.String())
+	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), "audit log reopened") }, 10*time.Second, 20*time.Millisecond, "imedge reopens the audit log after the postrotate signal; stderr:\n%s", im.stderr.String())
 	require.Equal(t, http.StatusForbidden, postCallback(t, cli, bad("10.3.0.2"), friendDeleteBody("c", "d")))
 
 	rotated := auditRecords(t, auditLog+".1")

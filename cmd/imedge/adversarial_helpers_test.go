@@ -138,7 +138,7 @@ func failJSON(reason string) string {
 func (a *arena) waitAudit(t *testing.T, want map[string]string) map[string]any {
 	t.Helper()
 	var found map[string]any
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		for _, r := range auditRecords(t, a.auditLog) {
 			if matches(r, want) {
 				found = r
@@ -146,7 +146,7 @@ func (a *arena) waitAudit(t *testing.T, want map[string]string) map[string]any {
 			}
 		}
 		return false
-	}, "no audit record matching %v in:\n%s", want, a.auditTail(t))
+	}, 10*time.Second, 20*time.Millisecond, "no audit record matching %v in:\n%s", want, a.auditTail(t))
 	return found
 }
 

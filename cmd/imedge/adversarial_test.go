@@ -405,7 +405,7 @@ func TestAdversarial(t *testing.T) {
 			r := a.post(t, "127.0.0.39", http.MethodPost, url, b)
 			assert.Equal(t, http.StatusOK, r.status)
 		}
-		eventually(t, 10*time.Second, func() bool { return a.sink.deliveries(b) >= 1 }, "the event is delivered")
+		require.Eventually(t, func() bool { return a.sink.deliveries(b) >= 1 }, 10*time.Second, 20*time.Millisecond, "the event is delivered")
 		time.Sleep(300 * time.Millisecond)
 		assert.Equal(t, 1, a.sink.deliveries(b), "forwarded once")
 	})

@@ -119,7 +119,7 @@ func TestE2E_Decide(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`, reply)
 	var rec map[string]any
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		for _, r := range auditRecords(t, auditLog) {
 			if r["reason"] == "decide_timeout" {
 				rec = r
@@ -127,7 +127,7 @@ func TestE2E_Decide(t *testing.T) {
 			}
 		}
 		return false
-	}, "the fallback is audited")
+	}, 10*time.Second, 20*time.Millisecond, "the fallback is audited")
 	assert.EqualValues(t, 200, rec["status"])
 	assert.Equal(t, c2c.Name, rec["command"])
 	assert.Contains(t, rec["detail"], "(answered fallback allow)")
@@ -140,7 +140,7 @@ func TestE2E_Decide(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status)
 	assert.Equal(t, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":""}`, reply, "--decide-fallback Group.*=deny")
 	assert.Equal(t, calls, svc.calls())
-	eventually(t, 10*time.Second, func() bool { return observed.count() == 1 }, "the observed callback reaches its route")
+	require.Eventually(t, func() bool { return observed.count() == 1 }, 10*time.Second, 20*time.Millisecond, "the observed callback reaches its route")
 	apply, _ := cat.Lookup("Group.CallbackBeforeApplyJoinGroup")
 	status, reply = postSigned(t, p, im.addr, apply.Name, string(apply.Example()), "im-token-18")
 	assert.Equal(t, http.StatusOK, status)

@@ -179,14 +179,14 @@ func startPebble(t *testing.T, bin string, tlsPort int, dnsAddr string) *pebble 
 			t.Logf("pebble log:\n%s", p.logs.String())
 		}
 	})
-	eventually(t, 20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		resp, err := p.https.Get(p.dirURL)
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, "pebble did not serve its directory; log:\n%s", p.logs.String())
+	}, 20*time.Second, 20*time.Millisecond, "pebble did not serve its directory; log:\n%s", p.logs.String())
 	return p
 }
 
@@ -235,7 +235,7 @@ func TestE2E_ACME_TLSALPN01WithMandatoryClientCerts(t *testing.T) {
 	withCert := &tls.Config{ServerName: domain, RootCAs: x509.NewCertPool(), Certificates: []tls.Certificate{certstest.TLSCertificate(t, cli)}}
 	withCert.RootCAs.AddCert(root)
 	var leaf *x509.Certificate
-	eventually(t, 90*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		conn, err := tls.Dial("tcp", p.addr, withCert)
 		if err != nil {
 			return false
@@ -243,7 +243,7 @@ func TestE2E_ACME_TLSALPN01WithMandatoryClientCerts(t *testing.T) {
 		defer conn.Close()
 		leaf = conn.ConnectionState().PeerCertificates[0]
 		return true
-	}, "imedge did not obtain a certificate from Pebble")
+	}, 90*time.Second, 20*time.Millisecond, "imedge did not obtain a certificate from Pebble")
 	assert.Equal(t, []string{domain}, leaf.DNSNames)
 	assert.Contains(t, leaf.Issuer.String(), "Pebble", "issued by Pebble's intermediate")
 	assert.Contains(t, p.stderr.String(), `"msg":"acme certificate ready"`)
@@ -258,21 +258,21 @@ func TestE2E_ACME_TLSALPN01WithMandatoryClientCerts(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, leaf.Raw, resp.TLS.PeerCertificates[0].Raw)
-	eventually(t, 10*time.Second, func() bool { return sink.count() == 1 }, "the event reached the internal URL")
+	require.Eventually(t, func() bool { return sink.count() == 1 }, 10*time.Second, 20*time.Millisecond, "the event reached the internal URL")
 
 	// A client without a certificate is still refused on the same port.
 	noCert := &tls.Config{ServerName: domain, RootCAs: withCert.RootCAs}
 	nc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: noCert}}
 	_, err = nc.Post("https://"+p.addr+"/", "application/json", strings.NewReader(body))
 	require.Error(t, err, "no client certificate, no service")
-	eventually(t, 5*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		for _, r := range auditRecords(t, auditLog) {
 			if r["reason"] == "tls_no_cert" {
 				return true
 			}
 		}
 		return false
-	}, "the refusal is audited as tls_no_cert")
+	}, 5*time.Second, 20*time.Millisecond, "the refusal is audited as tls_no_cert")
 
 	// An acme-tls/1 hello outside a validation gets no certificate and
 	// never an HTTP answer.
@@ -298,14 +298,14 @@ func TestE2E_ACME_TLSALPN01WithMandatoryClientCerts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 	p2 := start(t, args...)
-	eventually(t, 20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		conn, err := tls.Dial("tcp", p2.addr, withCert)
 		if err != nil {
 			return false
 		}
 		defer conn.Close()
 		return conn.ConnectionState().PeerCertificates[0].Equal(leaf)
-	}, "the stored certificate is served after a restart; log:\n%s", p2.stderr.String())
+	}, 20*time.Second, 20*time.Millisecond, "the stored certificate is served after a restart; log:\n%s", p2.stderr.String())
 }
 
 // logAddr returns the addr of the first log line with message msg.

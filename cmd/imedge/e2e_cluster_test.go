@@ -59,13 +59,13 @@ func (e *engine) run() {
 	cmd, done := e.cmd, e.done
 	go func() { _ = cmd.Wait(); close(done) }()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.port))
-	eventually(e.t, 10*time.Second, func() bool {
+	require.Eventually(e.t, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
-	}, "%s did not listen on %s: %s", e.name, addr, e.out)
+	}, 10*time.Second, 20*time.Millisecond, "%s did not listen on %s: %s", e.name, addr, e.out)
 }
 
 func (e *engine) stop() {
@@ -187,7 +187,7 @@ func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
 	for _, m := range append(ca, cb...) {
 		assert.True(t, strings.HasPrefix(m["remote_addr"].(string), "127.0.0.55:"), "the instance sees the client, not haproxy: %v", m["remote_addr"])
 	}
-	eventually(t, 10*time.Second, func() bool { return deliveries(s) == 1 }, "the event reaches the sink")
+	require.Eventually(t, func() bool { return deliveries(s) == 1 }, 10*time.Second, 20*time.Millisecond, "the event reaches the sink")
 	// No second delivery can follow: across both instances exactly one copy
 	// was stored, every other was answered as a duplicate.
 	accepted := func() float64 {
@@ -211,7 +211,7 @@ func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
 	// client's address, and so is the direct one.
 	require.Equal(t, http.StatusBadRequest, clusterPost(t, client, lb, "203.0.113.3", `{"CallbackCommand":`))
 	var viaLB []map[string]any
-	eventually(t, 5*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		viaLB = viaLB[:0]
 		for _, name := range []string{"a", "b"} {
 			for _, r := range auditRecords(t, filepath.Join(dir, name+"-audit.log")) {
@@ -221,7 +221,7 @@ func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
 			}
 		}
 		return len(viaLB) == 1
-	}, "one bad_json audit record")
+	}, 5*time.Second, 20*time.Millisecond, "one bad_json audit record")
 	assert.True(t, strings.HasPrefix(viaLB[0]["remote_addr"].(string), "127.0.0.55:"), "audit remote_addr through haproxy: %v", viaLB[0]["remote_addr"])
 	var limited []map[string]any
 	for _, name := range []string{"a", "b"} {
@@ -246,21 +246,21 @@ func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
 	for i := range 2 {
 		require.Equal(t, http.StatusOK, clusterPost(t, client, lb, "203.0.113.3", friendDeleteBody("erin", fmt.Sprint("frank", i))))
 	}
-	eventually(t, 10*time.Second, func() bool { return deliveries(s) == before+2 }, "callbacks acknowledged while redis is down are delivered")
+	require.Eventually(t, func() bool { return deliveries(s) == before+2 }, 10*time.Second, 20*time.Millisecond, "callbacks acknowledged while redis is down are delivered")
 	assert.True(t, hasLog(a, "redis unavailable") || hasLog(b, "redis unavailable"), "the switch to local state is logged")
 
 	// 5. Redis back: the shared mode resumes (a fresh Redis has no keys, so
 	// check with a new callback).
 	rds.run()
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		return hasLog(a, "redis reachable again") && hasLog(b, "redis reachable again")
-	}, "both instances see redis back")
+	}, 10*time.Second, 20*time.Millisecond, "both instances see redis back")
 	acceptedBefore := accepted()
 	before = deliveries(s)
 	body = friendDeleteBody("grace", "heidi")
 	require.Equal(t, http.StatusOK, clusterPost(t, client, lb, "203.0.113.4", body))
 	require.Equal(t, http.StatusOK, clusterPost(t, client, lb, "203.0.113.4", body))
-	eventually(t, 10*time.Second, func() bool { return deliveries(s) == before+1 }, "the event reaches the sink")
+	require.Eventually(t, func() bool { return deliveries(s) == before+1 }, 10*time.Second, 20*time.Millisecond, "the event reaches the sink")
 	assert.Equal(t, acceptedBefore+1, accepted(), "shared dedupe again: stored once")
 	assert.Equal(t, before+1, deliveries(s))
 
@@ -304,8 +304,8 @@ func failClosed(t *testing.T, rate string) {
 	assert.Len(t, refused, 2, "each refusal is audited")
 
 	rds.run()
-	eventually(t, 10*time.Second, func() bool { return hasLog(im, "redis reachable again") }, "redis seen back")
+	require.Eventually(t, func() bool { return hasLog(im, "redis reachable again") }, 10*time.Second, 20*time.Millisecond, "redis seen back")
 	require.Equal(t, http.StatusOK, clusterPost(t, client, im.addr, "203.0.113.1", friendDeleteBody("c", "d0")), "the retry succeeds")
-	eventually(t, 10*time.Second, func() bool { return deliveries(s) == 2 }, "both acknowledged events delivered, none of the refused ones")
+	require.Eventually(t, func() bool { return deliveries(s) == 2 }, 10*time.Second, 20*time.Millisecond, "both acknowledged events delivered, none of the refused ones")
 	im.stop(t)
 }

@@ -80,8 +80,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 	for k := 0; k < kills; k++ {
 		// Let a random share of the traffic through, then kill -9 mid-flight.
 		target := int64((k + 1) * total / (kills + 1))
-		eventually(t, 60*time.Second, func() bool { return nAcked.Load() >= target-int64(rng.IntN(50)) },
-			"progress stalled before kill %d", k)
+		require.Eventually(t, func() bool { return nAcked.Load() >= target-int64(rng.IntN(50)) }, 60*time.Second, 20*time.Millisecond, "progress stalled before kill %d", k)
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
 		mu.Lock()
 		im.kill()
@@ -101,8 +100,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 		})
 		return out
 	}
-	eventually(t, 60*time.Second, func() bool { return len(missing()) == 0 },
-		"events answered OK but never delivered: %d", len(missing()))
+	require.Eventually(t, func() bool { return len(missing()) == 0 }, 60*time.Second, 20*time.Millisecond, "events answered OK but never delivered: %d", len(missing()))
 	assert.Equal(t, total, s.count(), "every acknowledged event reached the internal URL exactly by id")
 	t.Logf("%d callbacks, %d kills, %d refused or cut attempts retried", total, kills, refused.Load())
 	mu.Lock()
@@ -133,7 +131,7 @@ func TestE2E_InternalURLDownThenUp(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "deliveries are tried and fail")
 	assert.Equal(t, 0, s.count(), "nothing counts as delivered while the sink answers 503")
 	s.setStatus(0)
-	eventually(t, 30*time.Second, func() bool { return s.count() == 50 }, "not every event arrived after recovery")
+	require.Eventually(t, func() bool { return s.count() == 50 }, 30*time.Second, 20*time.Millisecond, "not every event arrived after recovery")
 	s.mu.Lock()
 	for id, b := range s.bodies {
 		assert.Len(t, b, 1, "event %s delivered more than once in a successful run", id)
@@ -169,7 +167,7 @@ func TestE2E_DedupeAndRateLimit(t *testing.T) {
 	assert.Equal(t, 15, statuses[http.StatusTooManyRequests], "the rest is limited")
 	assert.Equal(t, http.StatusOK, post("10.0.0.8", friendDeleteBody("other", "x")), "another ClientIP still gets through")
 
-	eventually(t, 10*time.Second, func() bool { return s.count() == 1+5+1 }, "deliveries: got %d", s.count())
+	require.Eventually(t, func() bool { return s.count() == 1+5+1 }, 10*time.Second, 20*time.Millisecond, "deliveries: got %d", s.count())
 	id := receiver.EventID(appID, "Sns.CallbackFriendDelete", []byte(retry))
 	b, _ := s.get(id)
 	assert.Len(t, b, 1, "the retried callback is forwarded once")

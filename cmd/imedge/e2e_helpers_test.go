@@ -207,18 +207,6 @@ func auditRecords(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-// eventually polls cond every 20ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(msg, args...)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 const appID = "1400000001"
 
 func callbackURL(addr, clientIP string) string {

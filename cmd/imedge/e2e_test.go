@@ -55,14 +55,14 @@ func curlByteForByte(t *testing.T, serve []string, curlProto, wantProto string) 
 	assert.Equal(t, wantProto, proto, "HTTP version curl used")
 
 	var id string
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for k := range s.bodies {
 			id = k
 		}
 		return id != ""
-	}, "the event never reached the internal URL; imedge:\n%s", im.stderr.String())
+	}, 10*time.Second, 20*time.Millisecond, "the event never reached the internal URL; imedge:\n%s", im.stderr.String())
 	bodies, h := s.get(id)
 	require.Len(t, bodies, 1)
 	assert.Equal(t, body, string(bodies[0]), "the body arrives byte for byte")
@@ -99,13 +99,13 @@ func TestE2E_RefusalsAreAudited(t *testing.T) {
 	assert.JSONEq(t, `{"ActionStatus":"FAIL","ErrorCode":1,"ErrorInfo":"bad_sdkappid"}`, string(b))
 
 	var reasons []string
-	eventually(t, 5*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		reasons = reasons[:0]
 		for _, r := range auditRecords(t, auditLog) {
 			reasons = append(reasons, fmt.Sprint(r["reason"]))
 		}
 		return len(reasons) >= 2
-	}, "expected two audit records")
+	}, 5*time.Second, 20*time.Millisecond, "expected two audit records")
 	assert.ElementsMatch(t, []string{"tls_no_cert", "bad_sdkappid"}, reasons)
 	for _, r := range auditRecords(t, auditLog) {
 		assert.NotEmpty(t, r["remote_addr"], "every record names the peer: %v", r)
@@ -116,7 +116,7 @@ func TestE2E_RefusalsAreAudited(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "accepted event not delivered")
+	require.Eventually(t, func() bool { return s.count() == 1 }, 10*time.Second, 20*time.Millisecond, "accepted event not delivered")
 	im.stop(t)
 
 	// --access-log: one line per callback that reached HTTP, with its outcome.
@@ -185,19 +185,18 @@ func TestE2E_DevModeCurlCommandWorks(t *testing.T) {
 	devDir := filepath.Join(t.TempDir(), "dev")
 	im := start(t, "serve", "--dev", "--dev-dir", devDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
 	var curlCmd string
-	eventually(t, 5*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		m := regexp.MustCompile(`(?s)\n(curl .*?--data '[^']*')`).FindStringSubmatch(im.stdout.String())
 		if m != nil {
 			curlCmd = m[1]
 		}
 		return curlCmd != ""
-	}, "dev mode printed no curl command; stdout:\n%s", im.stdout.String())
+	}, 5*time.Second, 20*time.Millisecond, "dev mode printed no curl command; stdout:\n%s", im.stdout.String())
 
 	out, err := exec.Command("bash", "-c", curlCmd+" -sS --max-time 10").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.JSONEq(t, okReply, string(out))
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stdout.String(), "dev sink: event ") },
-		"the dev sink printed no event; stdout:\n%s\nstderr:\n%s", im.stdout.String(), im.stderr.String())
+	require.Eventually(t, func() bool { return strings.Contains(im.stdout.String(), "dev sink: event ") }, 10*time.Second, 20*time.Millisecond, "the dev sink printed no event; stdout:\n%s\nstderr:\n%s", im.stdout.String(), im.stderr.String())
 
 	for _, k := range []string{"ca-key.pem", "server-key.pem", "client-key.pem"} {
 		st, err := os.Stat(filepath.Join(devDir, k))

@@ -70,7 +70,7 @@ func TestShutdown_FinishesInFlightRequest(t *testing.T) {
 
 	began := time.Now()
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stderr.String(), `"msg":"draining"`) }, "draining logged")
+	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), `"msg":"draining"`) }, 10*time.Second, 20*time.Millisecond, "draining logged")
 	time.Sleep(500 * time.Millisecond)
 	_, err = io.WriteString(tc, rest)
 	require.NoError(t, err, "the in-flight connection is still open during the drain")
@@ -132,13 +132,12 @@ func TestSandbox_StartLogAndRotationUnderLandlock(t *testing.T) {
 		}
 	}
 	refuse()
-	eventually(t, 10*time.Second, func() bool { return len(auditRecords(t, auditLog)) == 1 }, "first record")
+	require.Eventually(t, func() bool { return len(auditRecords(t, auditLog)) == 1 }, 10*time.Second, 20*time.Millisecond, "first record")
 	require.NoError(t, os.Rename(auditLog, auditLog+".1"))
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGUSR1))
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stderr.String(), "audit log reopened") },
-		"audit log reopened under the sandbox; stderr:\n%s", im.stderr.String())
+	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), "audit log reopened") }, 10*time.Second, 20*time.Millisecond, "audit log reopened under the sandbox; stderr:\n%s", im.stderr.String())
 	refuse()
-	eventually(t, 10*time.Second, func() bool { return len(auditRecords(t, auditLog)) == 1 }, "a record in the new file")
+	require.Eventually(t, func() bool { return len(auditRecords(t, auditLog)) == 1 }, 10*time.Second, 20*time.Millisecond, "a record in the new file")
 
 	// Rotate the server certificate by rename in its directory and reload.
 	next := p.ca.WriteFiles(t, p.ca.Issue(t, certstest.Server("localhost", "127.0.0.1")))
@@ -149,8 +148,7 @@ func TestSandbox_StartLogAndRotationUnderLandlock(t *testing.T) {
 		require.NoError(t, os.Rename(f[1]+".new", f[1]))
 	}
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGHUP))
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(im.stderr.String(), `"msg":"reloaded"`) },
-		"reloaded under the sandbox; stderr:\n%s", im.stderr.String())
+	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), `"msg":"reloaded"`) }, 10*time.Second, 20*time.Millisecond, "reloaded under the sandbox; stderr:\n%s", im.stderr.String())
 	im.stop(t)
 
 	off := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state2"), filepath.Join(dir, "audit2.log")), "--no-sandbox")...)

@@ -95,9 +95,9 @@ func TestE2E_OutboxCommandsOnAStoppedInstance(t *testing.T) {
 	assert.Contains(t, stderr, "--admin")
 
 	base := "http://" + im.adminAddr(t)
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		return metric(scrapeMetrics(t, base), "imedge_outbox_dead_letters") == 1
-	}, "the 400 dead-letters the event")
+	}, 10*time.Second, 20*time.Millisecond, "the 400 dead-letters the event")
 	im.stop(t)
 
 	out, _, err = outbox("stats", "--json")
@@ -133,7 +133,7 @@ func TestE2E_OutboxCommandsOnAStoppedInstance(t *testing.T) {
 
 	s.setStatus(0)
 	im = start(t, args...)
-	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "the replayed event was not delivered")
+	require.Eventually(t, func() bool { return s.count() == 1 }, 10*time.Second, 20*time.Millisecond, "the replayed event was not delivered")
 	im.stop(t)
 	out, _, err = outbox("purge-dead", "--all")
 	require.NoError(t, err, out)

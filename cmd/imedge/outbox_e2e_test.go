@@ -84,7 +84,7 @@ func TestE2E_OutboxAPI_LocalCredential(t *testing.T) {
 	assert.NotContains(t, im.stderr.String(), cred, "the credential is never logged")
 
 	require.Equal(t, http.StatusOK, post(t, p.httpsClient(), im.addr, "10.5.0.1", "a", "b"))
-	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "delivered")
+	require.Eventually(t, func() bool { return s.count() == 1 }, 10*time.Second, 20*time.Millisecond, "delivered")
 	for _, authz := range []string{"", "Bearer " + strings.Repeat("0", 64), "Bearer " + cred[:63], "Basic " + cred} {
 		code, m := adminCall(t, http.DefaultClient, "POST", base+"/outbox/replay-delivered", authz, `{"all":true}`)
 		assert.Equal(t, http.StatusUnauthorized, code, "%q: %v", authz, m)
@@ -100,8 +100,7 @@ func TestE2E_OutboxAPI_LocalCredential(t *testing.T) {
 	code, m = adminCall(t, http.DefaultClient, "POST", base+"/outbox/replay-delivered", "Bearer "+cred, `{"all":true}`)
 	require.Equal(t, http.StatusOK, code, "%v", m)
 	assert.Equal(t, float64(1), m["count"])
-	eventually(t, 10*time.Second, func() bool { return metric(scrapeMetrics(t, base), "imedge_delivery_successes_total") == 2 },
-		"delivered again")
+	require.Eventually(t, func() bool { return metric(scrapeMetrics(t, base), "imedge_delivery_successes_total") == 2 }, 10*time.Second, 20*time.Millisecond, "delivered again")
 	recs := adminActions(t, auditLog)
 	require.Len(t, recs, 1)
 	assert.Equal(t, "outbox.replay-delivered", recs[0]["action"])
@@ -142,13 +141,13 @@ func TestE2E_OutboxAPI_MutualTLS(t *testing.T) {
 		require.Equal(t, http.StatusOK, post(t, p.httpsClient(), im.addr, "10.6.0.1", fmt.Sprintf("m%d", i), "tls"))
 	}
 	tlsArgs := []string{"--admin", addr, "--admin-cacert", p.caFile, "--admin-cert", p.clientCert, "--admin-key", p.clientKey}
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		out, _, err := outboxCLI(t, append([]string{"stats", "--json"}, tlsArgs...)...)
 		require.NoError(t, err, out)
 		var st map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &st))
 		return st["dead_letters"] == float64(3)
-	}, "three dead letters")
+	}, 10*time.Second, 20*time.Millisecond, "three dead letters")
 
 	out, stderr, err := outboxCLI(t, append([]string{"purge-dead", "--command", "Sns.*", "--since", "1h"}, tlsArgs...)...)
 	require.NoError(t, err, out+stderr)
@@ -195,7 +194,7 @@ func TestE2E_Outbox404StaysPendingWithHistory(t *testing.T) {
 			Attempts int    `json:"attempts"`
 		} `json:"events"`
 	}
-	eventually(t, 20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		out, _, err := cli("list", "--json")
 		require.NoError(t, err, out)
 		require.NoError(t, json.Unmarshal([]byte(out), &page))
@@ -208,7 +207,7 @@ func TestE2E_Outbox404StaysPendingWithHistory(t *testing.T) {
 			}
 		}
 		return true
-	}, "three pending events with three attempts each")
+	}, 20*time.Second, 20*time.Millisecond, "three pending events with three attempts each")
 	out, stderr, err := cli("stats", "--json")
 	require.NoError(t, err)
 	assert.Contains(t, stderr, "using the running imedge at http://"+adminAddr)
@@ -240,7 +239,7 @@ func TestE2E_Outbox404StaysPendingWithHistory(t *testing.T) {
 	s.setStatus(0)
 	out, _, err = cli("retry", "--all")
 	require.NoError(t, err, out)
-	eventually(t, 10*time.Second, func() bool { return s.count() == 3 }, "delivered once the route answers")
+	require.Eventually(t, func() bool { return s.count() == 3 }, 10*time.Second, 20*time.Millisecond, "delivered once the route answers")
 	assert.Equal(t, 0.0, metric(scrapeMetrics(t, "http://"+adminAddr), "imedge_delivery_dead_lettered_total"))
 	im.stop(t)
 }
@@ -263,9 +262,9 @@ func TestE2E_OutboxReplayUnderLoadAndRetainedReplay(t *testing.T) {
 	for i := range dead {
 		require.Equal(t, http.StatusOK, post(t, c, im.addr, "10.8.0.1", fmt.Sprintf("dead%d", i), "x"))
 	}
-	eventually(t, 20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		return metric(scrapeMetrics(t, base), "imedge_outbox_dead_letters") == dead
-	}, "every event dead-lettered")
+	}, 20*time.Second, 20*time.Millisecond, "every event dead-lettered")
 	s.setStatus(0)
 
 	var sent, failed atomic.Int64
@@ -296,21 +295,21 @@ func TestE2E_OutboxReplayUnderLoadAndRetainedReplay(t *testing.T) {
 			}
 		}
 	})
-	eventually(t, 10*time.Second, func() bool { return sent.Load() >= 20 }, "the load runs")
+	require.Eventually(t, func() bool { return sent.Load() >= 20 }, 10*time.Second, 20*time.Millisecond, "the load runs")
 	cred := readCredential(t, state)
 	code, m := adminCall(t, http.DefaultClient, "POST", base+"/outbox/replay-dead", "Bearer "+cred, `{"command":"Sns.CallbackFriendDelete"}`)
 	require.Equal(t, http.StatusOK, code, "%v", m)
 	assert.Equal(t, float64(dead), m["count"])
-	eventually(t, 20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		return metric(scrapeMetrics(t, base), "imedge_outbox_dead_letters") == 0 && s.count() >= dead
-	}, "the replayed events delivered")
+	}, 20*time.Second, 20*time.Millisecond, "the replayed events delivered")
 	during := sent.Load()
-	eventually(t, 10*time.Second, func() bool { return sent.Load() >= during+20 }, "the load goes on")
+	require.Eventually(t, func() bool { return sent.Load() >= during+20 }, 10*time.Second, 20*time.Millisecond, "the load goes on")
 	close(stop)
 	wg.Wait()
 	assert.Zero(t, failed.Load(), "no callback failed during the replay (%d sent)", sent.Load())
 	total := dead + int(sent.Load())
-	eventually(t, 20*time.Second, func() bool { return s.count() == total }, "all %d events delivered", total)
+	require.Eventually(t, func() bool { return s.count() == total }, 20*time.Second, 20*time.Millisecond, "all %d events delivered", total)
 	t.Logf("%d callbacks answered during the replay, none failed", sent.Load())
 
 	// The internal service lost five of the events it acknowledged: their
@@ -324,14 +323,14 @@ func TestE2E_OutboxReplayUnderLoadAndRetainedReplay(t *testing.T) {
 	out, _, err := cli(append([]string{"replay-delivered"}, ids[:5]...)...)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "5 delivered event(s) queued for delivery again")
-	eventually(t, 10*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		for _, id := range ids[:5] {
 			if b, _ := s.get(id); len(b) != 2 {
 				return false
 			}
 		}
 		return true
-	}, "each replayed event arrives twice")
+	}, 10*time.Second, 20*time.Millisecond, "each replayed event arrives twice")
 	for _, id := range ids[:5] {
 		b, h := s.get(id)
 		assert.Equal(t, string(b[0]), string(b[1]), "the same body")

@@ -61,7 +61,7 @@ func TestE2E_SendIsTheVerifyButton(t *testing.T) {
 	assert.Contains(t, out, "status 200\n")
 	assert.Contains(t, out, "reply "+okReply+"\n")
 	assert.Regexp(t, `request-id [0-9a-f]{12}-[0-9a-f]+\n`, out)
-	eventually(t, 10*time.Second, func() bool { return s.count() == 1 }, "the verify callback was not forwarded")
+	require.Eventually(t, func() bool { return s.count() == 1 }, 10*time.Second, 20*time.Millisecond, "the verify callback was not forwarded")
 	s.mu.Lock()
 	for id, bodies := range s.bodies {
 		assert.Equal(t, friendDeleteBody("alice", "bob"), string(bodies[0]))
@@ -79,7 +79,7 @@ func TestE2E_SendIsTheVerifyButton(t *testing.T) {
 	require.NoError(t, os.WriteFile(bodyFile, []byte(custom), 0o600))
 	out, _, err = runBin(t, nil, append([]string{"send"}, append(simArgs(p, im.addr), "--token-file", tokenFile, "--body", bodyFile)...)...)
 	require.NoError(t, err, out)
-	eventually(t, 10*time.Second, func() bool { return s.count() == 3 }, "the file body was not forwarded")
+	require.Eventually(t, func() bool { return s.count() == 3 }, 10*time.Second, 20*time.Millisecond, "the file body was not forwarded")
 
 	// Refusals: non-zero exit, the status and IM's reason printed.
 	for _, tc := range []struct {
@@ -105,14 +105,14 @@ func TestE2E_SendIsTheVerifyButton(t *testing.T) {
 	_, errOut, err = runBin(t, nil, "send", "--addr", im.addr, "--cacert", p.caFile, "--sdkappid", appID, "--token-file", tokenFile)
 	require.Error(t, err)
 	assert.Contains(t, errOut, "tls")
-	eventually(t, 5*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		for _, r := range auditRecords(t, auditLog) {
 			if r["reason"] == "tls_no_cert" {
 				return true
 			}
 		}
 		return false
-	}, "the refused handshake is audited")
+	}, 5*time.Second, 20*time.Millisecond, "the refused handshake is audited")
 	im.stop(t)
 }
 
@@ -156,7 +156,7 @@ func TestE2E_LoadAgainstTheBinary(t *testing.T) {
 	assert.Equal(t, int64(8), ka.Handshakes, "one connection per worker")
 	assert.Positive(t, ka.LatencyMS.P50)
 	assert.LessOrEqual(t, ka.LatencyMS.P99, ka.LatencyMS.Max)
-	eventually(t, 20*time.Second, func() bool { return s.count() == 300 }, "300 events reach the internal URL, got %d", s.count())
+	require.Eventually(t, func() bool { return s.count() == 300 }, 20*time.Second, 20*time.Millisecond, "300 events reach the internal URL, got %d", s.count())
 
 	nc := loadJSON(t, append(sim, "--mode", "new-conn", "--concurrency", "2", "--requests", "10", "--duration", "0")...)
 	assert.Equal(t, int64(10), nc.OK)
@@ -172,8 +172,7 @@ func TestE2E_LoadAgainstTheBinary(t *testing.T) {
 	dup := loadJSON(t, append(sim, "--concurrency", "2", "--requests", "200", "--duration", "0", "--duplicates", "0.5")...)
 	assert.Equal(t, int64(200), dup.OK, "a duplicate is answered OK")
 	assert.Less(t, dup.Fresh, int64(200))
-	eventually(t, 20*time.Second, func() bool { return s.count() == before+int(dup.Fresh) },
-		"only the %d new bodies are forwarded, got %d", dup.Fresh, s.count()-before)
+	require.Eventually(t, func() bool { return s.count() == before+int(dup.Fresh) }, 20*time.Second, 20*time.Millisecond, "only the %d new bodies are forwarded, got %d", dup.Fresh, s.count()-before)
 
 	// The human summary.
 	out, _, err := runBin(t, nil, append([]string{"load"}, append(sim, "--requests", "5", "--duration", "0", "--concurrency", "1")...)...)
@@ -247,7 +246,7 @@ func TestE2E_ForwardBatchDeliversArrays(t *testing.T) {
 		"--forward-batch", "32", "--rate", "0")...)
 	res := loadJSON(t, append(simArgs(p, im.addr), "--concurrency", "16", "--requests", "400", "--duration", "0")...)
 	require.Equal(t, int64(400), res.OK)
-	eventually(t, 20*time.Second, func() bool { ids, _ := bs.counts(); return ids == 400 }, "every event arrives in a batch")
+	require.Eventually(t, func() bool { ids, _ := bs.counts(); return ids == 400 }, 20*time.Second, 20*time.Millisecond, "every event arrives in a batch")
 	ids, requests := bs.counts()
 	assert.Equal(t, 400, ids)
 	assert.Less(t, requests, 400, "events share requests")
