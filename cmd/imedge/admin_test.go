@@ -124,6 +124,7 @@ func postCallback(t *testing.T, c *http.Client, url, body string) int {
 }
 
 func TestAdmin_E2E_EndpointsAndMetrics(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	im := start(t, baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log"))...)
 	base := "http://" + im.adminAddr(t)
@@ -208,6 +209,7 @@ func TestAdmin_E2E_EndpointsAndMetrics(t *testing.T) {
 // keeps the drain going; meanwhile /readyz says 503 and /healthz 200, and the
 // held callback still gets its answer.
 func TestAdmin_E2E_ReadyzFlipsDuringDrain(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
 		"--shutdown-timeout", "30s", "--read-timeout", "30s")...)
@@ -265,6 +267,7 @@ func TestAdmin_E2E_ReadyzFlipsDuringDrain(t *testing.T) {
 // Root ignores directory permissions, so the outbox directory is made
 // unusable by moving it away and putting a file in its place.
 func TestAdmin_E2E_ReadyzFlipsWhenOutboxUnwritable(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	state := filepath.Join(dir, "state")
 	im := start(t, baseArgs(p, s.srv.URL, state, filepath.Join(dir, "audit.log"))...)
@@ -295,6 +298,7 @@ func TestAdmin_E2E_ReadyzFlipsWhenOutboxUnwritable(t *testing.T) {
 }
 
 func TestAdmin_E2E_NonLoopbackWithoutMTLSRefused(t *testing.T) {
+	t.Parallel()
 	p, dir := newPKI(t), t.TempDir()
 	for _, addr := range []string{"0.0.0.0:0", ":9443", "192.0.2.1:9443", "[::]:0"} {
 		t.Run(addr, func(t *testing.T) {
@@ -325,6 +329,7 @@ func TestAdmin_E2E_NonLoopbackWithoutMTLSRefused(t *testing.T) {
 }
 
 func TestAdmin_E2E_MutualTLS(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
 		"--admin-cert", p.certFile, "--admin-key", p.keyFile, "--admin-client-ca", p.caFile)...)
@@ -351,6 +356,7 @@ func TestAdmin_E2E_MutualTLS(t *testing.T) {
 }
 
 func TestAdmin_E2E_DisabledAndPprof(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	off := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "off"), filepath.Join(dir, "audit-off.log")), "--admin-listen", "")...)
 	assert.Contains(t, off.stderr.String(), "admin listener off")
@@ -375,6 +381,7 @@ func repoRoot(t *testing.T) string {
 // `make build` stamps the commit even though GOFLAGS here says
 // -buildvcs=false; `imedge version` prints it.
 func TestMakeBuild_StampsCommit(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"make", "git"} {
 		_, err := exec.LookPath(tool)
 		require.NoError(t, err, "%s is needed (.ci/run installs it)", tool)
@@ -398,6 +405,7 @@ func TestMakeBuild_StampsCommit(t *testing.T) {
 // keys, bad values) as warnings and still exits 0, so any output about the
 // unit fails the test.
 func TestSystemdUnit_Verifies(t *testing.T) {
+	t.Parallel()
 	_, err := exec.LookPath("systemd-analyze")
 	require.NoError(t, err, "systemd-analyze is needed (.ci/run installs the systemd package)")
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "imedge.service"))
@@ -439,6 +447,7 @@ func TestSystemdUnit_Verifies(t *testing.T) {
 // parses (logrotate -d) and really rotates: imedge reopens its audit log and
 // writes new records to the new file.
 func TestLogrotateSnippet_RotatesTheAuditLog(t *testing.T) {
+	t.Parallel()
 	logrotate, err := exec.LookPath("logrotate")
 	if err != nil {
 		logrotate, err = exec.LookPath("/usr/sbin/logrotate") // PATH without sbin

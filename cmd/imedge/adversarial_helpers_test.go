@@ -28,7 +28,7 @@ import (
 	"github.com/imedge/imedge/certs/certstest"
 )
 
-// advToken is the IM token the adversarial imedge runs with (IMEDGE_TOKEN).
+// advToken is the IM token the adversarial imedge runs with (--token-file).
 const advToken = "adversarial-suite-token"
 
 // arena is one imedge process under attack, the material attackers and the
@@ -207,8 +207,10 @@ func newArena(t *testing.T) *arena {
 	crl := filepath.Join(dir, "im.crl")
 	require.NoError(t, os.WriteFile(crl, a.p.ca.CRL(t, revoked.Cert.SerialNumber), 0o644))
 
-	t.Setenv("IMEDGE_TOKEN", advToken)
+	tokenFile := filepath.Join(dir, "im.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(advToken+"\n"), 0o600))
 	args := append(baseArgs(a.p, a.sink.srv.URL, a.stateDir, a.auditLog),
+		"--token-file", tokenFile,
 		"--client-crl", crl,
 		"--max-body", "64KiB",
 		"--max-header-bytes", "8192",

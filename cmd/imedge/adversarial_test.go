@@ -33,6 +33,7 @@ const idleConns = 2000
 // FAIL JSON) and its audit record. At the end the audit log is shown to
 // stay bounded, and the legitimate client's success ratio is logged.
 func TestAdversarial(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("adversarial suite skipped in -short mode")
 	}

@@ -18,6 +18,7 @@ import (
 // and its goals; its figures mean nothing. It needs nginx, which .ci/run
 // installs.
 func TestBenchScript_DecideQuickSmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the benchmark script (about 30 s)")
 	}

@@ -17,6 +17,7 @@ import (
 // rounds) with the test binary: it proves the benchmark still works; its
 // figures mean nothing. It needs nginx, which .ci/run installs.
 func TestBenchScript_QuickSmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the benchmark script (about 20 s)")
 	}

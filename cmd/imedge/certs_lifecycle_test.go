@@ -43,6 +43,7 @@ func checkLines(out string) map[string][]string {
 }
 
 func TestCertsCheck(t *testing.T) {
+	t.Parallel()
 	ca := certstest.NewCA(t, certstest.ValidFor(48*time.Hour))
 	dir := t.TempDir()
 	good := ca.WriteFiles(t, ca.Issue(t, certstest.Server("im.example.com", "127.0.0.1"), certstest.ValidFor(40*time.Hour)))
@@ -116,6 +117,7 @@ func TestCertsCheck(t *testing.T) {
 }
 
 func TestCertsCRL(t *testing.T) {
+	t.Parallel()
 	ca := certstest.NewCA(t)
 	files := ca.WriteFiles(t, ca.Issue(t))
 	caKey := filepath.Join(t.TempDir(), "ca-key.pem")
@@ -169,6 +171,7 @@ func parseCRLFile(t *testing.T, path string) *x509.RevocationList {
 }
 
 func TestCertsStatus_PrintsTheTLSMember(t *testing.T) {
+	t.Parallel()
 	ca := certstest.NewCA(t)
 	leaf := ca.Issue(t, certstest.Server("im.example.com"))
 	st := tlsconf.Status{
@@ -243,6 +246,7 @@ func TestCertsStatus_PrintsTheTLSMember(t *testing.T) {
 }
 
 func TestACMEConfig_Validate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca := certstest.NewCA(t)
 	p := ca.WriteFiles(t, ca.Issue(t, certstest.Server("localhost")))

@@ -75,6 +75,7 @@ func TestCheckConfig_AgreesWithServe(t *testing.T) {
 // check-config prints the resolved absolute paths, whatever the working
 // directory and however the paths were given.
 func TestCheckConfig_PrintsAbsolutePaths(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	wd, err := os.Getwd()
 	require.NoError(t, err)

@@ -25,6 +25,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 // A mistyped flag gets one line naming the closest flag and exit status 2,
 // not the whole help; in every command.
 func TestCLI_UnknownFlagIsOneLineWithASuggestion(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -56,6 +57,7 @@ func TestCLI_UnknownFlagIsOneLineWithASuggestion(t *testing.T) {
 // --help goes to stdout, exits 0, and serve's is grouped, with the required
 // flags marked and examples.
 func TestCLI_HelpOnStdoutGroupedAndPerCommand(t *testing.T) {
+	t.Parallel()
 	stdout, stderr, err := runCLI(t, "serve", "--help")
 	require.NoError(t, err)
 	assert.Empty(t, stderr)
@@ -92,6 +94,7 @@ func TestCLI_HelpOnStdoutGroupedAndPerCommand(t *testing.T) {
 // Durations have one encoding in the operational log, Go's strings,
 // whether a package logged a time.Duration or its String().
 func TestLogger_DurationsAreGoStrings(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	l := newLogger(&buf, "json", new(slog.LevelVar))
 	l.Info("x", "d", 1500*time.Millisecond, slog.Duration("e", 2*time.Minute), "s", (3 * time.Second).String())
@@ -105,6 +108,7 @@ func TestLogger_DurationsAreGoStrings(t *testing.T) {
 // imedge commands lists the whole catalog with what a configuration does
 // with each command: served or not, and where it goes.
 func TestCommands_ListsTheCatalogWithRoutes(t *testing.T) {
+	t.Parallel()
 	stdout, _, err := runCLI(t, "commands", "--json", "--forward-url", "http://u:secret@127.0.0.1:8080/im?k=s",
 		"--route", "Group.*=http://groups.internal/im", "--decide", "C2C.*=http://mod.internal/d",
 		"--decide-fallback", "Group.*=deny", "--commands", "Sns.*,Group.*,C2C.*")

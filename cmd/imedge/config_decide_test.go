@@ -14,6 +14,7 @@ import (
 )
 
 func TestDecideConfig(t *testing.T) {
+	t.Parallel()
 	c, _, err := parseServeConfig([]string{
 		"--decide", "Group.*=http://127.0.0.1:9/group", "--decide", "*=https://mod.internal/decide",
 		"--decide-fallback", "Sns.*=deny:38001,OfficialAccount.CallbackBeforeAddSubscriber=deny", "--decide-fallback", "*=deny",

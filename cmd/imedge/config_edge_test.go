@@ -18,6 +18,7 @@ func parseEdgeFlags(t *testing.T, args ...string) edgeConfig {
 }
 
 func TestEdgeConfig_Defaults(t *testing.T) {
+	t.Parallel()
 	e := parseEdgeFlags(t)
 	assert.Equal(t, 5*time.Second, e.HandshakeTimeout)
 	assert.Equal(t, 1024, e.MaxConns)
@@ -30,6 +31,7 @@ func TestEdgeConfig_Defaults(t *testing.T) {
 }
 
 func TestEdgeConfig_Flags(t *testing.T) {
+	t.Parallel()
 	e := parseEdgeFlags(t, "--handshake-timeout", "2s", "--max-conns", "10", "--max-conns-per-ip", "3",
 		"--allow-source", "10.0.0.0/8,192.0.2.7", "--allow-source", "2001:db8::/32", "--http2=false",
 		"--http2-max-streams", "8", "--no-sandbox")
@@ -46,6 +48,7 @@ func TestEdgeConfig_Flags(t *testing.T) {
 }
 
 func TestEdgeConfig_Validate(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string

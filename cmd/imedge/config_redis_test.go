@@ -20,6 +20,7 @@ func parseCluster(t *testing.T, env map[string]string, args ...string) (clusterC
 }
 
 func TestClusterConfig_DefaultsAreSingleInstance(t *testing.T) {
+	t.Parallel()
 	c, err := parseCluster(t, nil)
 	require.NoError(t, err)
 	assert.Empty(t, c.RedisURL)
@@ -34,6 +35,7 @@ func TestClusterConfig_DefaultsAreSingleInstance(t *testing.T) {
 }
 
 func TestClusterConfig_PasswordNeverInAFlag(t *testing.T) {
+	t.Parallel()
 	c, err := parseCluster(t, nil, "--redis-url", "redis://user:hunter2@127.0.0.1:6379/0")
 	require.NoError(t, err)
 	errs := errors.Join(c.validate(Config{})...)
@@ -54,6 +56,7 @@ func TestClusterConfig_PasswordNeverInAFlag(t *testing.T) {
 }
 
 func TestClusterConfig_Rejects(t *testing.T) {
+	t.Parallel()
 	for name, args := range map[string][]string{
 		"scheme":         {"--redis-url", "http://127.0.0.1:6379"},
 		"policy":         {"--redis-url", "redis://127.0.0.1:6379", "--redis-policy", "maybe"},
@@ -72,6 +75,7 @@ func TestClusterConfig_Rejects(t *testing.T) {
 // PROXY requirement the operator configured would attribute every
 // connection to the balancer. (It used to return no stage at all.)
 func TestClusterConfig_StagesFailClosed(t *testing.T) {
+	t.Parallel()
 	c := clusterConfig{ProxyProtocol: []netip.Prefix{{}}} // an invalid prefix, as a Config built in code can hold
 	st, err := c.stages(nil, slog.New(slog.DiscardHandler))
 	require.Error(t, err)

@@ -24,6 +24,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 func noEnv(string) string { return "" }
 
 func TestConfigFile_FlagsOverrideFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfgFile := writeFile(t, dir, "imedge.yaml", `
 listen: "127.0.0.1:9000"
@@ -50,6 +51,7 @@ max-body: 512KiB
 }
 
 func TestConfigFile_Errors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, yaml, want string
 	}{
@@ -80,6 +82,7 @@ func TestConfigFile_Errors(t *testing.T) {
 }
 
 func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
 	c := defaultConfig()
 	c.Server.Listen = "nope"
 	c.Server.Path = "im"
@@ -126,6 +129,7 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 // State never follows the working directory: --state-dir, else systemd's
 // $STATE_DIRECTORY, else /var/lib/imedge; a relative one is refused.
 func TestConfig_StateDirIsAbsolute(t *testing.T) {
+	t.Parallel()
 	c, _, err := parseServeConfig(nil, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, "/var/lib/imedge", c.State.Dir)
@@ -155,6 +159,7 @@ func TestConfig_StateDirIsAbsolute(t *testing.T) {
 }
 
 func TestCheckConfig_PrintsEffectiveConfigWithoutSecrets(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	tokenFile := writeFile(t, dir, "token", "xxxxyyyy-super-secret\n")
@@ -195,6 +200,7 @@ func TestCheckConfig_PrintsEffectiveConfigWithoutSecrets(t *testing.T) {
 }
 
 func TestConfigArg(t *testing.T) {
+	t.Parallel()
 	assert.Equal(t, "a.yaml", configArg([]string{"--rate", "1", "--config", "a.yaml"}))
 	assert.Equal(t, "b.yaml", configArg([]string{"-config=b.yaml"}))
 	assert.Equal(t, "", configArg([]string{"--", "--config", "c.yaml"}))
@@ -202,6 +208,7 @@ func TestConfigArg(t *testing.T) {
 }
 
 func TestConfig_CurvesFlag(t *testing.T) {
+	t.Parallel()
 	c, _, err := parseServeConfig([]string{"--tls-curves", "X25519,P-256"}, noEnv)
 	require.NoError(t, err)
 	assert.Equal(t, []tls.CurveID{tls.X25519, tls.CurveP256}, c.TLS.Curves)
@@ -219,6 +226,7 @@ func TestConfig_CurvesFlag(t *testing.T) {
 // GOMAXPROCS and one automatic journal flush: each, as a flag or a config
 // key, fails with one line naming what replaces it.
 func TestRemovedSettings_FailNamingTheirReplacement(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, value, want string }{
 		{"gc-percent", "400", "--gc-percent: removed, set GOGC"},
 		{"memory-limit", "256MiB", "--memory-limit: removed, set GOMEMLIMIT"},

@@ -72,6 +72,7 @@ func (d *decisionService) calls() int {
 // serves the commands without --decide in observe mode, and shows it all
 // in /status and /metrics; imedge send prints IM's view of the decision.
 func TestE2E_Decide(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	observed := newSink(t) // the --route of one command in observe mode

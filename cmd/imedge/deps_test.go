@@ -57,6 +57,7 @@ var restrictedThirdParty = map[string][]string{
 }
 
 func TestDeps_ImportDirection(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"/...").CombinedOutput()
 	require.NoError(t, err, "go list: %s", out)
 	seen := 0

@@ -206,6 +206,7 @@ func (p *pebble) root(t *testing.T) *x509.Certificate {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestE2E_ACME_TLSALPN01WithMandatoryClientCerts(t *testing.T) {
+	t.Parallel()
 	bin := pebbleBinary(t)
 	const domain = "edge.imedge.test"
 	port := freePort(t)

@@ -156,6 +156,7 @@ func hasLog(p *proc, msg string) bool { return strings.Contains(p.stderr.String(
 // haproxy in TCP mode with send-proxy-v2 in front, the client dialling
 // from 127.0.0.55.
 func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	rds := startRedisServer(t)
@@ -272,6 +273,7 @@ func TestCluster_TwoInstancesBehindHAProxy(t *testing.T) {
 // fail-closed: 503 redis_unavailable (audited) while Redis is down, then
 // normal service when it returns.
 func TestCluster_FailClosedRefusesWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
 	// With a rate limit the limiter meets Redis first; without, the dedupe
 	// check does: both must refuse.
 	for _, rate := range []string{"20", "0"} {

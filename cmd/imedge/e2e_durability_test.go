@@ -23,6 +23,7 @@ import (
 // same state directory. Every callback answered OK must reach the internal
 // URL, compared by event id.
 func TestE2E_KillNineLosesNothing(t *testing.T) {
+	t.Parallel()
 	const (
 		total   = 2000
 		workers = 8
@@ -111,6 +112,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 // TestE2E_InternalURLDownThenUp: while the internal service fails, callbacks
 // are still answered OK at once; once it recovers every event arrives once.
 func TestE2E_InternalURLDownThenUp(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	s.setStatus(http.StatusServiceUnavailable)
@@ -142,6 +144,7 @@ func TestE2E_InternalURLDownThenUp(t *testing.T) {
 
 // TestE2E_RetriedCallbackForwardedOnce and the rate limit over real mTLS.
 func TestE2E_DedupeAndRateLimit(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()

@@ -22,6 +22,7 @@ import (
 const okReply = `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`
 
 func TestE2E_CurlCallbackIsForwardedByteForByte(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		serve     []string // extra imedge flags
@@ -77,6 +78,7 @@ func curlByteForByte(t *testing.T, serve []string, curlProto, wantProto string) 
 }
 
 func TestE2E_RefusalsAreAudited(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()
@@ -129,6 +131,7 @@ func TestE2E_RefusalsAreAudited(t *testing.T) {
 }
 
 func TestE2E_BadConfigFailsWithOneLineNamingTheFile(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	other := newPKI(t)
@@ -172,6 +175,7 @@ func lastLine(s string) string {
 }
 
 func TestE2E_ClientAuthNoneNeedsToken(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	cmd := exec.Command(binPath, "serve", "--cert", p.certFile, "--key", p.keyFile, "--client-auth", "none",
 		"--sdkappid", appID, "--forward-url", "http://127.0.0.1:1/", "--state-dir", t.TempDir())
@@ -182,6 +186,7 @@ func TestE2E_ClientAuthNoneNeedsToken(t *testing.T) {
 }
 
 func TestE2E_DevModeCurlCommandWorks(t *testing.T) {
+	t.Parallel()
 	devDir := filepath.Join(t.TempDir(), "dev")
 	im := start(t, "serve", "--dev", "--dev-dir", devDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
 	var curlCmd string
@@ -207,6 +212,7 @@ func TestE2E_DevModeCurlCommandWorks(t *testing.T) {
 }
 
 func TestE2E_CertsCommands(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	j := func(n string) string { return filepath.Join(dir, n) }
 	run := func(args ...string) string {
@@ -240,6 +246,7 @@ func TestE2E_CertsCommands(t *testing.T) {
 }
 
 func TestE2E_Version(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command(binPath, "version").CombinedOutput()
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(string(out), "imedge "), "%s", out)

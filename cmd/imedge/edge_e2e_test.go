@@ -58,6 +58,7 @@ func waitExit(t *testing.T, p *proc, d time.Duration) (time.Duration, error) {
 // --shutdown-timeout; a client stuck before its TLS handshake does not
 // hold the drain.
 func TestShutdown_FinishesInFlightRequest(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
 		"--shutdown-timeout", "20s", "--read-timeout", "20s", "--handshake-timeout", "30s")...)
@@ -91,6 +92,7 @@ func TestShutdown_FinishesInFlightRequest(t *testing.T) {
 // A client that never finishes its body cannot hold shutdown beyond
 // --shutdown-timeout: imedge closes it and exits.
 func TestShutdown_StuckClientIsBoundedByTimeout(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
 		"--shutdown-timeout", "1s", "--read-timeout", "60s", "--read-header-timeout", "60s", "--write-timeout", "60s")...)
@@ -116,6 +118,7 @@ func closedOrReset(c net.Conn) bool {
 // imedge still reopens its audit log after rotation and reloads
 // certificates replaced by rename.
 func TestSandbox_StartLogAndRotationUnderLandlock(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	auditLog := filepath.Join(dir, "log", "audit.log")
 	require.NoError(t, os.MkdirAll(filepath.Dir(auditLog), 0o700))
@@ -174,6 +177,7 @@ func sandboxLine(t *testing.T, logs string) (string, string) {
 // HTTP/2 is served by default, with its stream limit; --http2=false makes
 // imedge negotiate HTTP/1.1 only, and callbacks still work.
 func TestEdge_HTTP2Switch(t *testing.T) {
+	t.Parallel()
 	p, s, dir := newPKI(t), newSink(t), t.TempDir()
 	for _, tc := range []struct {
 		args  []string

@@ -25,6 +25,7 @@ const exampleHeader = `# imedge.example.yaml: every setting of "imedge serve" wi
 // TestExampleConfig keeps imedge.example.yaml true: it documents every key
 // with its default and parses as a config file.
 func TestExampleConfig(t *testing.T) {
+	t.Parallel()
 	fs, _ := newServeFlags()
 	want := exampleHeader + effectiveConfig(fs.FlagSet, Config{})
 	if *update {

@@ -47,6 +47,7 @@ func outboxSetup(t *testing.T, status int) (p *pki, s *sink, args []string, stat
 // most every 100 ms, so the last ones are journal-only), and "list" shows
 // them all.
 func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
+	t.Parallel()
 	p, _, args, state := outboxSetup(t, http.StatusServiceUnavailable)
 	im := start(t, args...)
 	adminAddr := im.adminAddr(t)
@@ -79,6 +80,7 @@ func TestE2E_OutboxStatsAfterKillNine(t *testing.T) {
 // next start. While imedge holds the directory and nothing answers at the
 // given admin address, the commands say so.
 func TestE2E_OutboxCommandsOnAStoppedInstance(t *testing.T) {
+	t.Parallel()
 	p, s, args, state := outboxSetup(t, http.StatusBadRequest)
 	args = append(args, "--max-attempts", "1")
 	im := start(t, args...)
@@ -142,6 +144,7 @@ func TestE2E_OutboxCommandsOnAStoppedInstance(t *testing.T) {
 
 // The command line is checked before anything is opened.
 func TestCLI_OutboxUsage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -71,6 +71,7 @@ func post(t *testing.T, c *http.Client, addr, clientIP, from, to string) int {
 // and not audited as actions; the right one works, and each action is
 // audited with its identity.
 func TestE2E_OutboxAPI_LocalCredential(t *testing.T) {
+	t.Parallel()
 	p, s, args, state := outboxSetup(t, 0)
 	auditLog := filepath.Join(filepath.Dir(state), "audit.log")
 	im := start(t, args...)
@@ -127,6 +128,7 @@ func TestE2E_OutboxAPI_LocalCredential(t *testing.T) {
 // --admin-key, each action is audited with the certificate, and no local
 // credential is written (one left by an earlier start is removed).
 func TestE2E_OutboxAPI_MutualTLS(t *testing.T) {
+	t.Parallel()
 	p, s, args, state := outboxSetup(t, http.StatusInternalServerError)
 	auditLog := filepath.Join(filepath.Dir(state), "audit.log")
 	require.NoError(t, os.MkdirAll(state, 0o700))
@@ -177,6 +179,7 @@ func TestE2E_OutboxAPI_MutualTLS(t *testing.T) {
 // are delivered, and the operator sees it all through imedge outbox on the
 // running instance.
 func TestE2E_Outbox404StaysPendingWithHistory(t *testing.T) {
+	t.Parallel()
 	p, s, args, state := outboxSetup(t, http.StatusNotFound)
 	im := start(t, args...)
 	adminAddr := im.adminAddr(t)
@@ -249,6 +252,7 @@ func TestE2E_Outbox404StaysPendingWithHistory(t *testing.T) {
 // every event is delivered. Then the internal service "loses" what it got,
 // and the retained copies are replayed: each arrives a second time.
 func TestE2E_OutboxReplayUnderLoadAndRetainedReplay(t *testing.T) {
+	t.Parallel()
 	p, s, args, state := outboxSetup(t, http.StatusInternalServerError)
 	auditLog := filepath.Join(filepath.Dir(state), "audit.log")
 	im := start(t, append(args, "--max-attempts", "1")...)

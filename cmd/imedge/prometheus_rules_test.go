@@ -22,6 +22,7 @@ import (
 // is one imedge exports, so renaming a metric breaks this test instead of
 // silently disarming an alert.
 func TestPrometheusRules(t *testing.T) {
+	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
 	require.NoError(t, err, "promtool is needed (Debian package prometheus; scripts/test.sh installs it)")
 	dir := filepath.Join(repoRoot(t), "deploy", "prometheus")

@@ -49,6 +49,7 @@ func flagReference() string {
 // TestReferenceDoc keeps docs/reference.md true: its flag tables are
 // generated from the flag set, and every audit reason code is documented.
 func TestReferenceDoc(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(referencePath)
 	require.NoError(t, err)
 	doc := string(b)

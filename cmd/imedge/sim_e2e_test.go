@@ -46,6 +46,7 @@ func simArgs(p *pki, addr string) []string {
 }
 
 func TestE2E_SendIsTheVerifyButton(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()
@@ -117,6 +118,7 @@ func TestE2E_SendIsTheVerifyButton(t *testing.T) {
 }
 
 func TestE2E_SendBadUsage(t *testing.T) {
+	t.Parallel()
 	_, errOut, err := runBin(t, nil, "send", "--addr", "127.0.0.1:1", "--cert", "x.pem")
 	require.Error(t, err)
 	assert.Contains(t, errOut, "--sdkappid is required")
@@ -139,6 +141,7 @@ func loadJSON(t *testing.T, args ...string) loadSummary {
 }
 
 func TestE2E_LoadAgainstTheBinary(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()
@@ -184,6 +187,7 @@ func TestE2E_LoadAgainstTheBinary(t *testing.T) {
 }
 
 func TestE2E_LoadCountsRefusalsByKind(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	s := newSink(t)
 	dir := t.TempDir()
@@ -237,6 +241,7 @@ func (b *batchSink) counts() (ids, requests int) {
 }
 
 func TestE2E_ForwardBatchDeliversArrays(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	bs := &batchSink{ids: map[string]int{}}
 	srv := httptest.NewServer(bs)

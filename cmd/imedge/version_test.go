@@ -14,6 +14,7 @@ import (
 )
 
 func TestVersion_JSONReportsVersionGoAndPlatform(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run(t.Context(), []string{"version", "--json"}, func(string) string { return "" }, &stdout, &stderr))
 	var got map[string]any
@@ -27,6 +28,7 @@ func TestVersion_JSONReportsVersionGoAndPlatform(t *testing.T) {
 }
 
 func TestVersion_RefusesUnknownFlagsAndArguments(t *testing.T) {
+	t.Parallel()
 	for args, want := range map[[2]string]string{
 		{"version", "--jsn"}: "unknown flag --jsn (did you mean --json?)",
 		{"version", "json"}:  `unexpected argument "json"`,
@@ -44,6 +46,7 @@ func TestVersion_RefusesUnknownFlagsAndArguments(t *testing.T) {
 // The built binary carries the VERSION file: the plain line and the JSON
 // agree on it.
 func TestE2E_VersionJSON(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command(binPath, "version", "--json").Output()
 	require.NoError(t, err)
 	var b buildInfo
