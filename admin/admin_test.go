@@ -153,6 +153,7 @@ func TestServer_Metrics_MoveWithCallbacks(t *testing.T) {
 	assert.Equal(t, 1.0, value(t, after, "imedge_requests_total", "outcome", "duplicate"))
 	assert.Equal(t, 2.0, value(t, after, "imedge_requests_total", "outcome", "empty"))
 	assert.Equal(t, 2.0, value(t, after, "imedge_requests_total", "outcome", "rejected"))
+	assert.Equal(t, 0.0, value(t, after, "imedge_requests_in_progress"), "no callback is being served")
 	assert.Equal(t, 1.0, value(t, after, "imedge_requests_rejected_total", "reason", "bad_sdkappid"))
 	assert.Equal(t, 1.0, value(t, after, "imedge_requests_rejected_total", "reason", "rate_limited"))
 	assert.Equal(t, 1.0, value(t, after, "imedge_tls_handshake_failures_total", "reason", "tls_no_cert"))

@@ -22,7 +22,7 @@ type collector struct {
 type descs struct {
 	buildInfo, ready, draining *prometheus.Desc
 
-	requests, rejected, handshakeFailures, auditRecords, auditWritten, auditSuppressed *prometheus.Desc
+	requests, inProgress, rejected, handshakeFailures, auditRecords, auditWritten, auditSuppressed *prometheus.Desc
 
 	limiterKeys, limiterEvictions, limiterLimited, limiterExempt *prometheus.Desc
 
@@ -48,6 +48,7 @@ func newDescs() descs {
 		draining:  d("draining", "1 once SIGTERM started the drain, else 0."),
 
 		requests:          d("requests_total", "Callbacks answered, by outcome: accepted (stored in the outbox), duplicate, empty (PairList empty) or rejected.", "outcome"),
+		inProgress:        d("requests_in_progress", "Callbacks being read, checked or answered right now (handler entered, reply not yet finished)."),
 		rejected:          d("requests_rejected_total", "Callbacks refused at the HTTP level, by audit reason code.", "reason"),
 		handshakeFailures: d("tls_handshake_failures_total", "TLS handshakes refused, by audit reason code (counted before audit sampling).", "reason"),
 		auditRecords:      d("audit_records_total", "Records passed to the audit log, by reason code, counted before sampling.", "reason"),
@@ -102,7 +103,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	d := &c.d
 	for _, desc := range []*prometheus.Desc{
 		d.buildInfo, d.ready, d.draining,
-		d.requests, d.rejected, d.handshakeFailures, d.auditRecords, d.auditWritten, d.auditSuppressed,
+		d.requests, d.inProgress, d.rejected, d.handshakeFailures, d.auditRecords, d.auditWritten, d.auditSuppressed,
 		d.limiterKeys, d.limiterEvictions, d.limiterLimited, d.limiterExempt,
 		d.redisUp, d.redisFallbacks, d.redisRefused, d.redisErrors,
 		d.dedupeKeys, d.dedupeInFlight, d.dedupeHits, d.dedupeEvictions,
@@ -152,6 +153,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.requests, r.Duplicates, "duplicate")
 		counter(d.requests, r.Empty, "empty")
 		counter(d.requests, rejected, "rejected")
+		gauge(d.inProgress, float64(r.InProgress))
 	}
 	if s.o.Audit != nil {
 		counts := s.o.Audit.Counts()

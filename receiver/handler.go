@@ -39,6 +39,7 @@ type Handler struct {
 	generic *bodyRule                // for commands outside the catalog
 
 	accepted      atomic.Uint64
+	inProgress    atomic.Int64
 	duplicates    atomic.Uint64
 	empty         atomic.Uint64
 	unknown       atomic.Uint64
@@ -77,6 +78,7 @@ type Stats struct {
 	Decided       uint64                  // Before and Reply callbacks answered by the Decider
 	Observed      uint64                  // of those, answered in observe mode and taken by the Sink afterwards
 	ObserveFailed uint64                  // answered in observe mode and refused by the Sink (the answer stood)
+	InProgress    int64                   // requests being read, checked or answered right now
 	Rejected      map[audit.Reason]uint64 // refusals by reason; reasons never used are absent
 }
 
@@ -195,6 +197,7 @@ func (h *Handler) Stats() Stats {
 		Decided:       h.decided.Load(),
 		Observed:      h.observed.Load(),
 		ObserveFailed: h.observeFailed.Load(),
+		InProgress:    h.inProgress.Load(),
 		Rejected:      make(map[audit.Reason]uint64),
 	}
 	for r, c := range h.rejected {
@@ -236,6 +239,8 @@ type request struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := request{id: h.nextRequestID(), start: h.o.Now(), remote: r.RemoteAddr}
 	w.Header()["X-Request-Id"] = []string{rq.id}
+	h.inProgress.Add(1)
+	defer h.inProgress.Add(-1)
 	defer h.finish(w, r, &rq)
 	h.serve(w, r, &rq)
 }

@@ -349,6 +349,14 @@ func (l *legit) snapshot(phase string) phaseStats {
 	return phaseStats{}
 }
 
+// waitOK waits until n callbacks of the current phase were answered OK.
+func (l *legit) waitOK(t *testing.T, n int) {
+	t.Helper()
+	phase := *l.phase.Load()
+	require.Eventually(t, func() bool { return l.snapshot(phase).ok >= n }, 20*time.Second, 20*time.Millisecond,
+		"%d legitimate callbacks answered OK in phase %q", n, phase)
+}
+
 // report returns every phase's numbers, in order, and the totals.
 func (l *legit) report() (string, phaseStats) {
 	l.mu.Lock()

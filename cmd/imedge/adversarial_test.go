@@ -39,7 +39,7 @@ func TestAdversarial(t *testing.T) {
 	}
 	a := newArena(t)
 	l := startLegit(t, a)
-	time.Sleep(200 * time.Millisecond) // a few requests before the attacks
+	l.waitOK(t, 5) // a few requests before the attacks
 
 	good := &a.p.client
 	floods := map[string]bool{}
@@ -166,7 +166,7 @@ func TestAdversarial(t *testing.T) {
 					if _, err := io.WriteString(tc, "X-A: b\r\n"); err != nil {
 						break
 					}
-					time.Sleep(300 * time.Millisecond)
+					time.Sleep(300 * time.Millisecond) // the attacker's pace
 				}
 				cut <- time.Since(began)
 			})
@@ -194,7 +194,7 @@ func TestAdversarial(t *testing.T) {
 				if _, err := io.WriteString(tc, " "); err != nil {
 					return
 				}
-				time.Sleep(500 * time.Millisecond)
+				time.Sleep(500 * time.Millisecond) // the attacker's pace
 			}
 		}()
 		_ = tc.SetReadDeadline(time.Now().Add(15 * time.Second))
@@ -402,12 +402,15 @@ func TestAdversarial(t *testing.T) {
 		// identically (by a holder of a client certificate) is answered OK
 		// and forwarded once, through the dedupe window.
 		url, b := a.signedURL("192.0.2.51"), friendDeleteBody("replay-from", "replay-to")
+		admin := "http://" + a.im.adminAddr(t)
+		dups := metric(scrapeMetrics(t, admin), "imedge_requests_total", "outcome", "duplicate")
 		for range 3 {
 			r := a.post(t, "127.0.0.39", http.MethodPost, url, b)
 			assert.Equal(t, http.StatusOK, r.status)
 		}
+		assert.GreaterOrEqual(t, metric(scrapeMetrics(t, admin), "imedge_requests_total", "outcome", "duplicate"), dups+2,
+			"both replays were answered as duplicates, so neither entered the outbox")
 		require.Eventually(t, func() bool { return a.sink.deliveries(b) >= 1 }, 10*time.Second, 20*time.Millisecond, "the event is delivered")
-		time.Sleep(300 * time.Millisecond)
 		assert.Equal(t, 1, a.sink.deliveries(b), "forwarded once")
 	})
 
@@ -424,7 +427,7 @@ func TestAdversarial(t *testing.T) {
 	})
 
 	l.setPhase("after the attacks")
-	time.Sleep(300 * time.Millisecond)
+	l.waitOK(t, 5)
 	l.halt()
 
 	// The audit log stays bounded: thousands of refusals, few lines; the
@@ -552,7 +555,7 @@ func idleFlood(t *testing.T, a *arena, n, sources int) []net.Conn {
 	}
 	close(jobs)
 	wg.Wait()
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the flood stays connected for a second of descriptor samples
 	close(stopSampling)
 	<-sampled
 	require.Greater(t, len(conns), n*9/10, "the flood connected")

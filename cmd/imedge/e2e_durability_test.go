@@ -56,7 +56,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 				resp, err := cl.Post(callbackURL(addr(), "10.1.2.3"), "application/json", strings.NewReader(body))
 				if err != nil {
 					refused.Add(1)
-					time.Sleep(10 * time.Millisecond)
+					time.Sleep(10 * time.Millisecond) // the client's retry pace, not a wait for imedge
 					continue
 				}
 				b, _ := io.ReadAll(resp.Body)
@@ -67,7 +67,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 					break
 				}
 				refused.Add(1)
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond) // the client's retry pace, not a wait for imedge
 			}
 		}
 	}
@@ -82,7 +82,7 @@ func TestE2E_KillNineLosesNothing(t *testing.T) {
 		// Let a random share of the traffic through, then kill -9 mid-flight.
 		target := int64((k + 1) * total / (kills + 1))
 		require.Eventually(t, func() bool { return nAcked.Load() >= target-int64(rng.IntN(50)) }, 60*time.Second, 20*time.Millisecond, "progress stalled before kill %d", k)
-		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond) // a random instant to kill at, not a wait
 		mu.Lock()
 		im.kill()
 		im = start(t, args...)

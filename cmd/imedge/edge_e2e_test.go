@@ -38,6 +38,16 @@ func slowPost(t *testing.T, p *pki, addr, clientIP string) (*tls.Conn, string) {
 	return tc, body[len(body)/2:]
 }
 
+// waitInProgress waits until imedge's handler is serving a request (the
+// slow post's body is being read), as its admin metrics say.
+func waitInProgress(t *testing.T, im *proc) {
+	t.Helper()
+	base := "http://" + im.adminAddr(t)
+	require.Eventually(t, func() bool {
+		return metric(scrapeMetrics(t, base), "imedge_requests_in_progress") >= 1
+	}, 10*time.Second, 20*time.Millisecond, "the slow request reaches the handler")
+}
+
 // waitExit waits up to d for the process to exit and returns how long it
 // took and its error.
 func waitExit(t *testing.T, p *proc, d time.Duration) (time.Duration, error) {
@@ -67,12 +77,12 @@ func TestShutdown_FinishesInFlightRequest(t *testing.T) {
 	require.NoError(t, err)
 	defer stuck.Close()
 	tc, rest := slowPost(t, p, im.addr, "198.51.100.1")
-	time.Sleep(200 * time.Millisecond) // the request is being read
+	waitInProgress(t, im)
 
 	began := time.Now()
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
 	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), `"msg":"draining"`) }, 10*time.Second, 20*time.Millisecond, "draining logged")
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // well into the drain: long enough for a wrong drain to have closed the connection
 	_, err = io.WriteString(tc, rest)
 	require.NoError(t, err, "the in-flight connection is still open during the drain")
 	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -97,7 +107,7 @@ func TestShutdown_StuckClientIsBoundedByTimeout(t *testing.T) {
 	im := start(t, append(baseArgs(p, s.srv.URL, filepath.Join(dir, "state"), filepath.Join(dir, "audit.log")),
 		"--shutdown-timeout", "1s", "--read-timeout", "60s", "--read-header-timeout", "60s", "--write-timeout", "60s")...)
 	tc, _ := slowPost(t, p, im.addr, "198.51.100.2") // never sends the rest
-	time.Sleep(200 * time.Millisecond)
+	waitInProgress(t, im)
 
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGTERM))
 	took, err := waitExit(t, im, 20*time.Second)
