@@ -19,6 +19,9 @@
 #   new-conn   32 workers, a new connection with a full TLS handshake per request
 #              (this and resume run for half of --duration)
 #   resume     32 workers, a new connection per request resuming a TLS session
+# then, one round through every server:
+#   mixed      keepalive load cycling through the catalog's 49 after-callbacks,
+#              each with its example body
 # and for imedge alone:
 #   sinkdown   keepalive load while the sink is stopped (answers while events
 #              pile up in the outbox), then the sink is restarted and the
@@ -547,6 +550,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
       esac
     done
   done
+done
+
+# Mixed: the 49 after-callbacks of the catalog in turn, each with its example
+# body, through every server (one round): the whole stream, not one command.
+AFTER=$("$IMEDGE" commands | awk '$2 == "after" { print $1 }' | paste -sd, -)
+[ -n "$AFTER" ] || die "imedge commands listed no after-callback"
+for s in "${SERVERS[@]}"; do
+  run_case mixed "$s" 1 --mode keepalive --concurrency 64 --duration "${DURATION}s" --commands "$AFTER"
 done
 
 # --- imedge alone ---------------------------------------------------------------

@@ -46,6 +46,8 @@ func TestBenchScript_QuickSmoke(t *testing.T) {
 		`(?m)^keepalive nginx\s+\d+\s+\d+`,
 		`(?m)^new-conn\s+nginx\s+\d+`,
 		`(?m)^resume\s+imedge\s+\d+`,
+		`(?m)^mixed\s+imedge\s+\d+\s+\d+`,
+		`(?m)^mixed\s+nginx\s+\d+\s+\d+`,
 		`(?m)^dedupe\s+imedge\s+\d+`,
 		`(?m)^sinkdown\s+imedge\s+\d+`,
 		`(?m)^1m-ips\s+imedge-1m\s+\d+`,
