@@ -2,6 +2,7 @@ package decide
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -94,26 +95,34 @@ func TestNew_Options(t *testing.T) {
 			assert.Error(t, err, "%+v", o)
 		}
 	})
-	t.Run("observe mode is logged once per command", func(t *testing.T) {
+	t.Run("observe mode is one start line naming its commands", func(t *testing.T) {
 		var logs bytes.Buffer
 		s, err := New(Options{
 			Targets: []Target{{Pattern: "Group.*", URL: "http://127.0.0.1:1/"}},
 			Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
 		})
 		require.NoError(t, err)
+		require.Equal(t, 1, bytes.Count(logs.Bytes(), []byte("observe mode")), "one line for one fallback: %s", logs.String())
+		var line struct {
+			Commands []string `json:"commands"`
+			Fallback string   `json:"fallback"`
+			Stored   bool     `json:"stored"`
+		}
+		require.NoError(t, json.Unmarshal(logs.Bytes(), &line))
+		assert.Equal(t, "allow", line.Fallback)
+		assert.False(t, line.Stored)
 		st := s.Stats()
 		require.Len(t, st.Commands, 12)
-		observed := 0
+		var observed []string
 		for _, c := range st.Commands {
 			if c.Target == "" {
-				observed++
-				assert.Contains(t, logs.String(), `"command":"`+c.Command+`"`)
+				observed = append(observed, c.Command)
 			} else {
 				assert.Equal(t, "Group.*", c.Target)
 				assert.Equal(t, "Group", c.Command[:5])
 			}
 		}
-		assert.Equal(t, 7, observed, "12 commands, 5 in the Group family")
-		assert.Equal(t, observed, bytes.Count(logs.Bytes(), []byte("observe mode")))
+		assert.Len(t, observed, 7, "12 commands, 5 in the Group family")
+		assert.ElementsMatch(t, observed, line.Commands)
 	})
 }

@@ -130,12 +130,27 @@ func New(o Options) (*Service, error) {
 			return nil, fmt.Errorf("checking fallback %s=%s: %w: it matches no before-callback, or an earlier fallback takes them all", r.Pattern, r, ErrInvalidOptions)
 		}
 	}
+	// One start line per (fallback, stored) pair, naming its commands: the
+	// operator sees at a glance what nothing decides.
+	type observeKey struct {
+		fallback string
+		stored   bool
+	}
+	var keys []observeKey
+	observed := map[observeKey][]string{}
 	for _, c := range s.order {
 		if c.target == nil {
 			c.store = o.Observe != nil && o.Observe(c.cmd.Name)
-			o.Logger.Info("before-callback in observe mode: answered with its fallback, no decision service",
-				slog.String("command", c.cmd.Name), slog.String("fallback", c.fallback), slog.Bool("stored", c.store))
+			k := observeKey{c.fallback, c.store}
+			if _, ok := observed[k]; !ok {
+				keys = append(keys, k)
+			}
+			observed[k] = append(observed[k], c.cmd.Name)
 		}
+	}
+	for _, k := range keys {
+		o.Logger.Info("before-callbacks in observe mode: answered with their fallback, no decision service",
+			slog.Any("commands", observed[k]), slog.String("fallback", k.fallback), slog.Bool("stored", k.stored))
 	}
 	return s, nil
 }
