@@ -246,6 +246,9 @@ func (s *Server) logListening() {
 		"server_cert_sha256", st.ServerCert.SHA256, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if c.TLS.ClientAuth == "none" {
 		s.log.Warn("client certificates are NOT required: only the IM token authenticates callers")
+		if !c.Egress.On && len(c.Edge.AllowSource) == 0 {
+			s.log.Warn("token only and any address may connect: a captured callback URL can be replayed with any body within --sign-window; admit only IM with --im-egress or --allow-source")
+		}
 	}
 }
 
