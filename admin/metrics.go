@@ -44,8 +44,8 @@ func newDescs() descs {
 	}
 	return descs{
 		buildInfo: d("build_info", "Always 1; labels carry the imedge version and the Go version.", "version", "goversion"),
-		ready:     d("ready", "1 when /readyz answers 200 (TLS material loaded, outbox writable, not draining), else 0."),
-		draining:  d("draining", "1 once SIGTERM started the drain, else 0."),
+		ready:     d("ready", "1 when /readyz answers 200 (every readiness check passes: TLS material loaded, outbox writable, not draining, IM's egress list held with --im-egress), else 0."),
+		draining:  d("draining", "1 once SIGTERM or SIGINT started the drain, else 0."),
 
 		requests:          d("requests_total", "Callbacks answered, by outcome: accepted (stored in the outbox), duplicate, empty (PairList empty) or rejected.", "outcome"),
 		inProgress:        d("requests_in_progress", "Callbacks being read, checked or answered right now (handler entered, reply not yet finished)."),

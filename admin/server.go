@@ -115,21 +115,10 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{o: o, start: o.Now(), reg: prometheus.NewRegistry(), inst: newInstruments(o.Now)}
-	cs := []prometheus.Collector{
-		&collector{s: s, d: newDescs()},
+	cs := append(s.collectors(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	}
-	cs = append(cs, s.inst.collectors()...)
-	if o.Delivery != nil {
-		cs = append(cs, o.Delivery.hist)
-	}
-	if o.Egress != nil {
-		cs = append(cs, newEgressCollector(o.Egress))
-	}
-	if o.Decide != nil {
-		cs = append(cs, newDecideCollector(o.Decide, o.Receiver))
-	}
+	)
 	for _, c := range cs {
 		if err := s.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
@@ -137,6 +126,24 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux = s.routes()
 	return s, nil
+}
+
+// collectors returns imedge's own metric collectors for s's options (the
+// Go runtime and process collectors are not among them): each call makes
+// new collectors over the same sources and instruments.
+func (s *Server) collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{&collector{s: s, d: newDescs()}}
+	cs = append(cs, s.inst.collectors()...)
+	if s.o.Delivery != nil {
+		cs = append(cs, s.o.Delivery.hist)
+	}
+	if s.o.Egress != nil {
+		cs = append(cs, newEgressCollector(s.o.Egress))
+	}
+	if s.o.Decide != nil {
+		cs = append(cs, newDecideCollector(s.o.Decide, s.o.Receiver))
+	}
+	return cs
 }
 
 func (s *Server) routes() *http.ServeMux {

@@ -8,9 +8,9 @@ import (
 	"github.com/imedge/imedge/tlsconf"
 )
 
-// statusReply is the /status document. Its shape is documented in the
-// README ("Admin endpoint and metrics"); rotation scripts read
-// .tls.server_cert.sha256, so field names only ever get added.
+// statusReply is the /status document. Its shape is documented in
+// docs/reference.md ("/status"; TestStatusDoc keeps it complete); rotation
+// scripts read .tls.server_cert.sha256, so field names only ever get added.
 type statusReply struct {
 	Version       string           `json:"version"`
 	PID           int              `json:"pid,omitempty"`

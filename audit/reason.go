@@ -1,7 +1,8 @@
 package audit
 
 // Reason is an audit reason code. The set is closed: every code imedge
-// writes is one of the constants below and is documented in the README.
+// writes is one of the constants below and is documented in
+// docs/reference.md.
 type Reason string
 
 // TLS handshake refusals.

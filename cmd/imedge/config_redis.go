@@ -31,7 +31,7 @@ type clusterConfig struct {
 	password []byte // read by readSecrets, never a flag value
 }
 
-// Cluster defaults, documented in the README's flag table.
+// Cluster defaults, documented in docs/reference.md's flag table.
 const (
 	defaultRedisPolicy  = "fail-open"
 	defaultRedisTimeout = redisstate.DefaultTimeout

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,4 +70,59 @@ func TestReferenceDoc(t *testing.T) {
 	for _, r := range audit.Reasons() {
 		assert.Contains(t, doc, "`"+string(r)+"`", "audit reason %s documented", r)
 	}
+}
+
+// referenceTable returns the first cell of each row of the table under the
+// heading line head in doc.
+func referenceTable(t *testing.T, doc, head string) []string {
+	t.Helper()
+	_, rest, ok := strings.Cut(doc, "\n"+head+"\n")
+	require.True(t, ok, "docs/reference.md has the heading %q", head)
+	var cells []string
+	inTable := false
+	for line := range strings.Lines(rest) {
+		switch {
+		case strings.HasPrefix(line, "|"):
+			inTable = true
+			cell, _, _ := strings.Cut(strings.TrimPrefix(line, "|"), "|")
+			cells = append(cells, strings.TrimSpace(cell))
+		case inTable:
+			return cells[2:] // past the header and its rule
+		}
+	}
+	return cells[2:]
+}
+
+// TestReferenceDoc_SignalsAndExitCodes keeps docs/reference.md's signal
+// reference true: the settings SIGHUP applies are exactly those
+// runtimeSetting names, and the exit codes are those exitCode gives. It
+// is not parallel, so that it has read the file before TestReferenceDoc
+// -update rewrites it.
+func TestReferenceDoc_SignalsAndExitCodes(t *testing.T) {
+	b, err := os.ReadFile(referencePath)
+	require.NoError(t, err)
+	doc := string(b)
+
+	flagName := regexp.MustCompile("`--([a-z0-9-]+)`")
+	var documented []string
+	for _, cell := range referenceTable(t, doc, "### Settings SIGHUP applies") {
+		for _, m := range flagName.FindAllStringSubmatch(cell, -1) {
+			documented = append(documented, m[1])
+		}
+	}
+	var runtime []string
+	fs, _ := newServeFlags()
+	fs.VisitAll(func(f *flag.Flag) {
+		if runtimeSetting(f.Name) {
+			runtime = append(runtime, f.Name)
+		}
+	})
+	slices.Sort(documented)
+	slices.Sort(runtime)
+	assert.Equal(t, runtime, documented, "docs/reference.md lists the settings SIGHUP applies (runtimeSetting)")
+
+	assert.Equal(t, []string{"`0`", "`1`", "`2`"}, referenceTable(t, doc, "### Exit codes"))
+	assert.Equal(t, 2, exitCode(errUsage))
+	assert.Equal(t, 2, exitCode(fmt.Errorf("parsing: %w", usageErrorf("unknown flag"))))
+	assert.Equal(t, 1, exitCode(errors.New("opening outbox: disk full")))
 }
