@@ -80,7 +80,7 @@ func (s *Server) openDelivery(context.Context, io.Writer) error {
 	s.timer = admin.NewDeliveryHistogram()
 	for _, name := range append([]string{forward.DefaultDestination}, d.destinations()...) {
 		u := d.urlOf(name)
-		c, err := forward.NewClient(d.clientOptions(u))
+		c, err := forward.NewClient(s.cfg.Delivery.clientOptions(u))
 		if err != nil {
 			return fmt.Errorf("destination %s: %w", name, err)
 		}
@@ -123,7 +123,9 @@ func (s *Server) dispatchers() []admin.Dispatcher {
 // prepareRouteURLs builds the clients for the destinations whose URL in d
 // differs (SIGHUP), when the destinations themselves are unchanged, and
 // returns the functions that put them in service or drop them; on error
-// nothing changes.
+// nothing changes. Only the URL comes from d: the signing secret and the
+// TLS files stay those the server started with (changing them needs a
+// restart), so every destination keeps signing with the same secret.
 func (s *Server) prepareRouteURLs(d deliveryConfig) (commit, abort func(), err error) {
 	type change struct {
 		dst *destination

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
-	"maps"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"sync"
@@ -42,8 +42,9 @@ func (s *Server) enableReload(fs *flagSet, reparse func() (Config, *flagSet, err
 }
 
 // settingValues returns every setting of fs (flags other than config, dev
-// and dev-dir) with its value. Values are never secrets: secrets are read
-// from the files or environment variables the *-file settings name.
+// and dev-dir) with its value. Secrets are read from the files or
+// environment variables the *-file settings name, but a URL may still carry
+// credentials in its userinfo or query: effectiveSettings redacts them.
 func settingValues(fs *flagSet) map[string]string {
 	out := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) {
@@ -62,8 +63,16 @@ func (s *Server) effectiveSettings() map[string]string {
 	}
 	s.reload.mu.Lock()
 	defer s.reload.mu.Unlock()
-	return maps.Clone(s.reload.effective)
+	out := make(map[string]string, len(s.reload.effective))
+	for name, v := range s.reload.effective {
+		out[name] = urlsInValue.ReplaceAllStringFunc(v, redactURL)
+	}
+	return out
 }
+
+// urlsInValue finds the URLs in a setting's value (--forward-url, the URLs
+// of --route and --decide, --redis-url, ...), for redaction.
+var urlsInValue = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s,\]]*`)
 
 // reloadConfig re-reads the configuration, validates all of it, applies the
 // changed runtime settings and logs the changed settings that need a

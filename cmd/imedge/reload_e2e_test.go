@@ -45,7 +45,7 @@ func TestReload_E2E_SIGHUPAppliesRuntimeSettingsAndNamesTheRest(t *testing.T) {
 	assert.Equal(t, http.StatusOK, post("a", "b"))
 	assert.Equal(t, http.StatusTooManyRequests, post("a", "c"), "burst 1")
 
-	write("listen: 127.0.0.1:1\nrate: 1000\nburst: 1000\nlog-level: debug\nroute: [\"Sns.*=" + groupsB.srv.URL + "\"]\n")
+	write("listen: 127.0.0.1:1\nrate: 1000\nburst: 1000\nlog-level: debug\nroute: [\"Sns.*=" + groupsB.srv.URL + "/?key=s3cret\"]\n")
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(im.stderr.String(), `"msg":"configuration reloaded"`) },
 		10*time.Second, 20*time.Millisecond)
@@ -65,6 +65,7 @@ func TestReload_E2E_SIGHUPAppliesRuntimeSettingsAndNamesTheRest(t *testing.T) {
 	assert.Equal(t, "1000", status.Config["rate"])
 	assert.Equal(t, "127.0.0.1:0", status.Config["listen"], "/status shows what is in force, not what waits for a restart")
 	assert.NotContains(t, status.Config, "config")
+	assert.Equal(t, "Sns.*="+groupsB.srv.URL+"/?…", status.Config["route"], "a URL's query may hold a secret: /status redacts it")
 
 	write("rate: -5\n")
 	require.NoError(t, im.cmd.Process.Signal(syscall.SIGHUP))
