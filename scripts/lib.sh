@@ -294,17 +294,27 @@ explain_wait() {
   esac
 }
 
-# install_file SRC DEST MODE: replaces DEST with a copy of SRC atomically
-# (temporary file in DEST's directory, then rename), with MODE and, when
-# run as root, DEST's owner and group.
+# install_file SRC DEST MODE [MAX]: replaces DEST with a copy of SRC
+# atomically (temporary file in DEST's directory, then rename), with DEST's
+# group (and, when run as root, its owner). The copy gets MODE; with MAX and
+# an existing DEST, it gets DEST's mode instead, limited to MAX (a key kept
+# 0640 for the service's group stays readable to it, a stray world bit is
+# dropped).
 install_file() {
-  local src=$1 dest=$2 mode=$3 tmp
+  local src=$1 dest=$2 mode=$3 max=${4:-} tmp
+  if [[ -n $max && -e $dest ]]; then
+    mode=$(printf '%o' $((8#$(stat -c %a -- "$dest") & 8#$max)))
+  fi
   tmp=$(dirname -- "$dest")/.$(basename -- "$dest").new.$$
   (umask 077 && cp -- "$src" "$tmp") || die "cannot write $tmp"
-  chmod "$mode" "$tmp"
-  if [[ $(id -u) == 0 && -e $dest ]]; then
-    chown --reference="$dest" "$tmp" 2>/dev/null || true
+  if [[ -e $dest ]]; then
+    if [[ $(id -u) == 0 ]]; then
+      chown --reference="$dest" "$tmp" 2>/dev/null || true
+    else
+      chgrp --reference="$dest" "$tmp" 2>/dev/null || true
+    fi
   fi
+  chmod "$mode" "$tmp"
   mv -f -- "$tmp" "$dest" || {
     rm -f -- "$tmp"
     die "cannot replace $dest"

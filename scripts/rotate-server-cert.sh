@@ -49,8 +49,9 @@
 # instance that reads the same files, imedge is only reloaded and the new
 # fingerprint confirmed); 3. back the live
 # files up as FILE.bak.TIMESTAMP; 4. replace key then certificate, each by
-# an atomic rename (key mode 0600, certificate 0644, owner kept when run as
-# root); 5. reload imedge; 6. poll `imedge certs status` until the new
+# an atomic rename (certificate 0644; the key keeps the live key's mode up
+# to 0640, so a key the service reads through its group stays readable, and
+# 0600 when new; group kept, and owner too when run as root); 5. reload imedge; 6. poll `imedge certs status` until the new
 # fingerprint is served. If the reload cannot be requested, or the new
 # certificate is not served in time, the backups are put back, imedge is
 # reloaded again and the old fingerprint is confirmed.
@@ -130,9 +131,9 @@ bak_cert=$(backup_file "$LIVE_CERT")
 bak_key=$(backup_file "$LIVE_KEY")
 log "backed up the live files to $bak_cert and $bak_key"
 
-install_file "$NEW_KEY" "$LIVE_KEY" 600
+install_file "$NEW_KEY" "$LIVE_KEY" 600 640
 install_file "$NEW_CERT" "$LIVE_CERT" 644
-log "replaced $LIVE_KEY (0600) and $LIVE_CERT (0644)"
+log "replaced $LIVE_KEY ($(stat -c %a -- "$LIVE_KEY")) and $LIVE_CERT (0644)"
 rc=0
 if signal_reload; then
   wait_for_reload serving "$new_sha" || rc=$?
@@ -146,7 +147,7 @@ fi
 
 explain_wait "$rc" certificate
 log "rolling back"
-install_file "$bak_key" "$LIVE_KEY" 600
+install_file "$bak_key" "$LIVE_KEY" 600 640
 install_file "$bak_cert" "$LIVE_CERT" 644
 log "restored $LIVE_KEY and $LIVE_CERT from the backups"
 rollback_reload

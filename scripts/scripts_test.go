@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -347,6 +348,33 @@ func TestRotateServerCert_LiveFilesAlreadyNewAreLoaded(t *testing.T) {
 	baks, err := filepath.Glob(f.certFile + ".bak.*")
 	require.NoError(t, err)
 	assert.Empty(t, baks)
+}
+
+// A live key the service reads through its group (0640, as the Debian
+// package's instructions allowed) keeps that mode across a rotation, and a
+// world-readable one loses the world bit: the service can still read the
+// new key after its next restart.
+func TestRotateServerCert_KeepsTheLiveKeysGroupRead(t *testing.T) {
+	for _, c := range []struct {
+		live, want os.FileMode
+	}{{0o640, 0o640}, {0o600, 0o600}, {0o644, 0o640}} {
+		t.Run(c.live.String(), func(t *testing.T) {
+			f := newFixture(t)
+			require.NoError(t, os.Chmod(f.keyFile, c.live))
+			p := startImedge(t, f, "--reload-interval", "0")
+			k0, err := os.Stat(f.keyFile)
+			require.NoError(t, err)
+			newCert, newKey := stage(t, f.serverCA.Issue(t, certstest.Server("localhost", "127.0.0.1")))
+			out, code := runScript(t, "rotate-server-cert.sh", "--cert", f.certFile, "--key", f.keyFile,
+				"--new-cert", newCert, "--new-key", newKey, "--min-validity", "1m", "--pid", p.pid(), "--admin", p.admin)
+			require.Equal(t, 0, code, out)
+			fi, err := os.Stat(f.keyFile)
+			require.NoError(t, err)
+			assert.Equal(t, c.want, fi.Mode().Perm())
+			assert.Equal(t, k0.Sys().(*syscall.Stat_t).Gid, fi.Sys().(*syscall.Stat_t).Gid, "the key keeps its group")
+			assert.Contains(t, out, fmt.Sprintf("replaced %s (%o)", f.keyFile, c.want))
+		})
+	}
 }
 
 func TestRotateClientCA_BadBundlesAreRefused(t *testing.T) {
