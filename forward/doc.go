@@ -134,9 +134,11 @@
 // The store records its format version (internal/store documents the
 // layout). Opening an older format upgrades it (format 1, imedge before
 // destinations: its events belong to default); opening a newer one fails
-// with [ErrNewerFormat] and leaves it untouched. To go back to an older
-// imedge, drain the outbox first (stop taking callbacks, let every event
-// be delivered, purge the dead letters).
+// with [ErrNewerFormat] and leaves it untouched, even when it is empty
+// (the format is recorded in the store). To go back to an older imedge,
+// drain the outbox (stop taking callbacks, let every event be delivered,
+// deal with the dead letters), then move its directory aside so that the
+// older imedge starts a new one.
 //
 // # Delivery
 //

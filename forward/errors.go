@@ -18,7 +18,8 @@ var ErrLocked = store.ErrLocked
 
 // ErrNewerFormat is returned (wrapped, with both format numbers) by
 // [OpenOutbox] when the outbox was written by a newer imedge: upgrade, or
-// drain the outbox with the newer version first.
+// drain the outbox with the newer version and set it aside. The format is
+// recorded in the store itself, so an emptied outbox is refused too.
 var ErrNewerFormat = store.ErrNewerFormat
 
 // ErrClosed is returned by the methods of an [Outbox] after Close.

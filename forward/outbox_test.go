@@ -434,7 +434,7 @@ func TestOutbox_Open_RefusesANewerFormat(t *testing.T) {
 	for _, ro := range []bool{false, true} {
 		_, err := OpenOutbox(OutboxOptions{Dir: dir, ReadOnly: ro})
 		require.ErrorIs(t, err, ErrNewerFormat)
-		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version first")
+		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version and move it aside so this one starts a new outbox (docs/operations.md, Downgrading)")
 	}
 }
 

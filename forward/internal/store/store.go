@@ -144,7 +144,7 @@ func (s *Store) checkFormat() error {
 			s.found = int(n)
 		}
 		if s.found > Format {
-			return fmt.Errorf("%w: outbox format %d is newer than this imedge understands (%d): upgrade imedge, or drain it with the newer version first",
+			return fmt.Errorf("%w: outbox format %d is newer than this imedge understands (%d): upgrade imedge, or drain it with the newer version and move it aside so this one starts a new outbox (docs/operations.md, Downgrading)",
 				ErrNewerFormat, s.found, Format)
 		}
 		return nil

@@ -138,7 +138,7 @@ func TestOpen_RefusesANewerFormat(t *testing.T) {
 	for _, ro := range []bool{false, true} {
 		_, err := Open(path, Options{ReadOnly: ro})
 		require.ErrorIs(t, err, ErrNewerFormat, "read-only %v", ro)
-		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version first")
+		assert.ErrorContains(t, err, "outbox format 3 is newer than this imedge understands (2): upgrade imedge, or drain it with the newer version and move it aside so this one starts a new outbox (docs/operations.md, Downgrading)")
 		assert.Contains(t, err.Error(), path)
 	}
 	assert.Equal(t, Format+1, formatOf(t, path))
