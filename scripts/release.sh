@@ -230,6 +230,10 @@ for arch in $arches; do
   debian_changelog | gzip -9n > "$stage/usr/share/doc/imedge/changelog.gz"
   gzip -9n < imedge.example.yaml > "$stage/usr/share/doc/imedge/imedge.example.yaml.gz"
   install -D -m 0644 deploy/prometheus/imedge.rules.yml "$stage/usr/share/doc/imedge/prometheus/imedge.rules.yml"
+  install -D -m 0644 scripts/lib.sh "$stage/usr/share/imedge/scripts/lib.sh"
+  for s in rotate-server-cert.sh rotate-client-ca.sh revoke-client-cert.sh; do
+    install -D -m 0755 "scripts/$s" "$stage/usr/share/imedge/scripts/$s"
+  done
   mkdir -p "$stage/usr/share/man/man1"
   manual_page "$work/usage.txt" | gzip -9n > "$stage/usr/share/man/man1/imedge.1.gz"
   install -D -m 0644 deploy/deb/lintian-overrides "$stage/usr/share/lintian/overrides/imedge"

@@ -367,6 +367,10 @@ func checkArtefacts(t *testing.T, dir, dist, arch, commit string) {
 			"./usr/share/man/man1/imedge.1.gz":                   {"-rw-r--r--", "root/root"},
 			"./usr/share/doc/imedge/prometheus/imedge.rules.yml": {"-rw-r--r--", "root/root"},
 			"./usr/share/lintian/overrides/imedge":               {"-rw-r--r--", "root/root"},
+			"./usr/share/imedge/scripts/lib.sh":                  {"-rw-r--r--", "root/root"},
+			"./usr/share/imedge/scripts/rotate-server-cert.sh":   {"-rwxr-xr-x", "root/root"},
+			"./usr/share/imedge/scripts/rotate-client-ca.sh":     {"-rwxr-xr-x", "root/root"},
+			"./usr/share/imedge/scripts/revoke-client-cert.sh":   {"-rwxr-xr-x", "root/root"},
 		}
 		got := debContents(t, deb)
 		for path, e := range got {
@@ -381,6 +385,16 @@ func checkArtefacts(t *testing.T, dir, dist, arch, commit string) {
 		}
 		assert.Equal(t, sha256File(t, bin), sha256File(t, filepath.Join(x, "usr/bin/imedge")), "the package ships the released binary")
 		assert.Equal(t, string(readFile(t, filepath.Join(dir, "deploy/logrotate/imedge"))), string(readFile(t, filepath.Join(x, "etc/logrotate.d/imedge"))))
+	})
+
+	t.Run("rotation scripts run from the package", func(t *testing.T) {
+		for _, name := range []string{"rotate-server-cert.sh", "rotate-client-ca.sh", "revoke-client-cert.sh"} {
+			out, err := exec.Command(filepath.Join(x, "usr/share/imedge/scripts", name), "--help").CombinedOutput()
+			require.NoError(t, err, "%s --help: %s", name, out)
+			assert.Contains(t, string(out), "Usage:", name)
+			assert.Equal(t, string(readFile(t, filepath.Join(dir, "scripts", name))),
+				string(readFile(t, filepath.Join(x, "usr/share/imedge/scripts", name))), "%s is shipped as it is", name)
+		}
 	})
 
 	t.Run("config refuses to start until filled in", func(t *testing.T) {
