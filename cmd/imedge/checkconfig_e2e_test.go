@@ -91,5 +91,5 @@ func TestCheckConfig_PrintsAbsolutePaths(t *testing.T) {
 			assert.True(t, filepath.IsAbs(v), "%s is absolute", line)
 		}
 	}
-	assert.Contains(t, out.String(), "# (resolved from: flag)\nstate-dir: /")
+	assert.Contains(t, out.String(), "# (resolved from: state-dir)\nstate-dir: /")
 }

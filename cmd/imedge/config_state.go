@@ -19,7 +19,7 @@ type stateConfig struct {
 	DedupeWindow time.Duration // --dedupe-window
 	DedupeSize   int           // --dedupe-size
 
-	dirSource string // where Dir came from: "flag", "STATE_DIRECTORY" or "default"
+	dirSource string // where Dir came from: "state-dir" (the flag or the config file), "STATE_DIRECTORY", "default" or "dev"
 }
 
 // defaultStateDir is the state directory when neither --state-dir nor
@@ -47,7 +47,7 @@ func (s *stateConfig) register(fs *flagSet) {
 func (s *stateConfig) resolve(flagSet bool, getenv func(string) string) {
 	switch {
 	case flagSet:
-		s.dirSource = "flag"
+		s.dirSource = "state-dir"
 	case getenv("STATE_DIRECTORY") != "":
 		s.Dir, s.dirSource = strings.Split(getenv("STATE_DIRECTORY"), ":")[0], "STATE_DIRECTORY"
 	default:

@@ -79,7 +79,7 @@ func setUpDev(ctx context.Context, cfg *Config, out io.Writer, logger *slog.Logg
 	set(&cfg.TLS.KeyFile, p.Key)
 	set(&cfg.TLS.ClientCAFile, p.CA)
 	set(&cfg.IM.SdkAppid, devAppID)
-	if cfg.State.dirSource != "flag" {
+	if cfg.State.dirSource != "state-dir" {
 		// Dev state lives with the dev PKI, never in the system's state
 		// directory.
 		cfg.State.Dir, cfg.State.dirSource = filepath.Join(cfg.DevDir, "state"), "dev"
