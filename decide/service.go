@@ -11,6 +11,7 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/catalog"
+	"github.com/imedge/imedge/certs"
 	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/receiver"
 )
@@ -63,7 +64,7 @@ func New(o Options) (*Service, error) {
 			return nil, fmt.Errorf("configuring the decision path: %w", err)
 		}
 	}
-	tlsConf, err := clientTLS(&o)
+	tlsConf, err := certs.ClientTLS("decision services'", o.CAFile, o.CertFile, o.KeyFile)
 	if err != nil {
 		return nil, err
 	}

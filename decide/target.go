@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imedge/imedge/certs"
 	"github.com/imedge/imedge/forward"
 	"github.com/imedge/imedge/receiver"
 )
@@ -88,27 +86,6 @@ func (t *target) closeIdle() {
 		return
 	}
 	t.tr.CloseIdleConnections()
-}
-
-// clientTLS loads the TLS files of the decision path: the same trust
-// anchors and client certificate as deliveries.
-func clientTLS(o *Options) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pool, _, err := certs.LoadPool(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading the decision services' CA bundle: %w", err)
-		}
-		c.RootCAs = pool
-	}
-	if o.CertFile != "" {
-		pair, err := certs.LoadKeyPair(o.CertFile, o.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading the client certificate for decision services: %w", err)
-		}
-		c.Certificates = []tls.Certificate{pair}
-	}
-	return c, nil
 }
 
 // The Standard Webhooks headers of package forward, spelled as

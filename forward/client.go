@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -186,20 +185,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 			return nil, err
 		}
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pool, _, err := certs.LoadPool(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading forward CA bundle: %w", err)
-		}
-		tlsConf.RootCAs = pool
-	}
-	if o.CertFile != "" {
-		pair, err := certs.LoadKeyPair(o.CertFile, o.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading forward client certificate: %w", err)
-		}
-		tlsConf.Certificates = []tls.Certificate{pair}
+	tlsConf, err := certs.ClientTLS("forward", o.CAFile, o.CertFile, o.KeyFile)
+	if err != nil {
+		return nil, err
 	}
 	conns := DefaultConcurrency
 	if o.MaxConns > 0 {
