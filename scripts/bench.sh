@@ -315,6 +315,23 @@ sim() { # sim SERVER ARGS...: imedge send/load against a server
 verify() { sim send "$1" --client-ip 10.0.0.1 --from "verify-$RANDOM$RANDOM" >/dev/null; }
 jnum() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2"; }
 
+# MEDIANS_AWK reads a results TSV (scenario, server, round, then the figures
+# in columns 4..last) and gives its END block median(scenario SUBSEP server
+# SUBSEP column), with order[1..n] the scenario/server pairs as first seen.
+# shellcheck disable=SC2016 # awk's fields, not the shell's
+MEDIANS_AWK='
+  function median(key,   n, i, j, v, t) {
+    n = split(vals[key], v, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  NR == 1 { next }
+  {
+    k = $1 SUBSEP $2
+    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    for (c = 4; c <= last; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
+  }
+'
 RESULTS=$WORK/results.tsv
 printf 'scenario\tserver\tround\tok_per_s\tdelivered_per_s\tcpu_us_per_event\tp50_ms\tp99_ms\trss_mib\tfailed\thandshakes\tresumed\n' >"$RESULTS"
 
@@ -473,18 +490,7 @@ run_decide() {
   echo
   echo "decide: before-callbacks (C2C.CallbackBeforeSendMsg) on $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg) at the end; medians over $ROUNDS round(s) of ${DURATION}s"
   echo "the decision service is internal/benchsink on loopback (allow); direct = the same service over TLS, called by the same client"
-  awk -F'\t' -v tmo="$timeout_ms" '
-    function median(key,   n, i, j, v, t) {
-      n = split(vals[key], v, " ")
-      for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
-      return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-    }
-    NR == 1 { next }
-    {
-      k = $1 SUBSEP $2
-      if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-      for (c = 4; c <= 11; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
-    }
+  awk -F'\t' -v tmo="$timeout_ms" -v last=11 "$MEDIANS_AWK"'
     END {
       printf "decide %-10s %-10s %9s %10s %8s %8s %9s %7s %8s\n", "scenario", "server", "dec/s", "cpu_us/dec", "p50_ms", "p99_ms", "max_ms", "failed", "allowed"
       for (i = 1; i <= n; i++) {
@@ -598,18 +604,7 @@ RSS_1M=$(($(rss_kib "${PIDOF[imedge-1m]}") / 1024))
 echo
 echo "imedge vs nginx on $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(date -u +%Y-%m-%d)"
 echo "rounds: $ROUNDS x ${DURATION}s; medians; ok/s = answered per second (new-conn/resume: connections per second)"
-awk -F'\t' '
-  function median(key,   n, i, j, v, t) {
-    n = split(vals[key], v, " ")
-    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
-    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-  }
-  NR == 1 { next }
-  {
-    k = $1 SUBSEP $2
-    if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-    for (c = 4; c <= 10; c++) vals[k SUBSEP c] = vals[k SUBSEP c] " " $c
-  }
+awk -F'\t' -v last=10 "$MEDIANS_AWK"'
   END {
     printf "%-9s %-12s %9s %9s %10s %8s %8s %8s %7s\n", "scenario", "server", "ok/s", "deliv/s", "cpu_us/ev", "p50_ms", "p99_ms", "rss_MiB", "failed"
     for (i = 1; i <= n; i++) {
