@@ -132,4 +132,13 @@ func TestCommands_ListsTheCatalogWithRoutes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, stdout, "COMMAND")
 	assert.Equal(t, catalog.New().Len()+1, strings.Count(stdout, "\n"), "a header and one line per command")
+
+	// It reads serve's flags but needs none of them.
+	help, _, err := runCLI(t, "commands", "--help")
+	require.NoError(t, err)
+	assert.Contains(t, help, "--forward-url")
+	assert.NotContains(t, help, "(required)")
+	help, _, err = runCLI(t, "serve", "--help")
+	require.NoError(t, err)
+	assert.Contains(t, help, "--forward-url string   (required)", "serve's own help keeps the marks")
 }

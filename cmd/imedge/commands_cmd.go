@@ -47,6 +47,7 @@ func runCommands(_ context.Context, args []string, getenv func(string) string, s
 	}
 	cfg, fs, err := parseServeConfig(rest, getenv)
 	if errors.Is(err, flag.ErrHelp) {
+		fs.optional(groupRequired, "Required by serve (optional here)")
 		fs.printHelp(stdout, commandsSynopsis, "")
 		return nil
 	}

@@ -65,6 +65,18 @@ func (f *flagSet) require(names ...string) {
 	}
 }
 
+// optional drops the required marks and retitles the section named
+// required as title: for a command that reads serve's flags without
+// needing all of them.
+func (f *flagSet) optional(required, title string) {
+	clear(f.required)
+	for i := range f.groups {
+		if f.groups[i].title == required {
+			f.groups[i].title = title
+		}
+	}
+}
+
 // printHelp writes the usage: synopsis, then each group's flags with their
 // defaults, required ones marked, then examples.
 func (f *flagSet) printHelp(w io.Writer, synopsis, examples string) {
