@@ -1,6 +1,7 @@
 # imedge developer and release targets. CI runs .ci/run, which runs
 # `make lint`'s checks, scripts/test.sh (what `make test` runs), the fuzz
-# targets, scripts/vulncheck.sh and `make release-check`.
+# targets and scripts/vulncheck.sh; `make release-check` does not fit CI's
+# time budget and is run before tagging (docs/release.md).
 
 GO          ?= go
 BIN         ?= bin/imedge
