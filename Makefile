@@ -40,7 +40,7 @@ vulncheck:
 # Go benchmarks of the hot path, then the side-by-side benchmark script when
 # present (it prints its own tables).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./receiver/ ./dedupe/ ./forward/
+	$(GO) test -run '^$$' -bench . -benchmem ./receiver/ ./dedupe/ ./forward/ ./decide/ ./egress/ ./admin/ ./internal/lrutable/
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh $(BENCHFLAGS); else echo "scripts/bench.sh not present: skipped"; fi
 
 # The release artefacts in dist/: static linux/amd64 and linux/arm64

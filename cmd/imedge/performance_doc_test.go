@@ -44,6 +44,16 @@ func TestPerformanceDoc(t *testing.T) {
 				}
 			case len(seg) > 2 && seg[0] == "go" && seg[1] == "test":
 				goTests++
+				var pkgs []string
+				for _, arg := range seg[2:] {
+					if strings.HasPrefix(arg, "./") {
+						pkgs = append(pkgs, arg)
+					}
+				}
+				makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+				require.NoError(t, err)
+				assert.True(t, strings.Contains(string(makefile), "-bench . -benchmem "+strings.Join(pkgs, " ")+"\n"),
+					"make bench runs the benchmarks of the packages the doc names: %v", pkgs)
 				for _, arg := range seg[2:] {
 					if !strings.HasPrefix(arg, "./") {
 						continue
