@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,6 +165,18 @@ func TestEgress_E2E_FetchesEnforcesAndFollowsIMsList(t *testing.T) {
 	api.setList("127.0.0.1", "127.0.0.2")
 	require.Eventually(t, func() bool { return handshakeFrom(p, im.addr, "127.0.0.2") == nil },
 		15*time.Second, 100*time.Millisecond, "a change of IM's list applies without a restart")
+	// A refresh fetches both of IM's lists (nettype 5 and 6); the change is
+	// whole once both answers of one refresh carry it.
+	metrics := "http://" + im.adminAddr(t) + "/metrics"
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(metrics)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return err == nil && regexp.MustCompile(`(?m)^imedge_im_egress_entries 2$`).Match(b)
+	}, 15*time.Second, 50*time.Millisecond, "the old list's 192.0.2.0/25 is gone")
 	assert.Contains(t, im.stderr.String(), "127.0.0.2/32", "the change is logged with what was added")
 
 	api.fail.Store(true)
