@@ -260,12 +260,15 @@ launch_nginx() {
   die "$name did not start: $(cat "$d/logs/error.log" "$d/logs/stdout")"
 }
 
-start_nginx() {
-  local d=$WORK/nginx
+# nginx_conf DIR UPSTREAM [SERVER-LINES]: writes DIR/nginx.conf.in, nginx as
+# Tencent's IM guide configures it (ssl_verify_client on,
+# ssl_client_certificate, proxy_pass), but TLS 1.2+, proxying to UPSTREAM
+# (host:port) with upstream keep-alive; SERVER-LINES go into its server
+# block. Its listen port is @PORT@ (see launch_nginx).
+nginx_conf() {
+  local d=$1 upstream=$2 extra=${3:-}
   mkdir -p "$d/tmp" "$d/logs"
   cat >"$d/nginx.conf.in" <<EOF
-# As in Tencent's IM guide (ssl_verify_client on, ssl_client_certificate),
-# but TLS 1.2+, proxying to the sink with upstream keep-alive.
 worker_processes auto;
 daemon off;
 pid $d/nginx.pid;
@@ -278,7 +281,7 @@ http {
   fastcgi_temp_path $d/tmp/fastcgi;
   uwsgi_temp_path $d/tmp/uwsgi;
   scgi_temp_path $d/tmp/scgi;
-  upstream sink { server $SINK; keepalive 64; }
+  upstream app { server $upstream; keepalive 64; }
   server {
     listen 127.0.0.1:@PORT@ ssl;
     server_name localhost;
@@ -287,20 +290,25 @@ http {
     ssl_certificate_key $P/server-key.pem;
     ssl_verify_client on;
     ssl_client_certificate $P/ca.pem;
-    ssl_session_cache shared:SSL:10m;
-    ssl_session_tickets on;
     keepalive_requests 100000000;
     keepalive_timeout 120s;
+$extra
     location / {
-      proxy_pass http://sink;
+      proxy_pass http://app;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
   }
 }
 EOF
-  launch_nginx nginx "$d"
 }
+
+start_nginx() { # nginx: the sink behind it, with TLS session resumption
+  nginx_conf "$WORK/nginx" "$SINK" "    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;"
+  launch_nginx nginx "$WORK/nginx"
+}
+
 server_pids() { # the PIDs whose CPU and memory count for a server
   local kids=""
   [ "$1" = nginx ] && kids=$(children_of "${PIDOF[nginx]}" | tr '\n' ' ')
@@ -384,45 +392,9 @@ start_decision_service() { # start_decision_service NAME [BENCHSINK-FLAGS...]
 stall_decisions() { curl -fsS --max-time 5 "http://${DEC[service]}/stall?on=$1" >/dev/null; }
 decision_calls() { curl -fsS --max-time 5 "http://${DEC[service]}/count" | sed 's/.*"requests":\([0-9]*\).*/\1/'; }
 
-start_nginx_decide() { # nginx-dec: IM's guide, proxy_pass to the decision service
-  local d=$WORK/nginx-dec
-  mkdir -p "$d/tmp" "$d/logs"
-  cat >"$d/nginx.conf.in" <<EOF
-# As in Tencent's IM guide for before-callbacks (proxy_pass to the app's
-# backend), with the same TLS settings as the main comparison and upstream
-# keep-alive to the decision service.
-worker_processes auto;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $d/tmp/body;
-  proxy_temp_path $d/tmp/proxy;
-  fastcgi_temp_path $d/tmp/fastcgi;
-  uwsgi_temp_path $d/tmp/uwsgi;
-  scgi_temp_path $d/tmp/scgi;
-  upstream decide { server ${DEC[service]}; keepalive 64; }
-  server {
-    listen 127.0.0.1:@PORT@ ssl;
-    server_name localhost;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_certificate $P/server.pem;
-    ssl_certificate_key $P/server-key.pem;
-    ssl_verify_client on;
-    ssl_client_certificate $P/ca.pem;
-    keepalive_requests 100000000;
-    keepalive_timeout 120s;
-    location / {
-      proxy_pass http://decide;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-EOF
-  launch_nginx nginx-dec "$d"
+start_nginx_decide() { # nginx-dec: IM's guide for before-callbacks, proxy_pass to the decision service
+  nginx_conf "$WORK/nginx-dec" "${DEC[service]}"
+  launch_nginx nginx-dec "$WORK/nginx-dec"
 }
 decide_pids() { # the PIDs whose CPU counts for a server of the decide scenario
   local kids=""

@@ -1,16 +1,10 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // TestBenchScript_DecideQuickSmoke runs scripts/bench.sh --quick --only
@@ -19,23 +13,7 @@ import (
 // installs.
 func TestBenchScript_DecideQuickSmoke(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs the benchmark script (about 30 s)")
-	}
-	if _, err := exec.LookPath("nginx"); err != nil {
-		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
-			t.Skip("nginx is not installed (.ci/run installs it)")
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "imedge")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	cmd := exec.CommandContext(ctx, "bash", "../../scripts/bench.sh", "--quick", "--only", "decide")
-	cmd.Env = append(os.Environ(), "IMEDGE_BIN="+bin, "TMPDIR="+t.TempDir())
-	out, err = cmd.CombinedOutput()
-	require.NoError(t, err, "bench.sh --quick --only decide:\n%s", out)
+	out := runBenchScript(t, "--quick", "--only", "decide")
 
 	for _, row := range []string{
 		`(?m)^decide throughput imedge-dec\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+0\s+\d+$`,
@@ -50,7 +28,7 @@ func TestBenchScript_DecideQuickSmoke(t *testing.T) {
 		`(?m)^goal: circuit open: p99 [\d.]+ ms`,
 		`(?m)^nginx with the service stalled: \d+ answers missed IM's 2 s deadline`,
 	} {
-		assert.Regexp(t, regexp.MustCompile(row), string(out))
+		assert.Regexp(t, regexp.MustCompile(row), out)
 	}
-	assert.NotContains(t, string(out), "keepalive imedge", "--only decide runs the decide scenario alone")
+	assert.NotContains(t, out, "keepalive imedge", "--only decide runs the decide scenario alone")
 }

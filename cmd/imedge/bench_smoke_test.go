@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,27 +19,7 @@ import (
 // figures mean nothing. It needs nginx, which .ci/run installs.
 func TestBenchScript_QuickSmoke(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs the benchmark script (about 20 s)")
-	}
-	if _, err := exec.LookPath("nginx"); err != nil {
-		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
-			t.Skip("nginx is not installed (.ci/run installs it)")
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	// A plain build: the race detector's slowdown would only stretch the
-	// run (the end-to-end tests cover imedge under -race).
-	start := time.Now()
-	bin := filepath.Join(t.TempDir(), "imedge")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	cmd := exec.CommandContext(ctx, "bash", "../../scripts/bench.sh", "--quick", "--forward-batch", "16")
-	cmd.Env = append(os.Environ(), "IMEDGE_BIN="+bin, "TMPDIR="+t.TempDir())
-	out, err = cmd.CombinedOutput()
-	t.Logf("build and bench.sh --quick took %s", time.Since(start).Round(time.Second))
-	require.NoError(t, err, "bench.sh --quick:\n%s", out)
+	out := runBenchScript(t, "--quick", "--forward-batch", "16")
 
 	for _, row := range []string{
 		`(?m)^keepalive imedge\s+\d+\s+\d+\s+[\d.]+`,
@@ -55,9 +36,37 @@ func TestBenchScript_QuickSmoke(t *testing.T) {
 		`(?m)^sinkdown: \d+ events drained in [\d.]+s`,
 		`(?m)^1m-ips: imedge RSS after 5000 distinct ClientIPs and 5000 dedupe keys: \d+ MiB$`,
 	} {
-		assert.Regexp(t, regexp.MustCompile(row), string(out))
+		assert.Regexp(t, regexp.MustCompile(row), out)
 	}
-	assert.NotRegexp(t, `(?m)^\S+\s+\S+\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[1-9]\d*$`, string(out),
+	assert.NotRegexp(t, `(?m)^\S+\s+\S+\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[1-9]\d*$`, out,
 		"no request failed")
-	assert.NotContains(t, string(out), "sink got", "every accepted event reached the sink")
+	assert.NotContains(t, out, "sink got", "every accepted event reached the sink")
+}
+
+// runBenchScript runs scripts/bench.sh with args against a plain build of
+// imedge and returns its output; it skips under -short and without nginx.
+// A plain build: the race detector's slowdown would only stretch the run
+// (the end-to-end tests cover imedge under -race).
+func runBenchScript(t *testing.T, args ...string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the benchmark script (20 to 40 s)")
+	}
+	if _, err := exec.LookPath("nginx"); err != nil {
+		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx is not installed (.ci/run installs it)")
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	bin := filepath.Join(t.TempDir(), "imedge")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	cmd := exec.CommandContext(ctx, "bash", append([]string{"../../scripts/bench.sh"}, args...)...)
+	cmd.Env = append(os.Environ(), "IMEDGE_BIN="+bin, "TMPDIR="+t.TempDir())
+	out, err = cmd.CombinedOutput()
+	t.Logf("build and bench.sh %s took %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
+	require.NoError(t, err, "bench.sh %s:\n%s", strings.Join(args, " "), out)
+	return string(out)
 }
