@@ -553,14 +553,16 @@ func (a *applier) finishDeletes(dels []success, fromBatch []*journalEntry, store
 }
 
 // queueDeletes hands a success to the applier, which removes its events
-// with its next transaction; until then they stay claimed.
+// with its next transaction; until then they stay claimed. It is counted
+// and queued under delMu together, so the removals counted before any
+// moment are the first ones queued (see waitApplied).
 func (a *applier) queueDeletes(d success) {
 	a.delMu.Lock()
 	a.delQueued += uint64(len(d.seqs))
-	a.delMu.Unlock()
-	a.mu.Lock()
+	a.mu.Lock() // after delMu, as in waitApplied
 	a.dones = append(a.dones, d)
 	a.mu.Unlock()
+	a.delMu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -578,12 +580,16 @@ func (a *applier) waitSeq(seq uint64) {
 // waitApplied waits until everything acknowledged so far is in the store
 // and every removal queued so far is done (not when the applier is
 // failing or the outbox closing), so that reads see every appended event
-// and no delivered one.
+// and no delivered one. Removals queued while it waits are not waited for:
+// under a steady load there is always another. The applier does removals
+// in the order queued, and queueDeletes counts them in that order, so the
+// count done reaching the count queued at the call means those are done.
 func (a *applier) waitApplied() {
 	a.jr.WaitApplied(a.jr.Written(), a.failing)
 	a.delMu.Lock()
 	defer a.delMu.Unlock()
-	for a.delDone < a.delQueued && !a.closed.Load() && !a.failing() {
+	target := a.delQueued
+	for a.delDone < target && !a.closed.Load() && !a.failing() {
 		a.delCond.Wait()
 	}
 }

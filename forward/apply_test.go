@@ -126,3 +126,55 @@ func TestBatchIndex_FindsEveryEntryInAnyOrder(t *testing.T) {
 	_, ok := batchIndex(nil).find(1)
 	assert.False(t, ok)
 }
+
+// TestWaitApplied_WaitsForTheRemovalsQueuedBeforeIt: Stats and the other
+// reads wait for the removals queued before the call, not for those queued
+// while they wait. Under a steady delivery load there is always one more
+// queued; a wait that chased them could last as long as the load.
+func TestWaitApplied_WaitsForTheRemovalsQueuedBeforeIt(t *testing.T) {
+	ob := openTestOutbox(t, OutboxOptions{})
+	a := ob.ap
+	require.NotNil(t, a)
+	a.delMu.Lock()
+	a.delQueued++ // one removal queued before the call, not yet done
+	a.delMu.Unlock()
+
+	// The load: each step finishes the oldest removal and queues a new
+	// one, so one is always outstanding.
+	stop := make(chan struct{})
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			a.delMu.Lock()
+			a.delQueued++
+			a.delDone++
+			a.delMu.Unlock()
+			a.delCond.Broadcast()
+		}
+	}()
+	returned := make(chan struct{})
+	go func() {
+		a.waitApplied()
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		assert.Fail(t, "waitApplied still waiting after 10 s of removals queued behind it")
+	}
+	close(stop)
+	<-loadDone
+	a.delMu.Lock()
+	a.delDone = a.delQueued // nothing is really outstanding: let Close finish
+	a.delMu.Unlock()
+	a.delCond.Broadcast()
+	<-returned
+}
