@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -202,10 +201,7 @@ func (f *opsFixture) mtlsClient(t *testing.T) *admin.Client {
 func (f *opsFixture) actions(t *testing.T) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(f.auditLog.String()))
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "audit line is JSON: %s", sc.Text())
+	for _, m := range testkit.JSONLines(t, f.auditLog.String()) {
 		if m["msg"] == "admin action" {
 			out = append(out, m)
 		}

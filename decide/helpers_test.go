@@ -6,12 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/catalog"
 	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/internal/testkit"
 	"github.com/imedge/imedge/receiver"
 )
 
@@ -113,32 +112,11 @@ func stall(d time.Duration, release <-chan struct{}) func(http.ResponseWriter, *
 }
 
 // auditBuf collects audit lines; safe for concurrent use.
-type auditBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (a *auditBuf) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.b.Write(p)
-}
+type auditBuf struct{ testkit.SyncBuffer }
 
 func (a *auditBuf) records(t *testing.T) []map[string]any {
 	t.Helper()
-	a.mu.Lock()
-	text := a.b.String()
-	a.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), "audit line %q", line)
-		out = append(out, m)
-	}
-	return out
+	return testkit.JSONLines(t, a.String())
 }
 
 // memSink records the events it is handed; err, when set, is returned.
@@ -204,12 +182,7 @@ func newRig(t *testing.T, o Options, mod func(*receiver.Options)) *rig {
 
 	ca := certstest.NewCA(t)
 	srv := httptest.NewUnstartedServer(r.h)
-	srv.TLS = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("localhost", "127.0.0.1")))},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    certstest.Pool(ca),
-	}
+	srv.TLS = certstest.MutualServerTLS(t, ca, "localhost", "127.0.0.1")
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	cert := certstest.TLSCertificate(t, ca.Issue(t, certstest.Client("spiffe://tencent.im/callback")))

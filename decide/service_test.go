@@ -1,7 +1,6 @@
 package decide
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -427,11 +426,7 @@ func TestDecide_HTTPSService(t *testing.T) {
 		mu.Unlock()
 		_, _ = io.WriteString(w, `{"ActionStatus":"OK","ErrorCode":1,"ErrorInfo":"over https"}`)
 	}))
-	srv.TLS = &tls.Config{
-		Certificates: []tls.Certificate{certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("127.0.0.1")))},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    certstest.Pool(ca),
-	}
+	srv.TLS = certstest.MutualServerTLS(t, ca, "127.0.0.1")
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -480,7 +475,7 @@ func TestDecide_CircuitLogs(t *testing.T) {
 	}
 	svc.set(nil)
 	assert.Empty(t, ask(7).Reason, "a trial succeeds")
-	text := func() string { logs.mu.Lock(); defer logs.mu.Unlock(); return logs.b.String() }()
+	text := logs.String()
 	assert.Equal(t, 1, strings.Count(text, "circuit open, callbacks answered with their fallback"), text)
 	assert.Equal(t, 1, strings.Count(text, "circuit closed"))
 	assert.Equal(t, uint64(1), s.Stats().Targets[0].Opens)

@@ -1,15 +1,11 @@
 package edge_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,34 +14,16 @@ import (
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/certs/certstest"
 	"github.com/imedge/imedge/edge"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+// syncBuffer collects audit lines from concurrent writers.
+type syncBuffer struct{ testkit.SyncBuffer }
 
 // records parses the audit lines written so far.
 func (s *syncBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	data := bytes.Clone(s.b.Bytes())
-	s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "audit line is JSON: %s", sc.Text())
-		out = append(out, m)
-	}
-	return out
+	return testkit.JSONLines(t, s.String())
 }
 
 // withReason returns the records with the given reason.
@@ -72,21 +50,16 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ca := certstest.NewCA(t)
-	srv := certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("localhost", "127.0.0.1")))
 	cli := certstest.TLSCertificate(t, ca.Issue(t, certstest.Client("spiffe://im/test")))
 	buf := &syncBuffer{}
+	serverCfg := certstest.MutualServerTLS(t, ca, "localhost", "127.0.0.1")
+	serverCfg.NextProtos = []string{"h2", "http/1.1"}
 	return &env{
-		ca: ca,
-		serverCfg: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{srv},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    certstest.Pool(ca),
-			NextProtos:   []string{"h2", "http/1.1"},
-		},
-		client:   cli,
-		auditBuf: buf,
-		aud:      audit.New(buf, audit.Options{}),
+		ca:        ca,
+		serverCfg: serverCfg,
+		client:    cli,
+		auditBuf:  buf,
+		aud:       audit.New(buf, audit.Options{}),
 	}
 }
 

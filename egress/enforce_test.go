@@ -1,14 +1,10 @@
 package egress_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,31 +17,17 @@ import (
 	"github.com/imedge/imedge/certs/certstest"
 	"github.com/imedge/imedge/edge"
 	"github.com/imedge/imedge/egress"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // auditBuffer collects audit records.
-type auditBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (a *auditBuffer) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.b.Write(p)
-}
+type auditBuffer struct{ testkit.SyncBuffer }
 
 // denied returns the remote addresses of the source_denied records.
 func (a *auditBuffer) denied(t *testing.T) []string {
 	t.Helper()
-	a.mu.Lock()
-	data := a.b.String()
-	a.mu.Unlock()
 	var out []string
-	sc := bufio.NewScanner(strings.NewReader(data))
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
+	for _, m := range testkit.JSONLines(t, a.String()) {
 		if m["reason"] == string(audit.SourceDenied) {
 			host, _, err := net.SplitHostPort(m["remote_addr"].(string))
 			require.NoError(t, err)

@@ -1,8 +1,6 @@
 package egress_test
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -171,31 +169,13 @@ func (f *fakeIM) seen() ([]call, []string) {
 }
 
 // logBuffer collects JSON log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ testkit.SyncBuffer }
 
 // records returns the log records with message msg.
 func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), sc.Text())
+	for _, m := range testkit.JSONLines(t, l.String()) {
 		if m["msg"] == msg {
 			out = append(out, m)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/forward/internal/store"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // openTestOutbox opens an outbox in a fresh temporary directory (unless
@@ -175,23 +176,7 @@ func newTestDispatcher(t testing.TB, o DispatcherOptions) *Dispatcher {
 const waitFor, tick = 15 * time.Second, 5 * time.Millisecond
 
 // syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b = append(s.b, p...)
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.b)
-}
+type syncBuffer struct{ testkit.SyncBuffer }
 
 func (s *syncBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -5,20 +5,13 @@ package forward
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// allocated returns how many bytes of path's blocks the filesystem holds.
-func allocated(t *testing.T, path string) int64 {
-	t.Helper()
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	return fi.Sys().(*syscall.Stat_t).Blocks * 512
-}
+	"github.com/imedge/imedge/internal/testkit"
+)
 
 // TestOpenOutbox_JournalIsWrittenNotSparse: a new journal has every block
 // allocated before the first callback, so no append makes the filesystem
@@ -32,7 +25,7 @@ func TestOpenOutbox_JournalIsWrittenNotSparse(t *testing.T) {
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, int64(4<<20), fi.Size())
-	assert.GreaterOrEqual(t, allocated(t, path), int64(4<<20), "every block written at creation")
+	assert.GreaterOrEqual(t, testkit.AllocatedBytes(t, path), int64(4<<20), "every block written at creation")
 
 	require.NoError(t, ob.Append(t.Context(), testEvent("alloc", 1)))
 	require.NoError(t, ob.Close())
@@ -40,7 +33,7 @@ func TestOpenOutbox_JournalIsWrittenNotSparse(t *testing.T) {
 	fi, err = os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, int64(6<<20), fi.Size())
-	assert.GreaterOrEqual(t, allocated(t, path), int64(6<<20), "a resized journal is written to its new size")
+	assert.GreaterOrEqual(t, testkit.AllocatedBytes(t, path), int64(6<<20), "a resized journal is written to its new size")
 	list := listAll(t, ob, StatePending)
 	require.Len(t, list, 1, "the event survives the resize")
 	assert.Equal(t, testEvent("alloc", 1).ID, list[0].Event.ID)

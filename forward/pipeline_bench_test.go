@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,19 +49,7 @@ func BenchmarkPipeline(b *testing.B) {
 				b.ReportAllocs()
 				cpu0 := cpuTime(b)
 				b.ResetTimer()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				for w := range writers {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							if err := ob.Append(b.Context(), events[w]); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
+				appendN(b, ob, events)
 				for d.Stats().Successes < uint64(b.N) {
 					time.Sleep(time.Millisecond) // polls: the timed span ends at the last delivery
 				}

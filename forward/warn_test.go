@@ -1,24 +1,22 @@
 package forward
 
 import (
-	"encoding/json"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 // logLines decodes the JSON log lines of buf whose message is msg.
 func logLines(t *testing.T, buf *syncBuffer, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+	for _, m := range testkit.JSONLines(t, buf.String()) {
 		if m["msg"] == msg {
 			out = append(out, m)
 		}

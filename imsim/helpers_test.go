@@ -51,15 +51,9 @@ func newIMServer(t *testing.T, maxVersion uint16) *imServer {
 	t.Helper()
 	ca := certstest.NewCA(t)
 	s := &imServer{t: t, ca: ca, client: certstest.TLSCertificate(t, ca.Issue(t, certstest.Client("spiffe://tencent-im/cb")))}
-	srvCert := certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("localhost", "127.0.0.1")))
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.TLS = &tls.Config{
-		Certificates: []tls.Certificate{srvCert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    certstest.Pool(ca),
-		MinVersion:   tls.VersionTLS12,
-		MaxVersion:   maxVersion,
-	}
+	s.srv.TLS = certstest.MutualServerTLS(t, ca, "localhost", "127.0.0.1")
+	s.srv.TLS.MaxVersion = maxVersion
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {

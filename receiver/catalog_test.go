@@ -699,9 +699,7 @@ func TestHandler_AccessLog(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, f.serve(f.request(query, `{"CallbackCommand":"Sns.CallbackFriendDelete"}`)).Code)
 
 	var outcomes []string
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m))
+	for _, m := range testkit.JSONLines(t, logs.String()) {
 		assert.Equal(t, "callback", m["msg"])
 		assert.Equal(t, CommandFriendDelete, m["command"])
 		assert.NotEmpty(t, m["request_id"])

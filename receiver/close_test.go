@@ -28,12 +28,7 @@ func tlsServer(t *testing.T, h http.Handler, ca *certstest.CA, h2 bool) *httptes
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = h2
-	srv.TLS = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{certstest.TLSCertificate(t, ca.Issue(t, certstest.Server("localhost", "127.0.0.1")))},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    certstest.Pool(ca),
-	}
+	srv.TLS = certstest.MutualServerTLS(t, ca, "localhost", "127.0.0.1")
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv

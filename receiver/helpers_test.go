@@ -1,13 +1,11 @@
 package receiver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/imedge/imedge/audit"
 	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 const (
@@ -147,22 +146,7 @@ func (l stubLimiter) Allow(ip netip.Addr) (bool, time.Duration) {
 }
 
 // auditBuf collects audit lines; safe for concurrent use.
-type auditBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (a *auditBuf) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.b.Write(p)
-}
-
-func (a *auditBuf) String() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.b.String()
-}
+type auditBuf struct{ testkit.SyncBuffer }
 
 // records parses every audit line.
 func (a *auditBuf) records(t testing.TB) []map[string]any {
@@ -172,26 +156,18 @@ func (a *auditBuf) records(t testing.TB) []map[string]any {
 
 // lines counts the audit lines written so far.
 func (a *auditBuf) lines() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return bytes.Count(a.b.Bytes(), []byte("\n"))
+	return strings.Count(a.String(), "\n")
 }
 
 // recordsFrom parses the audit lines after the first skip: a test that
 // sends hundreds of callbacks to one handler parses each record once.
 func (a *auditBuf) recordsFrom(t testing.TB, skip int) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	lines := strings.Split(strings.TrimSpace(a.String()), "\n")
-	for _, line := range lines[min(skip, len(lines)):] {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(line), &m), "audit line %q", line)
-		out = append(out, m)
+	text := a.String()
+	for range skip {
+		_, text, _ = strings.Cut(text, "\n")
 	}
-	return out
+	return testkit.JSONLines(t, text)
 }
 
 // fixture is a handler under test with its collaborators.

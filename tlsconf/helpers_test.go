@@ -1,11 +1,8 @@
 package tlsconf
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -13,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,34 +22,12 @@ import (
 )
 
 // lockedBuffer is an io.Writer safe for the server's handshake goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer struct{ testkit.SyncBuffer }
 
 // lines parses the JSON lines written so far.
 func (l *lockedBuffer) lines(t testing.TB) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader([]byte(l.String())))
-	for sc.Scan() {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "audit line %q", sc.Text())
-		out = append(out, m)
-	}
-	return out
+	return testkit.JSONLines(t, l.String())
 }
 
 // fakeClock is the tests' one fake clock.

@@ -125,6 +125,19 @@ func TLSCertificate(t testing.TB, i *certs.Issued) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{i.Cert.Raw}, PrivateKey: i.Key, Leaf: i.Cert}
 }
 
+// MutualServerTLS returns the TLS configuration of a loopback test server
+// that presents a certificate ca issues for names and requires a client
+// certificate ca issued: TLS 1.2 at least, as every imedge listener.
+func MutualServerTLS(t testing.TB, ca *CA, names ...string) *tls.Config {
+	t.Helper()
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{TLSCertificate(t, ca.Issue(t, Server(names...)))},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    Pool(ca),
+	}
+}
+
 // Pool returns a pool holding the given CAs.
 func Pool(cas ...*CA) *x509.CertPool {
 	p := x509.NewCertPool()

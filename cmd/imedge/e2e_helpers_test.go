@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -195,16 +194,7 @@ func auditRecords(t *testing.T, path string) []map[string]any {
 		return nil
 	}
 	require.NoError(t, err)
-	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(line, &m), "audit line is JSON: %s", line)
-		out = append(out, m)
-	}
-	return out
+	return testkit.JSONLines(t, string(b))
 }
 
 const appID = "1400000001"

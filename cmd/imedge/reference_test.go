@@ -110,19 +110,26 @@ func TestReferenceDoc_SignalsAndExitCodes(t *testing.T) {
 			documented = append(documented, m[1])
 		}
 	}
-	var runtime []string
-	fs, _ := newServeFlags()
-	fs.VisitAll(func(f *flag.Flag) {
-		if runtimeSetting(f.Name) {
-			runtime = append(runtime, f.Name)
-		}
-	})
 	slices.Sort(documented)
-	slices.Sort(runtime)
-	assert.Equal(t, runtime, documented, "docs/reference.md lists the settings SIGHUP applies (runtimeSetting)")
+	assert.Equal(t, runtimeSettings(), documented, "docs/reference.md lists the settings SIGHUP applies (runtimeSetting)")
 
 	assert.Equal(t, []string{"`0`", "`1`", "`2`"}, referenceTable(t, doc, "### Exit codes"))
 	assert.Equal(t, 2, exitCode(errUsage))
 	assert.Equal(t, 2, exitCode(fmt.Errorf("parsing: %w", usageErrorf("unknown flag"))))
 	assert.Equal(t, 1, exitCode(errors.New("opening outbox: disk full")))
+}
+
+// runtimeSettings returns, sorted, the serve flags SIGHUP applies
+// (runtimeSetting): the list both docs/reference.md and
+// docs/operations.md must give.
+func runtimeSettings() []string {
+	var out []string
+	fs, _ := newServeFlags()
+	fs.VisitAll(func(f *flag.Flag) {
+		if runtimeSetting(f.Name) {
+			out = append(out, f.Name)
+		}
+	})
+	slices.Sort(out)
+	return out
 }

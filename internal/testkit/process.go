@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// SyncBuffer is a bytes.Buffer safe for a writer goroutine (a child
-// process's output) and concurrent readers.
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers: a
+// logger's or an audit log's output, or a child process's.
 type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

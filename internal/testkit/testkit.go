@@ -1,6 +1,7 @@
 // Package testkit holds small helpers shared by imedge's tests and
 // benchmarks: a manually advanced clock, the process's resident set size,
-// and running the real binary. Waiting for a condition uses testify's
+// running the real binary, a buffer for concurrent writers, the decoding
+// of JSON log lines and a file's allocated bytes. Waiting for a condition uses testify's
 // require.Eventually / assert.Eventually, never a sleep. It is imported only
 // by _test.go files.
 package testkit

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/internal/testkit"
 )
@@ -59,4 +60,15 @@ func TestReportMemory_MeasuresWhatBuildKeepsAlive(t *testing.T) {
 	})
 	assert.InDelta(t, 8, r.Extra["heap-MiB"], 1, "an 8 MiB slice kept alive")
 	assert.InDelta(t, 8<<10, r.Extra["heap-B/key"], 1<<10)
+}
+
+func TestJSONLines(t *testing.T) {
+	var buf testkit.SyncBuffer
+	_, _ = buf.Write([]byte("{\"msg\":\"a\",\"n\":1}\n\n{\"msg\":\"b\"}\n"))
+	lines := testkit.JSONLines(t, buf.String())
+	require.Len(t, lines, 2, "the blank line is skipped")
+	assert.Equal(t, "a", lines[0]["msg"])
+	assert.Equal(t, 1.0, lines[0]["n"])
+	assert.Equal(t, "b", lines[1]["msg"])
+	assert.Empty(t, testkit.JSONLines(t, ""))
 }

@@ -5,20 +5,13 @@ package journal
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// allocated returns how many bytes of path's blocks the filesystem holds.
-func allocated(t *testing.T, path string) int64 {
-	t.Helper()
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	return fi.Sys().(*syscall.Stat_t).Blocks * 512
-}
+	"github.com/imedge/imedge/internal/testkit"
+)
 
 // TestOpen_WritesTheFileNotSparse: a new journal has every block allocated
 // before the first record, so no write makes the filesystem allocate (and
@@ -32,7 +25,7 @@ func TestOpen_WritesTheFileNotSparse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(4<<20), fi.Size())
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	assert.GreaterOrEqual(t, allocated(t, path), int64(4<<20), "every block written at creation")
+	assert.GreaterOrEqual(t, testkit.AllocatedBytes(t, path), int64(4<<20), "every block written at creation")
 	require.NoError(t, j.Close())
 
 	j, err = Open(path, Options{Size: 6 << 20})
@@ -41,5 +34,5 @@ func TestOpen_WritesTheFileNotSparse(t *testing.T) {
 	fi, err = os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, int64(6<<20), fi.Size())
-	assert.GreaterOrEqual(t, allocated(t, path), int64(6<<20), "a resized journal is written to its new size")
+	assert.GreaterOrEqual(t, testkit.AllocatedBytes(t, path), int64(6<<20), "a resized journal is written to its new size")
 }
