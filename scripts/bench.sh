@@ -55,7 +55,10 @@
 # imedge (--decide '*=URL', default flags otherwise) and through nginx
 # proxying to the same service as IM's guide does (proxy_pass), and called
 # directly over the same TLS client (benchsink serving HTTPS): decisions/s
-# with 64 keep-alive connections and CPU per decision; p50/p99 at 1 000
+# with 64 keep-alive connections and CPU per decision, with go-floor
+# alongside (benchsink --proxy: a relay on net/http's server and client with
+# mutual TLS and no checks, what Go's standard HTTP stack costs before any
+# of imedge's work); p50/p99 at 1 000
 # decisions/s and imedge's added latency over the direct call; with the
 # service stalled, every answer's latency (goal: within --decide-timeout +
 # 50 ms) and then with the circuit open (goal: p99 under 5 ms), and nginx's
@@ -392,6 +395,16 @@ start_decision_service() { # start_decision_service NAME [BENCHSINK-FLAGS...]
 stall_decisions() { curl -fsS --max-time 5 "http://${DEC[service]}/stall?on=$1" >/dev/null; }
 decision_calls() { curl -fsS --max-time 5 "http://${DEC[service]}/count" | sed 's/.*"requests":\([0-9]*\).*/\1/'; }
 
+start_go_floor() { # go-floor: net/http's server and client relaying to the decision service, no checks
+  local out=$WORK/go-floor.out
+  "$BENCHSINK" --listen 127.0.0.1:0 --tls-cert "$P/server.pem" --tls-key "$P/server-key.pem" --client-ca "$P/ca.pem" \
+    --proxy "http://${DEC[service]}/decide" >"$out" 2>&1 &
+  PIDS+=("$!")
+  PIDOF[go-floor]=$!
+  wait_for 10 grep -q "sink listening on" "$out" || die "go-floor did not start: $(cat "$out")"
+  ADDR[go-floor]=$(sed -n 's/^sink listening on //p' "$out")
+  verify go-floor
+}
 start_nginx_decide() { # nginx-dec: IM's guide for before-callbacks, proxy_pass to the decision service
   nginx_conf "$WORK/nginx-dec" "${DEC[service]}"
   launch_nginx nginx-dec "$WORK/nginx-dec"
@@ -438,15 +451,17 @@ run_decide() {
   start_imedge imedge-dec-t --decide "*=http://${DEC[service]}/decide" --tls-curves "X25519,P-256,P-384"
   IMEDGE_ENV=()
   start_nginx_decide
+  start_go_floor
   local timeout_ms=1500 r s order # timeout_ms: --decide-timeout's default
   printf 'scenario\tserver\tround\tdecisions_per_s\tcpu_us_per_decision\tp50_ms\tp99_ms\tmax_ms\tfailed\tallowed\tservice_calls\tseconds\n' >"$DEC_RESULTS"
   for ((r = 1; r <= ROUNDS; r++)); do
-    order=(imedge-dec imedge-dec-t nginx-dec)
-    if ((r % 2 == 0)); then order=(nginx-dec imedge-dec-t imedge-dec); fi
+    order=(imedge-dec imedge-dec-t nginx-dec go-floor)
+    if ((r % 2 == 0)); then order=(go-floor nginx-dec imedge-dec-t imedge-dec); fi
     for s in "${order[@]}"; do
       decide_case throughput "$s" "$r" --mode keepalive --concurrency 64 --duration "${DURATION}s"
     done
     for s in "${order[@]}" direct; do
+      [ "$s" = go-floor ] && continue # a bound on throughput only
       decide_case rate1k "$s" "$r" --mode keepalive --concurrency 16 --rate 1000 --duration "${DURATION}s"
     done
   done
@@ -474,6 +489,7 @@ run_decide() {
       T = "throughput"; R = "rate1k"
       ratio = m[T SUBSEP "imedge-dec" SUBSEP 4] / m[T SUBSEP "nginx-dec" SUBSEP 4]
       tratio = m[T SUBSEP "imedge-dec-t" SUBSEP 4] / m[T SUBSEP "nginx-dec" SUBSEP 4]
+      fratio = m[T SUBSEP "go-floor" SUBSEP 4] / m[T SUBSEP "nginx-dec" SUBSEP 4]
       added = m[R SUBSEP "imedge-dec" SUBSEP 7] - m[R SUBSEP "direct" SUBSEP 7]
       added50 = m[R SUBSEP "imedge-dec" SUBSEP 6] - m[R SUBSEP "direct" SUBSEP 6]
       nadded = m[R SUBSEP "nginx-dec" SUBSEP 7] - m[R SUBSEP "direct" SUBSEP 7]
@@ -482,6 +498,7 @@ run_decide() {
       nfail = m["stalled" SUBSEP "nginx-dec" SUBSEP 9]; nok = m["stalled" SUBSEP "nginx-dec" SUBSEP 10]
       print ""
       printf "goal: imedge decisions/s vs nginx (default flags): %.2fx (goal >= 1.0x: %s); tuned (imedge-dec-t): %.2fx\n", ratio, (ratio >= 1.0) ? "met" : "NOT met", tratio
+      printf "bound: go-floor (net/http server and client, mutual TLS, no checks) vs nginx: %.2fx; imedge vs go-floor: %.2fx\n", fratio, m[T SUBSEP "imedge-dec" SUBSEP 4] / m[T SUBSEP "go-floor" SUBSEP 4]
       printf "goal: added latency at 1000 decisions/s over calling the service directly: p50 %+.2f ms, p99 %+.2f ms (goal p99 <= 2 ms: %s); nginx adds p99 %+.2f ms\n", added50, added, (added <= 2) ? "met" : "NOT met", nadded
       printf "goal: service stalled: p99 %.2f ms (goal <= --decide-timeout + 50 ms = %d ms: %s); slowest answer %.2f ms (IM'"'"'s deadline 2000 ms: %s)\n", sp99, tmo + 50, (sp99 <= tmo + 50) ? "met" : "NOT met", smax, (smax < 2000) ? "met" : "NOT met"
       printf "goal: circuit open: p99 %.2f ms (goal < 5 ms: %s); slowest %.2f ms (the one trial call per second waits out the budget)\n", op99, (op99 < 5) ? "met" : "NOT met", omax

@@ -105,7 +105,7 @@ func TestPerformanceDoc(t *testing.T) {
 
 	t.Run("scenarios", func(t *testing.T) {
 		t.Parallel()
-		row := regexp.MustCompile(`(?m)^(?:decide )?([a-z0-9-]+)\s+(imedge[a-z0-9-]*|nginx[a-z-]*|direct)\s+\d`)
+		row := regexp.MustCompile(`(?m)^(?:decide )?([a-z0-9-]+)\s+(imedge[a-z0-9-]*|nginx[a-z-]*|direct|go-floor)\s+\d`)
 		rows := row.FindAllStringSubmatch(doc, -1)
 		require.Greater(t, len(rows), 20, "the figure tables were found")
 		batched := regexp.MustCompile(`^imedge-b\d+$`)
