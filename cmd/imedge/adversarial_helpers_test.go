@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -43,17 +41,10 @@ type arena struct {
 	rogue, expired, wrongEKU, revoked tls.Certificate
 }
 
-// sign returns the Sign of IM's token authentication for requestTime.
-func sign(requestTime int64) string {
-	sum := sha256.Sum256([]byte(advToken + strconv.FormatInt(requestTime, 10)))
-	return hex.EncodeToString(sum[:])
-}
-
 // signedURL is a callback URL with a valid Sign for now and the given
 // ClientIP.
 func (a *arena) signedURL(clientIP string) string {
-	now := time.Now().Unix()
-	return callbackURL(a.im.addr, clientIP) + "&Sign=" + sign(now) + "&RequestTime=" + strconv.FormatInt(now, 10)
+	return callbackURL(a.im.addr, clientIP) + signQuery(advToken, time.Now())
 }
 
 // dialer dials from the loopback address src (Linux routes all of

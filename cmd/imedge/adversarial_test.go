@@ -335,7 +335,7 @@ func TestAdversarial(t *testing.T) {
 			now := time.Now().Unix()
 			switch {
 			case tc.url == "stale":
-				url = callbackURL(a.im.addr, clientIP) + "&Sign=" + sign(now-600) + "&RequestTime=" + strconv.FormatInt(now-600, 10)
+				url = callbackURL(a.im.addr, clientIP) + signQuery(advToken, time.Unix(now-600, 0))
 			case tc.url == "forged":
 				url = callbackURL(a.im.addr, clientIP) + "&Sign=" + strings.Repeat("ab", 32) + "&RequestTime=" + strconv.FormatInt(now, 10)
 			case tc.url == "unsigned":

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -185,10 +183,8 @@ func TestE2E_Decide(t *testing.T) {
 // postSigned posts a callback signed with token, as IM does.
 func postSigned(t *testing.T, p *pki, addr, command, body, token string) (int, string) {
 	t.Helper()
-	rt := strconv.FormatInt(time.Now().Unix(), 10)
-	sum := sha256.Sum256([]byte(token + rt))
 	u := "https://" + addr + "/?SdkAppid=" + appID + "&CallbackCommand=" + command +
-		"&contenttype=json&ClientIP=10.0.0.7&OptPlatform=iOS&Sign=" + hex.EncodeToString(sum[:]) + "&RequestTime=" + rt
+		"&contenttype=json&ClientIP=10.0.0.7&OptPlatform=iOS" + signQuery(token, time.Now())
 	resp, err := p.httpsClient().Post(u, "application/json", strings.NewReader(body))
 	require.NoError(t, err)
 	defer resp.Body.Close()

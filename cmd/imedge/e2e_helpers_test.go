@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/certs/certstest"
+	"github.com/imedge/imedge/imsim"
 	"github.com/imedge/imedge/internal/testkit"
 )
 
@@ -202,6 +204,13 @@ const appID = "1400000001"
 func callbackURL(addr, clientIP string) string {
 	return "https://" + addr + "/?SdkAppid=" + appID +
 		"&CallbackCommand=Sns.CallbackFriendDelete&contenttype=json&ClientIP=" + clientIP + "&OptPlatform=iOS"
+}
+
+// signQuery is the "&Sign=...&RequestTime=..." suffix IM appends to a
+// callback URL when the app has a token, for the request time at.
+func signQuery(token string, at time.Time) string {
+	rt := at.Unix()
+	return "&Sign=" + imsim.Sign([]byte(token), rt) + "&RequestTime=" + strconv.FormatInt(rt, 10)
 }
 
 func friendDeleteBody(from, to string) string {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -46,11 +44,7 @@ func TestE2E_TokenOnly(t *testing.T) {
 	noCert := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: certstest.Pool(p.ca)}}}
 	post := func(query string) (int, string) { return postFriendDelete(t, noCert, im.addr, "token-only", query) }
-	signed := func(at time.Time) string {
-		rt := strconv.FormatInt(at.Unix(), 10)
-		sum := sha256.Sum256([]byte(token + rt))
-		return "&Sign=" + hex.EncodeToString(sum[:]) + "&RequestTime=" + rt
-	}
+	signed := func(at time.Time) string { return signQuery(token, at) }
 
 	code, body := post(signed(time.Now()))
 	assert.Equal(t, http.StatusOK, code)
