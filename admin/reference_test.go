@@ -23,6 +23,7 @@ import (
 	"github.com/imedge/imedge/dedupe"
 	"github.com/imedge/imedge/egress"
 	"github.com/imedge/imedge/forward"
+	"github.com/imedge/imedge/internal/testkit"
 	"github.com/imedge/imedge/receiver"
 	"github.com/imedge/imedge/tlsconf"
 )
@@ -193,27 +194,6 @@ func TestMetricsDoc(t *testing.T) {
 	assert.Equal(t, table, doc[i+len(metricsBegin):j], "docs/reference.md's metrics are stale: go test ./admin -run TestMetricsDoc -update")
 }
 
-// section returns the part of doc under the heading line head, up to the
-// next heading of the same or a higher level (outside code blocks).
-func section(t *testing.T, doc, head string) string {
-	t.Helper()
-	level := strings.IndexByte(head, ' ') // "## /status": 2
-	lines := strings.Split(doc, "\n")
-	start := slices.Index(lines, head)
-	require.True(t, start >= 0, "docs/reference.md has the heading %q", head)
-	end, fenced := len(lines), false
-	for k := start + 1; k < len(lines); k++ {
-		if strings.HasPrefix(lines[k], "```") {
-			fenced = !fenced
-		}
-		if n := len(lines[k]) - len(strings.TrimLeft(lines[k], "#")); !fenced && n > 0 && n <= level {
-			end = k
-			break
-		}
-	}
-	return strings.Join(lines[start+1:end], "\n")
-}
-
 // jsonKeys returns the JSON member names of type t and, recursively, of the
 // structs it holds (through pointers, slices and embedded structs), each
 // once, in order. time.Time and maps are leaves.
@@ -258,7 +238,7 @@ func TestStatusDoc(t *testing.T) {
 	require.NoError(t, err)
 	doc := string(b)
 
-	status := section(t, doc, "## /status")
+	status := testkit.MarkdownSection(t, doc, "## /status")
 	st := reflect.TypeFor[statusReply]()
 	for i := range st.NumField() {
 		name, _, _ := strings.Cut(st.Field(i).Tag.Get("json"), ",")
@@ -270,7 +250,7 @@ func TestStatusDoc(t *testing.T) {
 		assert.True(t, strings.Contains(status, "`"+k+"`"), "/status member %q is named in docs/reference.md", k)
 	}
 
-	endpoints := section(t, doc, "## Admin endpoints")
+	endpoints := testkit.MarkdownSection(t, doc, "## Admin endpoints")
 	for _, c := range docServer(t).readiness().Checks {
 		assert.True(t, strings.Contains(endpoints, "\n| `"+c.Name+"` |"), "readiness check %q has a row in docs/reference.md", c.Name)
 	}

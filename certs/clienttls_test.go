@@ -20,15 +20,12 @@ import (
 // failed otherwise.
 func TestClientTLS(t *testing.T) {
 	ca := certstest.NewCA(t)
-	srvFiles := ca.WriteFiles(t, ca.Issue(t, certstest.Server("127.0.0.1")))
 	cliFiles := ca.WriteFiles(t, ca.Issue(t, certstest.Client("spiffe://imedge/test")))
 
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, r.TLS.PeerCertificates[0].URIs[0].String())
 	}))
-	pair, err := certs.LoadKeyPair(srvFiles.Cert, srvFiles.Key)
-	require.NoError(t, err)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: certstest.Pool(ca)}
+	srv.TLS = certstest.MutualServerTLS(t, ca, "127.0.0.1")
 	srv.StartTLS()
 	defer srv.Close()
 

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/admin"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 const operationsPath = "../../docs/operations.md"
@@ -107,7 +108,7 @@ func TestOperationsDoc(t *testing.T) {
 
 	t.Run("SIGHUP settings", func(t *testing.T) {
 		t.Parallel()
-		section := sectionOf(doc, "### SIGHUP")
+		section := testkit.MarkdownSection(t, doc, "### SIGHUP")
 		var listed []string
 		for _, line := range strings.Split(section, "\n") {
 			if !strings.HasPrefix(line, "| `") {
@@ -336,23 +337,6 @@ func newScriptOptions(t *testing.T) map[string]map[string]bool {
 		out[filepath.Base(f)] = opts
 	}
 	return out
-}
-
-// sectionOf returns the text of doc from the heading line to the next
-// heading of the same or a higher level.
-func sectionOf(doc, heading string) string {
-	i := strings.Index(doc, "\n"+heading+"\n")
-	if i < 0 {
-		return ""
-	}
-	level := strings.Index(heading, " ")
-	rest := doc[i+len(heading)+2:]
-	for _, m := range regexp.MustCompile(`(?m)^#{1,6} `).FindAllStringIndex(rest, -1) {
-		if m[1]-m[0]-1 <= level {
-			return rest[:m[0]]
-		}
-	}
-	return rest
 }
 
 // headingAnchors returns the GitHub anchors of text's headings (outside

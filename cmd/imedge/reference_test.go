@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imedge/imedge/audit"
+	"github.com/imedge/imedge/internal/testkit"
 )
 
 const referencePath = "../../docs/reference.md"
@@ -72,24 +73,21 @@ func TestReferenceDoc(t *testing.T) {
 	}
 }
 
-// referenceTable returns the first cell of each row of the table under the
-// heading line head in doc.
+// referenceTable returns the first cell of each body row of the first
+// table under the heading line head in doc.
 func referenceTable(t *testing.T, doc, head string) []string {
 	t.Helper()
-	_, rest, ok := strings.Cut(doc, "\n"+head+"\n")
-	require.True(t, ok, "docs/reference.md has the heading %q", head)
 	var cells []string
-	inTable := false
-	for line := range strings.Lines(rest) {
+	for line := range strings.Lines(testkit.MarkdownSection(t, doc, head)) {
 		switch {
 		case strings.HasPrefix(line, "|"):
-			inTable = true
 			cell, _, _ := strings.Cut(strings.TrimPrefix(line, "|"), "|")
 			cells = append(cells, strings.TrimSpace(cell))
-		case inTable:
+		case len(cells) > 0:
 			return cells[2:] // past the header and its rule
 		}
 	}
+	require.GreaterOrEqual(t, len(cells), 2, "a table under %q", head)
 	return cells[2:]
 }
 

@@ -1,7 +1,8 @@
 // Package testkit holds small helpers shared by imedge's tests and
 // benchmarks: a manually advanced clock, the process's resident set size,
 // running the real binary, a buffer for concurrent writers, the decoding
-// of JSON log lines and a file's allocated bytes. Waiting for a condition uses testify's
+// of JSON log lines, a file's allocated bytes and a Markdown section of a
+// doc under test. Waiting for a condition uses testify's
 // require.Eventually / assert.Eventually, never a sleep. It is imported only
 // by _test.go files.
 package testkit

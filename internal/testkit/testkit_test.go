@@ -72,3 +72,11 @@ func TestJSONLines(t *testing.T) {
 	assert.Equal(t, "b", lines[1]["msg"])
 	assert.Empty(t, testkit.JSONLines(t, ""))
 }
+
+func TestMarkdownSection(t *testing.T) {
+	doc := "# T\n## A\na1\n```sh\n# a shell comment\n```\n### A.1\na2\n## B\nb1\n"
+	assert.Equal(t, "a1\n```sh\n# a shell comment\n```\n### A.1\na2", testkit.MarkdownSection(t, doc, "## A"),
+		"up to the next heading of the same level; a comment in code and a deeper heading do not end it")
+	assert.Equal(t, "a2", testkit.MarkdownSection(t, doc, "### A.1"), "a higher level ends it")
+	assert.Equal(t, "b1\n", testkit.MarkdownSection(t, doc, "## B"), "the last section runs to the end")
+}
