@@ -47,14 +47,14 @@
 # --cert is not what imedge serves: nothing changes; but when --cert
 # already holds the new certificate, as after the rotation of another
 # instance that reads the same files, imedge is only reloaded and the new
-# fingerprint confirmed); 3. back the live
-# files up as FILE.bak.TIMESTAMP; 4. replace key then certificate, each by
-# an atomic rename (certificate 0644; the key keeps the live key's mode up
-# to 0640, so a key the service reads through its group stays readable, and
-# 0600 when new; group kept, and owner too when run as root); 5. reload imedge; 6. poll `imedge certs status` until the new
-# fingerprint is served. If the reload cannot be requested, or the new
-# certificate is not served in time, the backups are put back, imedge is
-# reloaded again and the old fingerprint is confirmed.
+# fingerprint confirmed); 3. back the live files up as FILE.bak.TIMESTAMP;
+# 4. replace key then certificate, each by an atomic rename (certificate
+# 0644; the key keeps the live key's mode up to 0640, so a key the service
+# reads through its group stays readable, and 0600 when new; group kept,
+# and owner too when run as root); 5. reload imedge; 6. poll `imedge certs
+# status` until the new fingerprint is served. If the reload cannot be
+# requested, or the new certificate is not served in time, the backups are
+# put back, imedge is reloaded again and the old fingerprint is confirmed.
 #
 # Output: one line per step on stdout, errors on stderr. Exit status: 0 the
 # new certificate is served; 1 refused (nothing changed), imedge not
