@@ -180,8 +180,18 @@ func TestEgress_E2E_FetchesEnforcesAndFollowsIMsList(t *testing.T) {
 	assert.Contains(t, im.stderr.String(), "127.0.0.2/32", "the change is logged with what was added")
 
 	api.fail.Store(true)
-	before := api.calls.Load()
-	require.Eventually(t, func() bool { return api.calls.Load() > before }, 15*time.Second, 50*time.Millisecond)
+	// The fake API counts a call when it is made, imedge a refresh once it
+	// has ended: wait for imedge's count of failed refreshes.
+	failed := regexp.MustCompile(`(?m)^imedge_im_egress_refreshes_total\{result="error"\} [1-9]`)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(metrics)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return err == nil && failed.Match(b)
+	}, 15*time.Second, 50*time.Millisecond, "a failed refresh is counted")
 	assert.NoError(t, handshakeFrom(p, im.addr, "127.0.0.2"), "a failed fetch keeps the last good list")
 
 	base := "http://" + im.adminAddr(t)
